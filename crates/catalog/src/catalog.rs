@@ -1,0 +1,506 @@
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use crate::error::{CatalogError, Result, db_err, to_i64};
+use crate::model::{
+    NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, Recording, RecordingQuery, SortOrder,
+};
+
+/// Upper bound on one `list_recordings`/`list_outbox` page, so a careless
+/// query parameter cannot make us materialise the whole table.
+pub const MAX_LIST_LIMIT: u32 = 1000;
+/// How long a connection waits on another writer before failing with BUSY.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// SQLite serialises writers anyway; a few connections let readers run
+/// alongside the single writer in WAL mode.
+const POOL_SIZE: u32 = 4;
+/// Write transactions take the write lock up front: a deferred transaction
+/// that reads first can fail with SQLITE_BUSY_SNAPSHOT instead of waiting.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+// Column lists as macros so they can be spliced into `&'static str` SQL with
+// `concat!` (sqlx only accepts static strings without `AssertSqlSafe`).
+macro_rules! push_cols {
+    () => {
+        "sequence, app, appname, stream_id, stream_param, client_ip, node, started_at_ms, \
+         ended_at_ms, errcode, errmsg, width, height"
+    };
+}
+macro_rules! recording_cols {
+    () => {
+        "file_id, sequence, app, appname, stream_id, format, start_ms, end_ms, duration_ms, \
+         size_bytes, path, video_url, stream_param, video_codec, width, height, media_start_ms, \
+         created_at_ms"
+    };
+}
+macro_rules! outbox_cols {
+    () => {
+        "id, event_id, event_type, url, body, sign_key, stream_id, attempts, max_attempts, \
+         retry_interval_ms, next_attempt_at_ms, created_at_ms, delivered_at_ms, last_error, state"
+    };
+}
+
+/// Handle to the catalogue database. Cheap to clone (shares the pool).
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    pool: SqlitePool,
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalogue at `path` and applies pending
+    /// migrations.
+    ///
+    /// WAL + `synchronous=FULL`: every commit fsyncs the WAL before it is
+    /// acknowledged, so a returned `Ok` survives kill -9 and power loss.
+    pub async fn open(path: &Path) -> Result<Catalog> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .connect_with(options)
+            .await
+            .map_err(|source| CatalogError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Self::migrate(pool).await
+    }
+
+    /// A private in-memory catalogue (for tests). Uses a single connection
+    /// that is never recycled, since the database dies with its connection.
+    pub async fn open_in_memory() -> Result<Catalog> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|source| CatalogError::Open {
+                path: ":memory:".into(),
+                source,
+            })?
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|source| CatalogError::Open {
+                path: ":memory:".into(),
+                source,
+            })?;
+        Self::migrate(pool).await
+    }
+
+    async fn migrate(pool: SqlitePool) -> Result<Catalog> {
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(CatalogError::Migrate)?;
+        Ok(Catalog { pool })
+    }
+
+    /// Waits for in-flight queries and closes every connection (checkpointing
+    /// the WAL). Not required for durability, only for a tidy shutdown.
+    pub async fn close(self) {
+        self.pool.close().await;
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    // ---- push sessions -------------------------------------------------
+
+    /// Records the start of a publish and, in the same transaction, enqueues
+    /// its push event (Tencent event 1), if any.
+    pub async fn begin_push(&self, push: &NewPush, event: Option<NewEvent>) -> Result<()> {
+        const OP: &str = "begin_push";
+        let key = || format!("sequence={}", push.sequence);
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(db_err(OP, key()))?;
+        sqlx::query(concat!(
+            "INSERT INTO push_sessions (",
+            push_cols!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)"
+        ))
+        .bind(&push.sequence)
+        .bind(&push.app)
+        .bind(&push.appname)
+        .bind(&push.stream_id)
+        .bind(&push.stream_param)
+        .bind(&push.client_ip)
+        .bind(&push.node)
+        .bind(push.started_at_ms)
+        .bind(i64::from(push.width))
+        .bind(i64::from(push.height))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err(OP, key()))?;
+        insert_events_in(&mut tx, OP, event).await?;
+        tx.commit().await.map_err(db_err(OP, key()))
+    }
+
+    /// Records the end of a publish and, in the same transaction, enqueues
+    /// `events` (Tencent event 0).
+    ///
+    /// Returns whether a session row matched. The events are enqueued even
+    /// when it did not (e.g. the row was pruned): the receiver still wants
+    /// to hear that the stream stopped.
+    pub async fn end_push(
+        &self,
+        sequence: &str,
+        ended_at_ms: i64,
+        errcode: i32,
+        errmsg: &str,
+        events: Vec<NewEvent>,
+    ) -> Result<bool> {
+        const OP: &str = "end_push";
+        let key = || format!("sequence={sequence}");
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(db_err(OP, key()))?;
+        let updated = sqlx::query(
+            "UPDATE push_sessions SET ended_at_ms = ?, errcode = ?, errmsg = ? WHERE sequence = ?",
+        )
+        .bind(ended_at_ms)
+        .bind(errcode)
+        .bind(errmsg)
+        .bind(sequence)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err(OP, key()))?
+        .rows_affected();
+        insert_events_in(&mut tx, OP, events).await?;
+        tx.commit().await.map_err(db_err(OP, key()))?;
+        Ok(updated > 0)
+    }
+
+    pub async fn get_push(&self, sequence: &str) -> Result<Option<PushSession>> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            push_cols!(),
+            " FROM push_sessions WHERE sequence = ?"
+        ))
+        .bind(sequence)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err("get_push", format_args!("sequence={sequence}")))
+    }
+
+    // ---- recordings ----------------------------------------------------
+
+    /// Inserts a finished recording and its events (Tencent event 100) in one
+    /// transaction: either both are stored or neither is. The caller must
+    /// have fsynced the file before calling.
+    pub async fn insert_recording(&self, rec: &Recording, events: Vec<NewEvent>) -> Result<()> {
+        const OP: &str = "insert_recording";
+        let key = || format!("file_id={}", rec.file_id);
+        let size_bytes = to_i64(OP, "size_bytes", rec.size_bytes)?;
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(db_err(OP, key()))?;
+        sqlx::query(concat!(
+            "INSERT INTO recordings (",
+            recording_cols!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&rec.file_id)
+        .bind(&rec.sequence)
+        .bind(&rec.app)
+        .bind(&rec.appname)
+        .bind(&rec.stream_id)
+        .bind(&rec.format)
+        .bind(rec.start_ms)
+        .bind(rec.end_ms)
+        .bind(rec.duration_ms)
+        .bind(size_bytes)
+        .bind(&rec.path)
+        .bind(&rec.video_url)
+        .bind(&rec.stream_param)
+        .bind(&rec.video_codec)
+        .bind(i64::from(rec.width))
+        .bind(i64::from(rec.height))
+        .bind(rec.media_start_ms)
+        .bind(rec.created_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err(OP, key()))?;
+        insert_events_in(&mut tx, OP, events).await?;
+        tx.commit().await.map_err(db_err(OP, key()))
+    }
+
+    pub async fn get_recording(&self, file_id: &str) -> Result<Option<Recording>> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            recording_cols!(),
+            " FROM recordings WHERE file_id = ?"
+        ))
+        .bind(file_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err("get_recording", format_args!("file_id={file_id}")))
+    }
+
+    /// One page of recordings matching `q`, plus the total number of matches
+    /// (ignoring offset/limit). Both are read from one snapshot.
+    pub async fn list_recordings(&self, q: &RecordingQuery) -> Result<(u64, Vec<Recording>)> {
+        const OP: &str = "list_recordings";
+        let offset = to_i64(OP, "offset", q.offset)?;
+        // A read transaction so the count and the page agree.
+        let mut tx = self.pool.begin().await.map_err(db_err(OP, ""))?;
+        let total: i64 = count_recordings_sql(q, "")
+            .build_query_scalar()
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err(OP, ""))?;
+        let rows: Vec<Recording> = page_recordings_sql(q, offset, "")
+            .build_query_as()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err(OP, ""))?;
+        tx.commit().await.map_err(db_err(OP, ""))?;
+        // COUNT(*) is never negative.
+        Ok((u64::try_from(total).unwrap_or(0), rows))
+    }
+
+    /// Removes a recording row and returns it, so the caller can delete the
+    /// file. `None` if there was no such row.
+    pub async fn delete_recording(&self, file_id: &str) -> Result<Option<Recording>> {
+        sqlx::query_as(concat!(
+            "DELETE FROM recordings WHERE file_id = ? RETURNING ",
+            recording_cols!()
+        ))
+        .bind(file_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err(
+            "delete_recording",
+            format_args!("file_id={file_id}"),
+        ))
+    }
+
+    // ---- outbox --------------------------------------------------------
+
+    /// Enqueues events on their own (one transaction for all of them).
+    pub async fn insert_events(&self, events: Vec<NewEvent>) -> Result<()> {
+        const OP: &str = "insert_events";
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(db_err(OP, ""))?;
+        insert_events_in(&mut tx, OP, events).await?;
+        tx.commit().await.map_err(db_err(OP, ""))
+    }
+
+    /// Pending events whose next attempt is due at or before `now_ms`, in
+    /// delivery (id) order, at most `limit` (clamped to [`MAX_LIST_LIMIT`]).
+    pub async fn due_events(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxEvent>> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            outbox_cols!(),
+            " FROM outbox WHERE state = 'pending' AND next_attempt_at_ms <= ? ORDER BY id LIMIT ?"
+        ))
+        .bind(now_ms)
+        .bind(i64::from(limit.min(MAX_LIST_LIMIT)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("due_events", ""))
+    }
+
+    /// The earliest `next_attempt_at_ms` among pending events, so the
+    /// notifier can sleep until then; `None` when nothing is pending.
+    pub async fn next_due_at(&self) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT MIN(next_attempt_at_ms) FROM outbox WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err("next_due_at", ""))
+    }
+
+    /// Marks a pending event delivered. Returns false if the event does not
+    /// exist or is no longer pending.
+    pub async fn mark_delivered(&self, id: i64, now_ms: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'delivered', delivered_at_ms = ?, \
+             attempts = attempts + 1, last_error = NULL \
+             WHERE id = ? AND state = 'pending'",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("mark_delivered", format_args!("id={id}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records a failed attempt. `attempts_done` is the total number of
+    /// attempts made so far. `Some(t)` schedules a retry at `t`; `None` gives
+    /// up and moves the event to `dead`. The retry policy (max_attempts,
+    /// interval) is the notifier's: the catalogue stores what it is told.
+    /// Returns false if the event does not exist or is no longer pending.
+    pub async fn mark_failed(
+        &self,
+        id: i64,
+        attempts_done: u32,
+        next_attempt_at_ms: Option<i64>,
+        error: &str,
+    ) -> Result<bool> {
+        let state = match next_attempt_at_ms {
+            Some(_) => OutboxState::Pending,
+            None => OutboxState::Dead,
+        };
+        let done = sqlx::query(
+            "UPDATE outbox SET attempts = ?, \
+             next_attempt_at_ms = COALESCE(?, next_attempt_at_ms), \
+             last_error = ?, state = ? \
+             WHERE id = ? AND state = 'pending'",
+        )
+        .bind(i64::from(attempts_done))
+        .bind(next_attempt_at_ms)
+        .bind(error)
+        .bind(state.as_str())
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("mark_failed", format_args!("id={id}")))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Newest-first listing of the outbox, optionally filtered by state
+    /// (for the console). `limit` is clamped to [`MAX_LIST_LIMIT`].
+    pub async fn list_outbox(
+        &self,
+        state: Option<OutboxState>,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            outbox_cols!(),
+            " FROM outbox WHERE (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(state.map(OutboxState::as_str))
+        .bind(state.map(OutboxState::as_str))
+        .bind(i64::from(limit.min(MAX_LIST_LIMIT)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("list_outbox", ""))
+    }
+
+    /// Number of pending (not yet delivered, not dead) events.
+    pub async fn outbox_depth(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err("outbox_depth", ""))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Deletes delivered and dead events created before `before_ms`; pending
+    /// ones are never purged. Returns how many rows went.
+    pub async fn purge_outbox(&self, before_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM outbox WHERE state IN ('delivered', 'dead') AND created_at_ms < ?",
+        )
+        .bind(before_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err("purge_outbox", ""))?;
+        Ok(done.rows_affected())
+    }
+}
+
+async fn insert_events_in(
+    conn: &mut SqliteConnection,
+    op: &'static str,
+    events: impl IntoIterator<Item = NewEvent>,
+) -> Result<()> {
+    for ev in events {
+        let retry = to_i64(op, "retry_interval_ms", ev.retry_interval_ms)?;
+        sqlx::query(
+            "INSERT INTO outbox (event_id, event_type, url, body, sign_key, stream_id, attempts, \
+             max_attempts, retry_interval_ms, next_attempt_at_ms, created_at_ms, state) \
+             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, 'pending')",
+        )
+        .bind(&ev.event_id)
+        .bind(ev.event_type)
+        .bind(&ev.url)
+        .bind(&ev.body)
+        .bind(&ev.sign_key)
+        .bind(&ev.stream_id)
+        .bind(i64::from(ev.max_attempts))
+        .bind(retry)
+        .bind(ev.created_at_ms)
+        .bind(ev.created_at_ms)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err(op, format_args!("event_id={}", ev.event_id)))?;
+    }
+    Ok(())
+}
+
+/// Appends ` WHERE ...` for the query's filters, binding every value.
+fn push_recording_filters(qb: &mut QueryBuilder<Sqlite>, q: &RecordingQuery) {
+    let mut sep = " WHERE ";
+    let mut text = |qb: &mut QueryBuilder<Sqlite>, col: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            qb.push(sep).push(col).push(" = ").push_bind(v.clone());
+            sep = " AND ";
+        }
+    };
+    text(qb, "stream_id", &q.stream_id);
+    text(qb, "appname", &q.appname);
+    text(qb, "app", &q.app);
+    text(qb, "format", &q.format);
+    if let Some(from) = q.from_ms {
+        qb.push(sep).push("start_ms >= ").push_bind(from);
+        sep = " AND ";
+    }
+    if let Some(to) = q.to_ms {
+        qb.push(sep).push("start_ms < ").push_bind(to);
+    }
+}
+
+/// `prefix` lets tests prepend `EXPLAIN QUERY PLAN `.
+pub(crate) fn count_recordings_sql(q: &RecordingQuery, prefix: &str) -> QueryBuilder<Sqlite> {
+    let mut qb = QueryBuilder::new(prefix);
+    qb.push("SELECT COUNT(*) FROM recordings");
+    push_recording_filters(&mut qb, q);
+    qb
+}
+
+pub(crate) fn page_recordings_sql(
+    q: &RecordingQuery,
+    offset: i64,
+    prefix: &str,
+) -> QueryBuilder<Sqlite> {
+    let mut qb = QueryBuilder::new(prefix);
+    qb.push(concat!("SELECT ", recording_cols!(), " FROM recordings"));
+    push_recording_filters(&mut qb, q);
+    // file_id breaks ties so paging is stable when start times collide.
+    qb.push(match q.order {
+        SortOrder::Asc => " ORDER BY start_ms ASC, file_id ASC",
+        SortOrder::Desc => " ORDER BY start_ms DESC, file_id DESC",
+    });
+    qb.push(" LIMIT ")
+        .push_bind(i64::from(q.limit.min(MAX_LIST_LIMIT)))
+        .push(" OFFSET ")
+        .push_bind(offset);
+    qb
+}

@@ -1,0 +1,63 @@
+use std::path::PathBuf;
+
+/// Every catalogue failure, tagged with the operation and the key it was about.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog: opening {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("catalog: applying migrations: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// `key` names the row involved, e.g. `file_id=abc`, or is empty.
+    #[error("catalog: {op}({key}): {source}")]
+    Db {
+        op: &'static str,
+        key: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// A caller-supplied unsigned value does not fit the signed 64-bit column.
+    #[error("catalog: {op}: {field}={value} is out of range")]
+    OutOfRange {
+        op: &'static str,
+        field: &'static str,
+        value: u64,
+    },
+}
+
+impl CatalogError {
+    /// True when the failure is a UNIQUE/PRIMARY KEY violation, e.g. a
+    /// duplicate `file_id`, `sequence` or `event_id`; the whole transaction
+    /// was rolled back.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            CatalogError::Db {
+                source: sqlx::Error::Database(e),
+                ..
+            } => e.is_unique_violation(),
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;
+
+/// Builds the `map_err` closure for a query; the key string is only
+/// formatted when an error actually happens.
+pub(crate) fn db_err<K: std::fmt::Display>(
+    op: &'static str,
+    key: K,
+) -> impl FnOnce(sqlx::Error) -> CatalogError {
+    move |source| CatalogError::Db {
+        op,
+        key: key.to_string(),
+        source,
+    }
+}
+
+pub(crate) fn to_i64(op: &'static str, field: &'static str, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| CatalogError::OutOfRange { op, field, value })
+}

@@ -1,0 +1,32 @@
+//! The livetape catalogue: push sessions, recordings and the webhook outbox,
+//! stored in SQLite (a PostgreSQL twin will follow; the SQL stays portable
+//! where that is cheap: epoch-ms `i64` times, caller-generated TEXT ids).
+//!
+//! Invariants:
+//! - a `recordings` row is inserted only after its file is complete and
+//!   fsynced (the caller's duty), so a row always points at a whole file;
+//! - an outbox row is written in the same transaction as the change that
+//!   causes it, so a committed change always has its webhook queued and a
+//!   rolled-back change never does;
+//! - a successful write has been fsynced (WAL, `synchronous=FULL`).
+//!
+//! Time is always passed in by the caller (`now_ms`); the catalogue reads no
+//! clock.
+//!
+//! TODO(tombstones): `delete_recording` currently removes the row outright;
+//! a tombstone step (row marked deleted, file removed, then row purged) is
+//! planned so a crash between the two cannot leak files.
+
+mod catalog;
+mod error;
+mod model;
+
+pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
+pub use error::{CatalogError, Result};
+pub use model::{
+    NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, Recording, RecordingQuery, SortOrder,
+    UnknownOutboxState,
+};
+
+#[cfg(test)]
+mod internal_tests;

@@ -1,0 +1,464 @@
+use livetape_catalog::{
+    Catalog, MAX_LIST_LIMIT, NewEvent, NewPush, OutboxState, Recording, RecordingQuery, SortOrder,
+};
+use std::path::Path;
+
+fn ev(event_id: &str, event_type: i32, created_at_ms: i64) -> NewEvent {
+    NewEvent {
+        event_id: event_id.into(),
+        event_type,
+        url: "http://hook.example/cb".into(),
+        body: format!(r#"{{"event_type":{event_type}}}"#),
+        sign_key: "k".into(),
+        stream_id: "s1".into(),
+        max_attempts: 3,
+        retry_interval_ms: 60_000,
+        created_at_ms,
+    }
+}
+
+fn push(sequence: &str) -> NewPush {
+    NewPush {
+        sequence: sequence.into(),
+        app: "example.com".into(),
+        appname: "live".into(),
+        stream_id: "s1".into(),
+        stream_param: "a=b".into(),
+        client_ip: "10.0.0.1".into(),
+        node: "node-a".into(),
+        started_at_ms: 1_000,
+        width: 1280,
+        height: 720,
+    }
+}
+
+fn rec(file_id: &str, stream_id: &str, start_ms: i64) -> Recording {
+    Recording {
+        file_id: file_id.into(),
+        sequence: "42".into(),
+        app: "example.com".into(),
+        appname: "live".into(),
+        stream_id: stream_id.into(),
+        format: "flv".into(),
+        start_ms,
+        end_ms: start_ms + 10_000,
+        duration_ms: 10_000,
+        size_bytes: 5_000_000_000, // > u32::MAX: the column must be 64-bit
+        path: format!("live/{stream_id}/{file_id}.flv"),
+        video_url: format!("http://vod.example/{file_id}.flv"),
+        stream_param: "a=b".into(),
+        video_codec: "h264".into(),
+        width: 640,
+        height: 360,
+        media_start_ms: 33,
+        created_at_ms: start_ms + 10_500,
+    }
+}
+
+async fn open(dir: &Path) -> Catalog {
+    Catalog::open(&dir.join("catalog.db")).await.expect("open")
+}
+
+#[tokio::test]
+async fn push_session_round_trip_with_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = open(dir.path()).await;
+    cat.begin_push(&push("42"), Some(ev("push-42", 1, 1_000)))
+        .await
+        .unwrap();
+    let s = cat.get_push("42").await.unwrap().expect("session stored");
+    assert_eq!(s.appname, "live");
+    assert_eq!((s.width, s.height), (1280, 720));
+    assert_eq!(s.ended_at_ms, None);
+    assert_eq!(s.errcode, None);
+
+    let ended = cat
+        .end_push("42", 9_000, 1, "normal", vec![ev("end-42", 0, 9_000)])
+        .await
+        .unwrap();
+    assert!(ended);
+    let s = cat.get_push("42").await.unwrap().unwrap();
+    assert_eq!(s.ended_at_ms, Some(9_000));
+    assert_eq!(s.errcode, Some(1));
+    assert_eq!(s.errmsg.as_deref(), Some("normal"));
+
+    let types: Vec<i32> = cat
+        .due_events(i64::MAX, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event_type)
+        .collect();
+    assert_eq!(types, [1, 0]);
+
+    // Unknown session: reported, but the stop event is still queued.
+    let ended = cat
+        .end_push("nope", 9_500, 1, "", vec![ev("end-nope", 0, 9_500)])
+        .await
+        .unwrap();
+    assert!(!ended);
+    assert_eq!(cat.outbox_depth().await.unwrap(), 3);
+    assert!(cat.get_push("nope").await.unwrap().is_none());
+
+    // A duplicate sequence rolls back its event too.
+    let err = cat
+        .begin_push(&push("42"), Some(ev("push-42-again", 1, 1_000)))
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(err.to_string().contains("sequence=42"), "{err}");
+    assert_eq!(cat.outbox_depth().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn recording_round_trip_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = open(dir.path()).await;
+    let r = rec("f1", "s1", 10_000);
+    cat.insert_recording(&r, vec![ev("rec-f1", 100, 20_500)])
+        .await
+        .unwrap();
+    assert_eq!(cat.get_recording("f1").await.unwrap(), Some(r.clone()));
+    assert_eq!(cat.get_recording("f2").await.unwrap(), None);
+    let due = cat.due_events(20_500, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].event_type, 100);
+
+    assert_eq!(cat.delete_recording("f1").await.unwrap(), Some(r));
+    assert_eq!(cat.get_recording("f1").await.unwrap(), None);
+    assert_eq!(cat.delete_recording("f1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn recording_and_its_event_commit_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = open(dir.path()).await;
+    cat.insert_events(vec![ev("taken", 100, 0)]).await.unwrap();
+
+    // The event insert fails (duplicate event_id) after the row insert: the
+    // row must be rolled back with it.
+    let err = cat
+        .insert_recording(&rec("f1", "s1", 0), vec![ev("taken", 100, 1)])
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(err.to_string().contains("event_id=taken"), "{err}");
+    assert_eq!(cat.get_recording("f1").await.unwrap(), None);
+    assert_eq!(cat.outbox_depth().await.unwrap(), 1);
+
+    // And the other way round: a duplicate file_id leaves no orphan event.
+    cat.insert_recording(&rec("f2", "s1", 0), vec![ev("e2", 100, 1)])
+        .await
+        .unwrap();
+    let err = cat
+        .insert_recording(&rec("f2", "s1", 5), vec![ev("e3", 100, 1)])
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(err.to_string().contains("file_id=f2"), "{err}");
+    assert_eq!(cat.get_recording("f2").await.unwrap().unwrap().start_ms, 0);
+    let ids: Vec<String> = cat
+        .list_outbox(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids, ["e2", "taken"]);
+}
+
+fn ids(rows: &[Recording]) -> Vec<&str> {
+    rows.iter().map(|r| r.file_id.as_str()).collect()
+}
+
+#[tokio::test]
+async fn list_recordings_filters_sorts_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = open(dir.path()).await;
+    // s1: a0..a5 at 0,10,..,50 (a2 and a3 share start 20 → file_id tie-break)
+    let mut all = Vec::new();
+    for (i, start) in [0, 10, 20, 20, 40, 50].into_iter().enumerate() {
+        let mut r = rec(&format!("a{i}"), "s1", start);
+        if i == 4 {
+            r.format = "mp4".into();
+        }
+        all.push(r);
+    }
+    let mut other = rec("b0", "s2", 15);
+    other.appname = "other".into();
+    other.app = "other.example".into();
+    all.push(other);
+    for r in &all {
+        cat.insert_recording(r, vec![]).await.unwrap();
+    }
+
+    let q = |f: fn(&mut RecordingQuery)| {
+        let mut q = RecordingQuery {
+            limit: 100,
+            ..Default::default()
+        };
+        f(&mut q);
+        q
+    };
+
+    let (n, rows) = cat.list_recordings(&q(|_| {})).await.unwrap();
+    assert_eq!(n, 7);
+    assert_eq!(ids(&rows), ["a0", "a1", "b0", "a2", "a3", "a4", "a5"]);
+
+    let (n, rows) = cat
+        .list_recordings(&q(|q| q.stream_id = Some("s1".into())))
+        .await
+        .unwrap();
+    assert_eq!(n, 6);
+    assert_eq!(ids(&rows), ["a0", "a1", "a2", "a3", "a4", "a5"]);
+
+    // Paging, descending: total stays the full match count.
+    let (n, rows) = cat
+        .list_recordings(&q(|q| {
+            q.stream_id = Some("s1".into());
+            q.order = SortOrder::Desc;
+            q.offset = 1;
+            q.limit = 3;
+        }))
+        .await
+        .unwrap();
+    assert_eq!(n, 6);
+    assert_eq!(ids(&rows), ["a4", "a3", "a2"]);
+
+    // Offset past the end: empty page, same total.
+    let (n, rows) = cat
+        .list_recordings(&q(|q| {
+            q.stream_id = Some("s1".into());
+            q.offset = 6;
+        }))
+        .await
+        .unwrap();
+    assert_eq!((n, rows.len()), (6, 0));
+
+    // Window is [from, to) on start_ms.
+    let (n, rows) = cat
+        .list_recordings(&q(|q| {
+            q.stream_id = Some("s1".into());
+            q.from_ms = Some(10);
+            q.to_ms = Some(40);
+        }))
+        .await
+        .unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(ids(&rows), ["a1", "a2", "a3"]);
+
+    let (n, rows) = cat
+        .list_recordings(&q(|q| q.format = Some("mp4".into())))
+        .await
+        .unwrap();
+    assert_eq!((n, ids(&rows)), (1, vec!["a4"]));
+
+    let (n, rows) = cat
+        .list_recordings(&q(|q| q.appname = Some("other".into())))
+        .await
+        .unwrap();
+    assert_eq!((n, ids(&rows)), (1, vec!["b0"]));
+
+    let (n, rows) = cat
+        .list_recordings(&q(|q| {
+            q.app = Some("example.com".into());
+            q.appname = Some("live".into());
+            q.stream_id = Some("s2".into());
+        }))
+        .await
+        .unwrap();
+    assert_eq!((n, rows.len()), (0, 0));
+
+    // limit 0 is a count-only query.
+    let (n, rows) = cat.list_recordings(&q(|q| q.limit = 0)).await.unwrap();
+    assert_eq!((n, rows.len()), (7, 0));
+}
+
+#[tokio::test]
+async fn list_limit_is_clamped() {
+    let cat = Catalog::open_in_memory().await.unwrap();
+    let n = MAX_LIST_LIMIT as usize + 5;
+    // One transaction's worth of inserts would be nicer, but this stays fast
+    // in memory.
+    for i in 0..n {
+        cat.insert_recording(&rec(&format!("f{i:05}"), "s", i as i64), vec![])
+            .await
+            .unwrap();
+    }
+    let (total, rows) = cat
+        .list_recordings(&RecordingQuery {
+            limit: u32::MAX,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, n as u64);
+    assert_eq!(rows.len(), MAX_LIST_LIMIT as usize);
+}
+
+#[tokio::test]
+async fn outbox_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = open(dir.path()).await;
+    assert_eq!(cat.next_due_at().await.unwrap(), None);
+    cat.insert_events(vec![
+        ev("e1", 100, 100),
+        ev("e2", 100, 200),
+        ev("e3", 0, 300),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(cat.outbox_depth().await.unwrap(), 3);
+    assert_eq!(cat.next_due_at().await.unwrap(), Some(100));
+
+    let due = cat.due_events(150, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let e1 = &due[0];
+    assert_eq!(e1.event_id, "e1");
+    assert_eq!(e1.attempts, 0);
+    assert_eq!(e1.max_attempts, 3);
+    assert_eq!(e1.retry_interval_ms, 60_000);
+    assert_eq!(e1.next_attempt_at_ms, 100);
+    assert_eq!(e1.state, OutboxState::Pending);
+    assert_eq!(e1.body, r#"{"event_type":100}"#);
+
+    let due = cat.due_events(1_000, 2).await.unwrap();
+    assert_eq!(
+        due.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(),
+        ["e1", "e2"]
+    );
+    let (id1, id2) = (due[0].id, due[1].id);
+    assert!(id1 < id2);
+
+    // e1 fails once and is rescheduled.
+    assert!(
+        cat.mark_failed(id1, 1, Some(500), "HTTP 502")
+            .await
+            .unwrap()
+    );
+    let due = cat.due_events(400, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(),
+        ["e2", "e3"]
+    );
+    let id3 = due[1].id;
+    assert_eq!(cat.next_due_at().await.unwrap(), Some(200));
+
+    // e2 delivered.
+    assert!(cat.mark_delivered(id2, 410).await.unwrap());
+    assert!(
+        !cat.mark_delivered(id2, 420).await.unwrap(),
+        "already delivered"
+    );
+    assert!(!cat.mark_failed(id2, 2, Some(1), "late").await.unwrap());
+
+    // e3 given up.
+    assert!(cat.mark_failed(id3, 3, None, "timeout").await.unwrap());
+    assert!(!cat.mark_failed(id3, 4, Some(1), "again").await.unwrap());
+    assert_eq!(cat.outbox_depth().await.unwrap(), 1);
+    assert_eq!(cat.next_due_at().await.unwrap(), Some(500));
+
+    let dead = cat.list_outbox(Some(OutboxState::Dead), 10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event_id, "e3");
+    assert_eq!(dead[0].attempts, 3);
+    assert_eq!(dead[0].last_error.as_deref(), Some("timeout"));
+
+    let delivered = cat
+        .list_outbox(Some(OutboxState::Delivered), 10)
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].delivered_at_ms, Some(410));
+    assert_eq!(delivered[0].attempts, 1);
+
+    let pending = cat
+        .list_outbox(Some(OutboxState::Pending), 10)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].attempts, 1);
+    assert_eq!(pending[0].next_attempt_at_ms, 500);
+    assert_eq!(pending[0].last_error.as_deref(), Some("HTTP 502"));
+
+    let all: Vec<String> = cat
+        .list_outbox(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(all, ["e3", "e2", "e1"], "newest first");
+
+    assert!(cat.due_events(499, 10).await.unwrap().is_empty());
+    assert!(cat.mark_delivered(id1, 500).await.unwrap());
+    assert_eq!(cat.next_due_at().await.unwrap(), None);
+    assert_eq!(cat.outbox_depth().await.unwrap(), 0);
+
+    // Purge: only finished rows older than the cut-off go.
+    cat.insert_events(vec![ev("e4", 100, 50)]).await.unwrap();
+    assert_eq!(cat.purge_outbox(250).await.unwrap(), 2); // e1, e2
+    let left: Vec<String> = cat
+        .list_outbox(None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(left, ["e4", "e3"]);
+}
+
+#[tokio::test]
+async fn pending_events_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = open(dir.path()).await;
+    cat.insert_recording(&rec("f1", "s1", 0), vec![ev("rec-f1", 100, 7)])
+        .await
+        .unwrap();
+    cat.insert_events(vec![ev("x", 1, 8)]).await.unwrap();
+    cat.close().await;
+
+    let cat = open(dir.path()).await; // migrations are idempotent
+    let due = cat.due_events(10, 10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(),
+        ["rec-f1", "x"]
+    );
+    assert!(cat.get_recording("f1").await.unwrap().is_some());
+}
+
+const CRASH_DIR_ENV: &str = "LIVETAPE_CATALOG_CRASH_DIR";
+
+/// Child half of `committed_writes_survive_abort`: commits, then dies
+/// without closing anything (no destructor, no checkpoint).
+#[tokio::test]
+#[ignore = "run as a subprocess by committed_writes_survive_abort"]
+async fn crash_child() {
+    let Some(dir) = std::env::var_os(CRASH_DIR_ENV) else {
+        return;
+    };
+    let cat = open(Path::new(&dir)).await;
+    cat.insert_recording(&rec("crash", "s1", 0), vec![ev("crash-ev", 100, 1)])
+        .await
+        .unwrap();
+    std::process::abort();
+}
+
+#[tokio::test]
+async fn committed_writes_survive_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["crash_child", "--exact", "--ignored", "--test-threads=1"])
+        .env(CRASH_DIR_ENV, dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "child should have aborted");
+
+    let cat = open(dir.path()).await;
+    assert!(cat.get_recording("crash").await.unwrap().is_some());
+    let due = cat.due_events(1, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].event_id, "crash-ev");
+}
