@@ -1,0 +1,491 @@
+//! Configuration: TOML file + `LIVETAPE_*` environment overrides, every key optional.
+//!
+//! Loading is two-step: figment deserialises (its errors name the key and the source), then
+//! [`Config::validate`] checks ranges and cross-references and names the offending key itself.
+
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Tencent's API range for `RecordInterval` (§3.1).
+pub const INTERVAL_RANGE_S: std::ops::RangeInclusive<u64> = 30..=7200;
+/// Tencent closes a push after about 70 s without data (errcode 8/20).
+pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 70;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub push_auth: Option<PushAuthConfig>,
+    pub api: ApiConfig,
+    pub record_template: Vec<RecordTemplate>,
+    /// `None` (key absent) means "record every stream with the `default` template";
+    /// an explicit empty list records nothing.
+    pub record_rule: Option<Vec<RecordRule>>,
+    pub callback_template: Vec<CallbackTemplate>,
+    pub callback_rule: Vec<CallbackRule>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub rtmp_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    /// Base of every `video_url`.
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    /// Echoed as `appid` in callbacks and used as the `file_id` prefix.
+    pub appid: u64,
+    /// Reported as the push domain (`app` in callbacks). Empty: the host of the publisher's tcUrl.
+    pub domain: String,
+    /// Reported as `node` in push callbacks. Empty: the RTMP listen IP.
+    pub node: String,
+    /// A publisher that sends nothing for this long is dropped (errcode 20).
+    pub idle_timeout_s: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            rtmp_listen: "0.0.0.0:1935".parse().expect("static"),
+            http_listen: "0.0.0.0:8080".parse().expect("static"),
+            public_url: "http://127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            appid: 1_250_000_000,
+            domain: String::new(),
+            node: String::new(),
+            idle_timeout_s: DEFAULT_IDLE_TIMEOUT_S,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushAuthConfig {
+    pub key: String,
+    #[serde(default)]
+    pub backup_key: Option<String>,
+    #[serde(default)]
+    pub auth_delta_s: i64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Live_Tape_GetFilelist signing key and the REST API's bearer token. Unset: both are open.
+    pub key: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Flv,
+    Mp4,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Flv => "flv",
+            Self::Mp4 => "mp4",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordTemplate {
+    pub name: String,
+    #[serde(default = "default_formats")]
+    pub formats: Vec<Format>,
+    /// FLV/MP4 files split at the first keyframe at or after this many seconds.
+    #[serde(default = "default_interval")]
+    pub interval_s: u64,
+}
+
+fn default_formats() -> Vec<Format> {
+    vec![Format::Mp4]
+}
+fn default_interval() -> u64 {
+    1800
+}
+
+impl RecordTemplate {
+    pub fn builtin_default() -> Self {
+        Self {
+            name: "default".into(),
+            formats: default_formats(),
+            interval_s: default_interval(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRule {
+    #[serde(default = "star")]
+    pub app: String,
+    #[serde(default = "star")]
+    pub stream: String,
+    pub template: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackTemplate {
+    pub name: String,
+    #[serde(default)]
+    pub key: String,
+    pub stream_begin_url: Option<String>,
+    pub stream_end_url: Option<String>,
+    pub record_url: Option<String>,
+    /// Retries after the first attempt (Tencent §1.2: 12).
+    #[serde(default = "default_retry_count")]
+    pub retry_count: u32,
+    #[serde(default = "default_retry_interval")]
+    pub retry_interval_s: u64,
+}
+
+fn default_retry_count() -> u32 {
+    12
+}
+fn default_retry_interval() -> u64 {
+    60
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackRule {
+    #[serde(default = "star")]
+    pub app: String,
+    pub template: String,
+}
+
+fn star() -> String {
+    "*".into()
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("config key `{key}`: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Defaults, then the TOML file (if any), then `LIVETAPE_SECTION__KEY` variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(invalid(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                ));
+            }
+            fig = fig.merge(Toml::file_exact(path));
+        }
+        fig = fig.merge(Env::prefixed("LIVETAPE_").split("__"));
+        let cfg: Config = fig.extract().map_err(Box::new)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn from_toml_str(s: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(s))
+            .extract()
+            .map_err(Box::new)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Record templates including the built-in `default` unless the file redefines it.
+    pub fn record_templates(&self) -> Vec<RecordTemplate> {
+        let mut t = self.record_template.clone();
+        if !t.iter().any(|t| t.name == "default") {
+            t.push(RecordTemplate::builtin_default());
+        }
+        t
+    }
+
+    pub fn record_rules(&self) -> Vec<RecordRule> {
+        self.record_rule.clone().unwrap_or_else(|| {
+            vec![RecordRule {
+                app: star(),
+                stream: star(),
+                template: "default".into(),
+            }]
+        })
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        let url = s.public_url.trim_end_matches('/');
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+            return Err(invalid(
+                "server.public_url",
+                format!("`{}` is not an http(s) URL", s.public_url),
+            ));
+        }
+        if s.data_dir.as_os_str().is_empty() {
+            return Err(invalid("server.data_dir", "must not be empty"));
+        }
+        if s.idle_timeout_s == 0 {
+            return Err(invalid("server.idle_timeout_s", "must be at least 1"));
+        }
+        if let Some(pa) = &self.push_auth {
+            if pa.key.is_empty() {
+                return Err(invalid("push_auth.key", "must not be empty"));
+            }
+            if pa.auth_delta_s < 0 {
+                return Err(invalid("push_auth.auth_delta_s", "must not be negative"));
+            }
+        }
+        let templates = self.record_templates();
+        for (i, t) in self.record_template.iter().enumerate() {
+            let k = |f: &str| format!("record_template[{i}].{f}");
+            if t.name.is_empty() {
+                return Err(invalid(k("name"), "must not be empty"));
+            }
+            if self.record_template[..i].iter().any(|o| o.name == t.name) {
+                return Err(invalid(k("name"), format!("duplicate name `{}`", t.name)));
+            }
+            if t.formats.is_empty() {
+                return Err(invalid(
+                    k("formats"),
+                    "needs at least one of \"flv\", \"mp4\"",
+                ));
+            }
+            if !INTERVAL_RANGE_S.contains(&t.interval_s) {
+                return Err(invalid(
+                    k("interval_s"),
+                    format!(
+                        "{} is outside {}..={}",
+                        t.interval_s,
+                        INTERVAL_RANGE_S.start(),
+                        INTERVAL_RANGE_S.end()
+                    ),
+                ));
+            }
+        }
+        for (i, r) in self.record_rules().iter().enumerate() {
+            if !templates.iter().any(|t| t.name == r.template) {
+                return Err(invalid(
+                    format!("record_rule[{i}].template"),
+                    format!("no record_template named `{}`", r.template),
+                ));
+            }
+        }
+        for (i, t) in self.callback_template.iter().enumerate() {
+            let k = |f: &str| format!("callback_template[{i}].{f}");
+            if self.callback_template[..i].iter().any(|o| o.name == t.name) {
+                return Err(invalid(k("name"), format!("duplicate name `{}`", t.name)));
+            }
+            let urls = [
+                ("stream_begin_url", &t.stream_begin_url),
+                ("stream_end_url", &t.stream_end_url),
+                ("record_url", &t.record_url),
+            ];
+            if urls.iter().all(|(_, u)| u.is_none()) {
+                return Err(invalid(
+                    k("record_url"),
+                    "a callback template needs at least one URL",
+                ));
+            }
+            for (f, u) in urls {
+                if let Some(u) = u
+                    && !(u.starts_with("http://") || u.starts_with("https://"))
+                {
+                    return Err(invalid(k(f), format!("`{u}` is not an http(s) URL")));
+                }
+            }
+            if t.retry_interval_s == 0 {
+                return Err(invalid(k("retry_interval_s"), "must be at least 1"));
+            }
+        }
+        for (i, r) in self.callback_rule.iter().enumerate() {
+            if !self.callback_template.iter().any(|t| t.name == r.template) {
+                return Err(invalid(
+                    format!("callback_rule[{i}].template"),
+                    format!("no callback_template named `{}`", r.template),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn public_url(&self) -> &str {
+        self.server.public_url.trim_end_matches('/')
+    }
+}
+
+/// Shell-style glob with `*` and `?`, used by record and callback rules.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// How specific a rule pattern is: exact beats glob beats `*`.
+fn specificity(pattern: &str) -> u8 {
+    if pattern == "*" {
+        0
+    } else if pattern.contains(['*', '?']) {
+        1
+    } else {
+        2
+    }
+}
+
+impl Config {
+    /// The record template for a push: the most specific matching rule wins (stream first, then
+    /// app); among equals, the first in the file.
+    pub fn record_template_for(&self, app: &str, stream: &str) -> Option<RecordTemplate> {
+        let rules = self.record_rules();
+        let best = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| glob_match(&r.app, app) && glob_match(&r.stream, stream))
+            .max_by_key(|(i, r)| {
+                (
+                    specificity(&r.stream),
+                    specificity(&r.app),
+                    std::cmp::Reverse(*i),
+                )
+            })?
+            .1;
+        self.record_templates()
+            .into_iter()
+            .find(|t| t.name == best.template)
+    }
+
+    /// The callback template for an app (Tencent binds callbacks per app, not per stream).
+    pub fn callback_template_for(&self, app: &str) -> Option<&CallbackTemplate> {
+        let best = self
+            .callback_rule
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| glob_match(&r.app, app))
+            .max_by_key(|(i, r)| (specificity(&r.app), std::cmp::Reverse(*i)))?
+            .1;
+        self.callback_template
+            .iter()
+            .find(|t| t.name == best.template)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_has_the_documented_defaults() {
+        let c = Config::from_toml_str("").unwrap();
+        assert_eq!(c.server.rtmp_listen.port(), 1935);
+        assert_eq!(c.server.http_listen.port(), 8080);
+        let t = c.record_template_for("live", "anything").unwrap();
+        assert_eq!(t.formats, vec![Format::Mp4]);
+        assert_eq!(t.interval_s, 1800);
+        assert!(c.callback_template_for("live").is_none());
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Config::from_toml_str("[[record_template]]\nname='x'\ninterval_s=5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("record_template[0].interval_s"), "{e}");
+        let e = Config::from_toml_str("[[record_rule]]\ntemplate='nope'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("record_rule[0].template"), "{e}");
+        let e = Config::from_toml_str("[server]\nappid='abc'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("appid"), "{e}");
+        let e = Config::from_toml_str("[server]\nbogus=1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = Config::from_toml_str("[[record_template]]\nname='x'\nformats=['avi']\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("formats"), "{e}");
+    }
+
+    #[test]
+    fn most_specific_rule_wins() {
+        let c = Config::from_toml_str(
+            r#"
+            [[record_template]]
+            name = "flv"
+            formats = ["flv"]
+            [[record_template]]
+            name = "both"
+            formats = ["flv", "mp4"]
+            [[record_rule]]
+            app = "*"
+            template = "default"
+            [[record_rule]]
+            app = "live"
+            stream = "vip_*"
+            template = "flv"
+            [[record_rule]]
+            app = "live"
+            stream = "vip_1"
+            template = "both"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.record_template_for("live", "vip_1").unwrap().name, "both");
+        assert_eq!(c.record_template_for("live", "vip_2").unwrap().name, "flv");
+        assert_eq!(
+            c.record_template_for("other", "vip_2").unwrap().name,
+            "default"
+        );
+    }
+
+    #[test]
+    fn empty_rule_list_records_nothing() {
+        let c = Config::from_toml_str("record_rule = []").unwrap();
+        assert!(c.record_template_for("live", "x").is_none());
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a*c", "abbbc"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "ac"));
+        assert!(!glob_match("live", "live2"));
+    }
+}

@@ -1,0 +1,104 @@
+//! The stream hub: which streams are live, and the one-publisher-per-stream rule.
+//!
+//! Recorders run inside the publisher's connection task (see `record`), so the hub never sits
+//! between a frame and its recording: a slow consumer can never cost a recorded frame.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StreamKey {
+    pub app: String,
+    pub stream: String,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LiveStream {
+    pub app: String,
+    pub stream: String,
+    pub sequence: String,
+    pub client_ip: String,
+    pub started_at_ms: i64,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    live: Mutex<HashMap<StreamKey, LiveStream>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("stream {app}/{stream} is already being published")]
+pub struct AlreadyPublishing {
+    pub app: String,
+    pub stream: String,
+}
+
+/// Held by the publishing connection; dropping it (however the connection ends) frees the name.
+pub struct PublishLease {
+    hub: Arc<Hub>,
+    key: StreamKey,
+}
+
+impl Drop for PublishLease {
+    fn drop(&mut self) {
+        self.hub.lock().remove(&self.key);
+    }
+}
+
+impl Hub {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamKey, LiveStream>> {
+        // A poisoned lock only means another connection panicked mid-insert; the map is still valid.
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn claim(self: &Arc<Self>, info: LiveStream) -> Result<PublishLease, AlreadyPublishing> {
+        let key = StreamKey {
+            app: info.app.clone(),
+            stream: info.stream.clone(),
+        };
+        let mut live = self.lock();
+        if live.contains_key(&key) {
+            return Err(AlreadyPublishing {
+                app: key.app,
+                stream: key.stream,
+            });
+        }
+        live.insert(key.clone(), info);
+        Ok(PublishLease {
+            hub: Arc::clone(self),
+            key,
+        })
+    }
+
+    pub fn list(&self) -> Vec<LiveStream> {
+        let mut v: Vec<_> = self.lock().values().cloned().collect();
+        v.sort_by(|a, b| (&a.app, &a.stream).cmp(&(&b.app, &b.stream)));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(stream: &str) -> LiveStream {
+        LiveStream {
+            app: "live".into(),
+            stream: stream.into(),
+            sequence: "1".into(),
+            client_ip: "127.0.0.1".into(),
+            started_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn second_publisher_is_refused_until_the_first_leaves() {
+        let hub = Arc::new(Hub::default());
+        let lease = hub.claim(info("a")).unwrap();
+        assert!(hub.claim(info("a")).is_err());
+        let _other = hub.claim(info("b")).unwrap();
+        assert_eq!(hub.list().len(), 2);
+        drop(lease);
+        assert!(hub.claim(info("a")).is_ok());
+    }
+}

@@ -1,0 +1,358 @@
+//! RTMP ingest: the thin tokio driver around the sans-IO `livetape-rtmp` session.
+//!
+//! One task per connection: read → session → (auth, hub lease, catalogue, recorder) → write.
+
+use crate::AppState;
+use crate::events::{self, PushFacts};
+use crate::hub::{LiveStream, PublishLease};
+use crate::record::{ClosedFile, RecordContext, Recorder};
+use bytes::BytesMut;
+use livetape_catalog::NewPush;
+use livetape_rtmp::{Event, ServerSession, SessionConfig};
+use livetape_tencent::errcode;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Socket read buffer: large reads keep syscalls per frame low at high bitrates.
+pub const READ_BUFFER: usize = 64 * 1024;
+
+pub async fn serve(state: Arc<AppState>, listener: TcpListener) {
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "rtmp accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = sock.set_nodelay(true);
+        let st = state.clone();
+        tokio::spawn(async move {
+            let mut conn = Connection::new(st, peer);
+            let (errcode, reason) = conn.run(sock).await;
+            conn.end_push(errcode, &reason).await;
+        });
+    }
+}
+
+struct ActivePush {
+    _lease: PublishLease,
+    facts: PushFacts,
+    started_ms: i64,
+    recorder: Option<Recorder>,
+}
+
+struct Connection {
+    st: Arc<AppState>,
+    peer: SocketAddr,
+    push: Option<ActivePush>,
+    closed: Vec<ClosedFile>,
+    errors: Vec<crate::record::RecordError>,
+}
+
+impl Connection {
+    fn new(st: Arc<AppState>, peer: SocketAddr) -> Self {
+        Self {
+            st,
+            peer,
+            push: None,
+            closed: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Runs the connection until it ends; returns the Tencent errcode and message for event 0.
+    async fn run(&mut self, mut sock: TcpStream) -> (i32, String) {
+        let idle = Duration::from_secs(self.st.cfg.server.idle_timeout_s);
+        let mut session = ServerSession::new(SessionConfig {
+            handshake_random: rand::random(),
+            ..SessionConfig::default()
+        });
+        let mut buf = BytesMut::with_capacity(READ_BUFFER);
+        let mut events = Vec::new();
+        loop {
+            buf.reserve(READ_BUFFER);
+            let n = match tokio::time::timeout(idle, sock.read_buf(&mut buf)).await {
+                Err(_) => {
+                    return (
+                        errcode::NO_DATA_TIMEOUT,
+                        format!("no data for {} s", idle.as_secs()),
+                    );
+                }
+                Ok(Err(e)) => return (errcode::CLIENT_RECV_ERROR, format!("recv() error: {e}")),
+                Ok(Ok(0)) => return (errcode::CLIENT_DISCONNECTED, "recv() return 0".into()),
+                Ok(Ok(n)) => n,
+            };
+            // Zero-copy: complete chunks are split off `buf` as `Bytes`; a partial one stays.
+            if let Err(e) = session.handle_input_buf(&mut buf, n, &mut events) {
+                tracing::info!(peer = %self.peer, error = %e, "rtmp protocol error");
+                return (errcode::BAD_RTMP_CONTENT, e.to_string());
+            }
+            let mut end = None;
+            for ev in events.drain(..) {
+                if let Some(r) = self.on_event(&mut session, ev).await {
+                    end = Some(r);
+                    break;
+                }
+            }
+            while let Some(out) = session.take_output() {
+                if let Err(e) = sock.write_all(&out).await {
+                    return (errcode::NETWORK_ERROR, format!("send() error: {e}"));
+                }
+            }
+            if let Some(r) = end {
+                return r;
+            }
+            self.spawn_finalize();
+        }
+    }
+
+    /// Handles one session event; `Some` ends the connection.
+    async fn on_event(&mut self, session: &mut ServerSession, ev: Event) -> Option<(i32, String)> {
+        match ev {
+            Event::PublishRequested {
+                app,
+                stream_name,
+                stream_param,
+                tc_url,
+                ..
+            } => {
+                self.on_publish(session, app, stream_name, stream_param, tc_url)
+                    .await
+            }
+            Event::Media(frame) => {
+                if let Some(rec) = self.push.as_mut().and_then(|p| p.recorder.as_mut()) {
+                    let now = self.st.clock.now_ms();
+                    rec.push(&frame, now, &mut self.closed, &mut self.errors);
+                    for e in self.errors.drain(..) {
+                        tracing::error!(error = %e, "recording stopped");
+                    }
+                }
+                None
+            }
+            Event::Unpublished { .. } => {
+                if self.push.is_some() {
+                    Some((
+                        errcode::CLIENT_DELETE_STREAM,
+                        errcode::errmsg(errcode::CLIENT_DELETE_STREAM).into(),
+                    ))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    async fn on_publish(
+        &mut self,
+        session: &mut ServerSession,
+        app: String,
+        stream: String,
+        stream_param: String,
+        tc_url: String,
+    ) -> Option<(i32, String)> {
+        let st = self.st.clone();
+        let now = st.clock.now_ms();
+        if self.push.is_some() {
+            let _ = session.reject_publish(
+                "NetStream.Publish.BadName",
+                "this connection is already publishing",
+            );
+            return None;
+        }
+        if stream.is_empty()
+            || stream.len() > crate::MAX_NAME_LEN
+            || app.len() > crate::MAX_NAME_LEN
+        {
+            tracing::warn!(peer = %self.peer, app, "publish refused: bad stream name");
+            let _ = session.reject_publish(
+                "NetStream.Publish.BadName",
+                "stream name is empty or too long",
+            );
+            return Some((errcode::BAD_RTMP_CONTENT, "bad stream name".into()));
+        }
+        if let Some(pa) = &st.cfg.push_auth {
+            let auth = livetape_tencent::sign::PushAuth {
+                key: pa.key.clone(),
+                backup_key: pa.backup_key.clone(),
+                auth_delta_s: pa.auth_delta_s,
+            };
+            if let Err(e) =
+                livetape_tencent::sign::verify_push(&auth, &stream, &stream_param, now / 1000)
+            {
+                tracing::warn!(peer = %self.peer, app, stream, error = %e, "publish refused: push auth");
+                let _ = session.reject_publish(
+                    "NetStream.Publish.Unauthorized",
+                    &format!("push auth failed: {e}"),
+                );
+                return Some((errcode::AUTH_FAILED, e.to_string()));
+            }
+        }
+        let sequence = new_sequence();
+        let lease = match st.hub.claim(LiveStream {
+            app: app.clone(),
+            stream: stream.clone(),
+            sequence: sequence.clone(),
+            client_ip: self.peer.ip().to_string(),
+            started_at_ms: now,
+        }) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, app, stream, "publish refused: already live");
+                let _ = session.reject_publish("NetStream.Publish.BadName", &e.to_string());
+                return Some((errcode::BAD_RTMP_CONTENT, e.to_string()));
+            }
+        };
+        let domain = if st.cfg.server.domain.is_empty() {
+            host_of(&tc_url)
+        } else {
+            st.cfg.server.domain.clone()
+        };
+        let facts = PushFacts {
+            domain: domain.clone(),
+            appname: app.clone(),
+            stream: stream.clone(),
+            sequence: sequence.clone(),
+            node: st.node.clone(),
+            user_ip: self.peer.ip().to_string(),
+            stream_param: stream_param.clone(),
+            width: 0,
+            height: 0,
+        };
+        let begin = NewPush {
+            sequence: sequence.clone(),
+            app: domain.clone(),
+            appname: app.clone(),
+            stream_id: stream.clone(),
+            stream_param: stream_param.clone(),
+            client_ip: facts.user_ip.clone(),
+            node: facts.node.clone(),
+            started_at_ms: now,
+            width: 0,
+            height: 0,
+        };
+        if let Err(e) = st
+            .catalog
+            .begin_push(&begin, events::push_begin(&st.cfg, &facts, now))
+            .await
+        {
+            tracing::error!(stream, error = %e, "publish refused: catalogue unavailable");
+            let _ = session.reject_publish("NetStream.Publish.Failed", "server error");
+            return Some((errcode::INTERNAL_ERROR, e.to_string()));
+        }
+        st.notifier.wake();
+        let recorder = st.cfg.record_template_for(&app, &stream).map(|t| {
+            Recorder::new(
+                RecordContext {
+                    appid: st.cfg.server.appid,
+                    domain,
+                    appname: app.clone(),
+                    stream: stream.clone(),
+                    sequence: sequence.clone(),
+                    stream_param: stream_param.clone(),
+                },
+                &t,
+                st.storage.spool_dir(),
+            )
+        });
+        tracing::info!(peer = %self.peer, app, stream, sequence, recording = recorder.is_some(), "publish started");
+        let _ = session.accept_publish();
+        self.push = Some(ActivePush {
+            _lease: lease,
+            facts,
+            started_ms: now,
+            recorder,
+        });
+        None
+    }
+
+    /// Hands closed files to the blocking pool for finalize + catalogue.
+    fn spawn_finalize(&mut self) {
+        for c in self.closed.drain(..) {
+            let st = self.st.clone();
+            tokio::spawn(crate::commit_file(st, c));
+        }
+    }
+
+    /// Push over: close the recording, record the end and its event 0.
+    async fn end_push(&mut self, errcode: i32, reason: &str) {
+        let Some(mut p) = self.push.take() else {
+            return;
+        };
+        let st = self.st.clone();
+        let now = st.clock.now_ms();
+        if let Some(rec) = p.recorder.as_mut() {
+            rec.finish(now, &mut self.closed, &mut self.errors);
+            if let Some((_, w, h)) = rec.video_info() {
+                p.facts.width = w;
+                p.facts.height = h;
+            }
+        }
+        for e in self.errors.drain(..) {
+            tracing::error!(error = %e, "recording stopped");
+        }
+        let duration = (now - p.started_ms).max(0) as u64;
+        let ev = events::push_end(&st.cfg, &p.facts, duration, errcode, reason, now);
+        if let Err(e) = st
+            .catalog
+            .end_push(
+                &p.facts.sequence,
+                now,
+                errcode,
+                reason,
+                ev.into_iter().collect(),
+            )
+            .await
+        {
+            tracing::error!(sequence = p.facts.sequence, error = %e, "could not record push end");
+        }
+        st.notifier.wake();
+        tracing::info!(
+            stream = p.facts.stream,
+            sequence = p.facts.sequence,
+            errcode,
+            reason,
+            duration_ms = duration,
+            "publish ended"
+        );
+        self.spawn_finalize();
+    }
+}
+
+/// Tencent-style push session id: a decimal u63.
+pub fn new_sequence() -> String {
+    (rand::random::<u64>() >> 1).to_string()
+}
+
+/// `rtmp://host:port/app` → `host`.
+fn host_of(tc_url: &str) -> String {
+    let rest = tc_url.split_once("://").map_or(tc_url, |(_, r)| r);
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    host.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_of_tc_url() {
+        assert_eq!(
+            super::host_of("rtmp://example.com:1935/live"),
+            "example.com"
+        );
+        assert_eq!(super::host_of("rtmp://127.0.0.1/live?x=1"), "127.0.0.1");
+        assert_eq!(super::host_of(""), "");
+    }
+}

@@ -1,0 +1,189 @@
+//! livetape: RTMP in → stream hub → recorders → storage → catalogue → notifier; the HTTP API
+//! reads the catalogue and storage. Module order below follows that flow.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+mod events;
+pub mod hub;
+pub mod ingest;
+mod outbox;
+pub mod query;
+pub mod record;
+pub mod storage;
+
+use clock::SharedClock;
+use config::Config;
+use hub::Hub;
+use livetape_catalog::Catalog;
+use livetape_notify::{NotifierHandle, NotifierWaker};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use storage::Storage;
+use tokio::net::TcpListener;
+
+/// Longest app or stream name accepted from a publisher (bytes).
+pub const MAX_NAME_LEN: usize = 256;
+
+/// Everything the ingest tasks and HTTP handlers share.
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub catalog: Catalog,
+    pub storage: Storage,
+    pub hub: Arc<Hub>,
+    pub clock: SharedClock,
+    pub notifier: NotifierWaker,
+    /// `node` in push callbacks.
+    pub node: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("catalogue: {0}")]
+    Catalog(#[from] livetape_catalog::CatalogError),
+    #[error("notifier: {0}")]
+    Notifier(#[from] livetape_notify::NotifyError),
+    #[error("listen on {addr} ({what}): {source}")]
+    Listen {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running server; dropping it does not stop it (call [`Running::shutdown`]).
+pub struct Running {
+    pub rtmp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub state: Arc<AppState>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    notifier: NotifierHandle,
+}
+
+impl Running {
+    /// Stops accepting connections and lets the notifier finish in-flight deliveries.
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Err(e) = self
+            .notifier
+            .shutdown(std::time::Duration::from_secs(5))
+            .await
+        {
+            tracing::warn!(error = %e, "notifier shutdown");
+        }
+    }
+}
+
+/// Opens storage and catalogue, binds both listeners and starts serving.
+pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartError> {
+    let cfg = Arc::new(cfg);
+    let storage = Storage::open(&cfg.server.data_dir).map_err(|source| StartError::DataDir {
+        path: cfg.server.data_dir.clone(),
+        source,
+    })?;
+    let catalog = Catalog::open(&storage.root().join("catalog.db")).await?;
+    let bind = |what, addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { what, addr, source })
+    };
+    let rtmp = bind("rtmp", cfg.server.rtmp_listen).await?;
+    let http = bind("http", cfg.server.http_listen).await?;
+    let rtmp_addr = rtmp.local_addr().expect("bound socket has an address");
+    let http_addr = http.local_addr().expect("bound socket has an address");
+    let notifier = outbox::spawn_notifier(catalog.clone(), clock.clone())?;
+    let node = if cfg.server.node.is_empty() {
+        rtmp_addr.ip().to_string()
+    } else {
+        cfg.server.node.clone()
+    };
+    let state = Arc::new(AppState {
+        cfg,
+        catalog,
+        storage,
+        hub: Arc::new(Hub::default()),
+        clock,
+        notifier: notifier.waker(),
+        node,
+    });
+    let leftovers = std::fs::read_dir(state.storage.spool_dir())
+        .map(|d| d.count())
+        .unwrap_or(0);
+    if leftovers > 0 {
+        // Crash recovery of spools is a later milestone; keep them untouched until then.
+        tracing::warn!(
+            count = leftovers,
+            "unfinished recordings left in spool/ by an earlier run"
+        );
+    }
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(ingest::serve(state.clone(), rtmp)));
+    let app = api::router(state.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(http, app).await {
+            tracing::error!(error = %e, "http server stopped");
+        }
+    }));
+    tracing::info!(%rtmp_addr, %http_addr, "livetape serving");
+    Ok(Running {
+        rtmp_addr,
+        http_addr,
+        state,
+        tasks,
+        notifier,
+    })
+}
+
+/// Finalizes a closed file, catalogues it with its event 100, then drops its spool.
+pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
+    let stream = c.ctx.stream.clone();
+    let file_id = c.file_id.clone();
+    let st2 = st.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let now = st2.clock.now_ms();
+        record::finalize(c, &st2.storage, st2.cfg.public_url(), now)
+    })
+    .await;
+    let done = match res {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => {
+            tracing::error!(stream, file_id, error = %e, "finalize failed; spool kept for recovery");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(stream, file_id, error = %e, "finalize task failed");
+            return;
+        }
+    };
+    let now = st.clock.now_ms();
+    let event = events::record_file(&st.cfg, &done.recording, now);
+    if let Err(e) = st
+        .catalog
+        .insert_recording(&done.recording, event.into_iter().collect())
+        .await
+    {
+        tracing::error!(stream, file_id, error = %e, "could not catalogue recording; spool kept");
+        return;
+    }
+    st.notifier.wake();
+    if let Err(e) = std::fs::remove_file(&done.spool_path) {
+        tracing::warn!(file_id, error = %e, "could not remove spool");
+    }
+    let r = &done.recording;
+    tracing::info!(
+        stream,
+        file_id,
+        format = r.format,
+        duration_ms = r.duration_ms,
+        size = r.size_bytes,
+        path = r.path,
+        "recording catalogued"
+    );
+}

@@ -1,0 +1,65 @@
+//! The catalogue's outbox table as the notifier's [`Outbox`].
+
+use crate::clock::{DynClock, SharedClock};
+use livetape_catalog::{Catalog, CatalogError};
+use livetape_notify::{Notifier, NotifierConfig, NotifierHandle, Outbox, PendingEvent};
+use std::sync::Arc;
+
+pub(crate) struct CatalogOutbox(pub Catalog);
+
+impl Outbox for CatalogOutbox {
+    type Error = CatalogError;
+
+    async fn due(&self, now_ms: i64, limit: u32) -> Result<Vec<PendingEvent>, CatalogError> {
+        Ok(self
+            .0
+            .due_events(now_ms, limit)
+            .await?
+            .into_iter()
+            .map(|e| PendingEvent {
+                id: e.id,
+                // Per-stream order: a stream's push end never overtakes its push start.
+                ordering_key: e.stream_id,
+                event_id: e.event_id,
+                url: e.url,
+                body: e.body,
+                sign_key: e.sign_key,
+                attempts: e.attempts,
+                max_attempts: e.max_attempts,
+                retry_interval_ms: e.retry_interval_ms,
+            })
+            .collect())
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>, CatalogError> {
+        self.0.next_due_at().await
+    }
+
+    async fn delivered(&self, id: i64, now_ms: i64) -> Result<(), CatalogError> {
+        self.0.mark_delivered(id, now_ms).await.map(drop)
+    }
+
+    async fn failed(
+        &self,
+        id: i64,
+        attempts: u32,
+        next_at_ms: Option<i64>,
+        error: &str,
+    ) -> Result<(), CatalogError> {
+        self.0
+            .mark_failed(id, attempts, next_at_ms, error)
+            .await
+            .map(drop)
+    }
+}
+
+pub(crate) fn spawn_notifier(
+    catalog: Catalog,
+    clock: SharedClock,
+) -> Result<NotifierHandle, livetape_notify::NotifyError> {
+    Notifier::spawn(
+        Arc::new(CatalogOutbox(catalog)),
+        Arc::new(DynClock(clock)),
+        NotifierConfig::default(),
+    )
+}

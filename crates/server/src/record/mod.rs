@@ -1,0 +1,415 @@
+//! Recorders: one per push, holding one open file per format of its template.
+//!
+//! Runs inside the publisher's connection task (no channel between ingest and recorder, so
+//! backpressure is the TCP window and no frame can be dropped on the way). Each file is first a
+//! *spool* in a crash-safe form (FLV / fragmented MP4, appended in batches); at close it is
+//! *finalized* off the connection task (FLV gets its seek index, MP4 becomes faststart) and only
+//! then catalogued. See ARCHITECTURE.md for the invariants.
+
+mod finalize;
+mod muxer;
+mod spool;
+
+pub use finalize::{ClosedFile, FinishedFile, finalize};
+
+use crate::config::{Format, RecordTemplate};
+use bytes::Bytes;
+use livetape_media::avc::AvcConfig;
+use livetape_media::{MediaFrame, MediaKind, VideoPacket};
+use muxer::Muxer;
+use spool::Spool;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Who a recording belongs to; shared by every file of one push.
+#[derive(Clone, Debug)]
+pub struct RecordContext {
+    pub appid: u64,
+    pub domain: String,
+    pub appname: String,
+    pub stream: String,
+    pub sequence: String,
+    pub stream_param: String,
+}
+
+/// Errors while writing a recording; they stop that recording, never the push.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("{stream} {format}: spool {path}: {source}")]
+    Io {
+        stream: String,
+        format: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{stream} {format}: {reason}")]
+    Mux {
+        stream: String,
+        format: &'static str,
+        reason: String,
+    },
+}
+
+/// The latest codec headers, replayed at the start of every file so each file stands alone.
+#[derive(Default, Clone)]
+pub(crate) struct Headers {
+    pub metadata: Option<Bytes>,
+    pub video: Option<Bytes>,
+    pub audio: Option<Bytes>,
+}
+
+struct OpenFile {
+    file_id: String,
+    spool: Spool,
+    muxer: Muxer,
+    started_wall_ms: i64,
+    first_dts: u64,
+}
+
+struct Output {
+    format: Format,
+    file: Option<OpenFile>,
+    /// Set when a write failed: the format stops for the rest of this push.
+    failed: bool,
+}
+
+pub struct Recorder {
+    ctx: Arc<RecordContext>,
+    spool_dir: PathBuf,
+    interval_ms: u64,
+    headers: Headers,
+    outputs: Vec<Output>,
+    /// A codec header changed mid-file: split at the next keyframe so each file has one config.
+    split_pending: bool,
+    has_video: bool,
+}
+
+impl Recorder {
+    pub fn new(ctx: RecordContext, template: &RecordTemplate, spool_dir: PathBuf) -> Self {
+        let mut formats = template.formats.clone();
+        formats.dedup();
+        Self {
+            ctx: Arc::new(ctx),
+            spool_dir,
+            interval_ms: template.interval_s * 1000,
+            headers: Headers::default(),
+            outputs: formats
+                .into_iter()
+                .map(|format| Output {
+                    format,
+                    file: None,
+                    failed: false,
+                })
+                .collect(),
+            split_pending: false,
+            has_video: false,
+        }
+    }
+
+    /// Codec name, width and height from the video sequence header.
+    pub fn video_info(&self) -> Option<(String, u32, u32)> {
+        video_info(&self.headers)
+    }
+
+    /// Feeds one frame. Returns files closed by a split (to be finalized by the caller) and
+    /// any write error (that format is then stopped; the others go on).
+    pub fn push(
+        &mut self,
+        frame: &MediaFrame,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) {
+        match frame.kind {
+            MediaKind::Script => {
+                self.headers.metadata = Some(frame.payload.clone());
+                return;
+            }
+            MediaKind::Video => match frame.video() {
+                Some(Ok(v)) if v.packet == VideoPacket::SequenceHeader => {
+                    if self.headers.video.as_ref() != Some(&frame.payload) {
+                        self.split_pending |= self.headers.video.is_some();
+                        self.headers.video = Some(frame.payload.clone());
+                    }
+                    self.has_video = true;
+                    return;
+                }
+                Some(Ok(v)) if v.packet == VideoPacket::Frame => self.has_video = true,
+                // End-of-sequence, command frames and unparsable tags carry no picture.
+                _ => return,
+            },
+            MediaKind::Audio => match frame.audio() {
+                Some(Ok(a)) if a.sequence_header => {
+                    if self.headers.audio.as_ref() != Some(&frame.payload) {
+                        self.split_pending |= self.headers.audio.is_some();
+                        self.headers.audio = Some(frame.payload.clone());
+                    }
+                    return;
+                }
+                Some(Ok(_)) => {}
+                _ => return,
+            },
+        }
+        // A split point: a video keyframe, or any audio frame of an audio-only stream.
+        let split_point = if self.has_video {
+            frame.is_video_keyframe()
+        } else {
+            frame.kind == MediaKind::Audio
+        };
+        let split_now = self.split_pending && split_point;
+        if split_now {
+            self.split_pending = false;
+        }
+        for out in &mut self.outputs {
+            if out.failed {
+                continue;
+            }
+            if let Some(f) = &out.file
+                && split_point
+                && (split_now || frame.dts_ms.saturating_sub(f.first_dts) >= self.interval_ms)
+                && let Some(f) = out.file.take()
+            {
+                match close_file(&self.ctx, &self.headers, out.format, f, now_ms) {
+                    Ok(c) => closed.push(c),
+                    Err(e) => errors.push(e),
+                }
+            }
+            if out.file.is_none() {
+                match open_file(
+                    &self.ctx,
+                    &self.spool_dir,
+                    out.format,
+                    &self.headers,
+                    frame.dts_ms,
+                    now_ms,
+                ) {
+                    Ok(f) => out.file = Some(f),
+                    Err(e) => {
+                        out.failed = true;
+                        errors.push(e);
+                        continue;
+                    }
+                }
+            }
+            let Some(f) = out.file.as_mut() else { continue };
+            let res = f
+                .muxer
+                .push(frame, &mut f.spool)
+                .and_then(|()| f.spool.maybe_flush(now_ms).map_err(Into::into));
+            if let Err(e) = res {
+                out.failed = true;
+                errors.push(self::err(&self.ctx, out.format, &f.spool, e));
+                // What was written stays a valid spool: close it so it is still catalogued.
+                if let Some(f) = out.file.take()
+                    && let Ok(c) = close_file(&self.ctx, &self.headers, out.format, f, now_ms)
+                {
+                    closed.push(c);
+                }
+            }
+        }
+    }
+
+    /// Closes every open file (push ended).
+    pub fn finish(
+        &mut self,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) {
+        for out in &mut self.outputs {
+            if let Some(f) = out.file.take() {
+                match close_file(&self.ctx, &self.headers, out.format, f, now_ms) {
+                    Ok(c) => closed.push(c),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+    }
+}
+
+fn video_info(headers: &Headers) -> Option<(String, u32, u32)> {
+    let sh = headers.video.as_ref()?;
+    let tag = livetape_media::VideoTag::parse(sh).ok()?;
+    let cfg = AvcConfig::parse(sh.get(tag.header_len..)?).ok();
+    Some((
+        tag.codec.name().to_owned(),
+        cfg.map_or(0, |c| c.width),
+        cfg.map_or(0, |c| c.height),
+    ))
+}
+
+fn err(ctx: &RecordContext, format: Format, spool: &Spool, e: muxer::WriteError) -> RecordError {
+    match e {
+        muxer::WriteError::Io(source) => RecordError::Io {
+            stream: ctx.stream.clone(),
+            format: format.as_str(),
+            path: spool.path().to_path_buf(),
+            source,
+        },
+        muxer::WriteError::Mux(reason) => RecordError::Mux {
+            stream: ctx.stream.clone(),
+            format: format.as_str(),
+            reason,
+        },
+    }
+}
+
+/// `{appid}_{32 hex}`: opaque, unique, URL-safe, and shaped like Tencent's newer file ids.
+pub fn new_file_id(appid: u64) -> String {
+    format!("{appid}_{:032x}", rand::random::<u128>())
+}
+
+fn open_file(
+    ctx: &Arc<RecordContext>,
+    spool_dir: &std::path::Path,
+    format: Format,
+    headers: &Headers,
+    first_dts: u64,
+    now_ms: i64,
+) -> Result<OpenFile, RecordError> {
+    let file_id = new_file_id(ctx.appid);
+    let path = spool_dir.join(format!("{file_id}.{}.part", format.as_str()));
+    let io = |source| RecordError::Io {
+        stream: ctx.stream.clone(),
+        format: format.as_str(),
+        path: path.clone(),
+        source,
+    };
+    let mut spool = Spool::create(&path, now_ms).map_err(io)?;
+    let muxer = Muxer::begin(format, headers, first_dts, &mut spool).map_err(|e| match e {
+        muxer::WriteError::Io(source) => io(source),
+        muxer::WriteError::Mux(reason) => RecordError::Mux {
+            stream: ctx.stream.clone(),
+            format: format.as_str(),
+            reason,
+        },
+    })?;
+    tracing::info!(stream = %ctx.stream, sequence = %ctx.sequence, file_id, format = format.as_str(), "recording file opened");
+    Ok(OpenFile {
+        file_id,
+        spool,
+        muxer,
+        started_wall_ms: now_ms,
+        first_dts,
+    })
+}
+
+fn close_file(
+    ctx: &Arc<RecordContext>,
+    headers: &Headers,
+    format: Format,
+    mut f: OpenFile,
+    now_ms: i64,
+) -> Result<ClosedFile, RecordError> {
+    let plan = f
+        .muxer
+        .close(&mut f.spool)
+        .and_then(|plan| f.spool.finish().map(|()| plan).map_err(Into::into))
+        .map_err(|e| err(ctx, format, &f.spool, e))?;
+    Ok(ClosedFile {
+        video: video_info(headers),
+        ctx: Arc::clone(ctx),
+        format,
+        file_id: f.file_id,
+        spool_path: f.spool.path().to_path_buf(),
+        started_wall_ms: f.started_wall_ms,
+        ended_wall_ms: now_ms,
+        media_start_ms: f.first_dts,
+        plan,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+    use livetape_flv::FlvReader;
+    use std::path::Path;
+
+    fn fixture_frames(name: &str) -> Vec<MediaFrame> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/fixtures")
+            .join(name);
+        let data = std::fs::read(p).unwrap();
+        let mut r = FlvReader::new();
+        r.feed(&data);
+        let mut out = Vec::new();
+        while let Some(t) = r.next_tag() {
+            if let Some(f) = t.unwrap().into_frame() {
+                out.push(f);
+            }
+        }
+        out
+    }
+
+    pub(crate) fn probe(path: &Path) -> (u64, u64) {
+        let out = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_packets", "-show_entries"])
+            .args(["stream=codec_type,nb_read_packets", "-of", "csv=p=0"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let mut c = (0, 0);
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let (kind, n) = line.split_once(',').unwrap();
+            let n: u64 = n.trim().parse().unwrap();
+            if kind == "video" { c.0 += n } else { c.1 += n }
+        }
+        c
+    }
+
+    /// Splits at every keyframe at or after `interval`; the files add up to the input exactly.
+    fn split_exactly(
+        format: Format,
+        clip: &str,
+        interval_s: u64,
+        want_files: usize,
+        want: (u64, u64),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let template = RecordTemplate {
+            name: "t".into(),
+            formats: vec![format],
+            interval_s,
+        };
+        let ctx = RecordContext {
+            appid: 1,
+            domain: String::new(),
+            appname: "live".into(),
+            stream: "s".into(),
+            sequence: "1".into(),
+            stream_param: String::new(),
+        };
+        let mut rec = Recorder::new(ctx, &template, storage.spool_dir());
+        let (mut closed, mut errors) = (Vec::new(), Vec::new());
+        for (i, f) in fixture_frames(clip).iter().enumerate() {
+            rec.push(f, 1_000_000 + i as i64, &mut closed, &mut errors);
+        }
+        rec.finish(2_000_000, &mut closed, &mut errors);
+        assert!(errors.is_empty());
+        assert_eq!(closed.len(), want_files);
+        let mut total = (0, 0);
+        for c in closed {
+            let done = finalize(c, &storage, "http://x", 0).unwrap_or_else(|e| panic!("{e}"));
+            let c = probe(&storage.root().join(&done.recording.path));
+            total = (total.0 + c.0, total.1 + c.1);
+        }
+        assert_eq!(total, want);
+    }
+
+    #[test]
+    fn flv_split_is_packet_exact() {
+        split_exactly(Format::Flv, "clip-10s-1M.flv", 2, 5, (300, 470));
+    }
+
+    #[test]
+    fn mp4_split_is_packet_exact() {
+        split_exactly(Format::Mp4, "clip-10s-1M.flv", 2, 5, (300, 470));
+    }
+
+    #[test]
+    fn flv_split_60s() {
+        split_exactly(Format::Flv, "clip-60s.flv", 30, 2, (1800, 2814));
+    }
+}

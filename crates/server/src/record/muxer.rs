@@ -1,0 +1,199 @@
+//! Adapts the sans-IO format crates to a spool file.
+
+use super::Headers;
+use super::spool::Spool;
+use crate::config::Format;
+use bytes::Bytes;
+use livetape_flv::{FlvFileWriter, FlvSink};
+use livetape_media::MediaFrame;
+use livetape_mp4::{AudioTrack, FragmentWriter, VideoTrack};
+use std::io;
+use std::path::Path;
+
+pub(crate) enum WriteError {
+    Io(io::Error),
+    Mux(String),
+}
+
+impl From<io::Error> for WriteError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// The FLV writer emits through an infallible sink; the spool keeps the first IO error and
+/// reports it after the call.
+struct SpoolSink<'a> {
+    spool: &'a mut Spool,
+    error: Option<io::Error>,
+}
+
+impl FlvSink for SpoolSink<'_> {
+    fn put_slice(&mut self, bytes: &[u8]) {
+        if self.error.is_none()
+            && let Err(e) = self.spool.append(bytes)
+        {
+            self.error = Some(e);
+        }
+    }
+    fn put_bytes(&mut self, bytes: Bytes) {
+        self.put_slice(&bytes);
+    }
+}
+
+impl SpoolSink<'_> {
+    fn done(self) -> Result<(), WriteError> {
+        self.error.map_or(Ok(()), |e| Err(WriteError::Io(e)))
+    }
+}
+
+pub(crate) enum Muxer {
+    Flv(FlvFileWriter),
+    Mp4 {
+        writer: FragmentWriter,
+        pieces: Vec<Bytes>,
+    },
+}
+
+/// What finalize needs besides the spool itself.
+pub(crate) enum ClosePlan {
+    Flv(livetape_flv::FinalizePlan),
+    /// The MP4 plan is derived by scanning the spool (the same path crash recovery takes).
+    Mp4,
+}
+
+pub(crate) struct ResolvedPlan {
+    pub prefix: Bytes,
+    pub ranges: Vec<(u64, u64)>,
+    pub duration_ms: u64,
+}
+
+impl ClosePlan {
+    pub fn resolve(self, spool: &Path) -> Result<ResolvedPlan, String> {
+        match self {
+            Self::Flv(p) => Ok(ResolvedPlan {
+                prefix: p.prefix,
+                ranges: vec![(p.copy_from, p.copy_len)],
+                duration_ms: p.duration_ms,
+            }),
+            Self::Mp4 => {
+                let p = plan_mp4(spool)?;
+                Ok(ResolvedPlan {
+                    prefix: p.prefix,
+                    ranges: p.copy_ranges.iter().map(|r| (r.offset, r.len)).collect(),
+                    duration_ms: p.duration_ms,
+                })
+            }
+        }
+    }
+}
+
+/// Drives the sans-IO spool scanner over the file: it asks only for box headers and
+/// `moov`/`moof` boxes, never the media payload.
+fn plan_mp4(spool: &Path) -> Result<livetape_mp4::FinalizePlan, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let ctx = |e: std::io::Error| format!("{}: {e}", spool.display());
+    let mut f = std::fs::File::open(spool).map_err(ctx)?;
+    let len = f.metadata().map_err(ctx)?.len();
+    let mut scanner = livetape_mp4::SpoolScanner::new(len);
+    let mut buf = Vec::new();
+    while let livetape_mp4::ScanStep::Read { offset, len } = scanner.next_step() {
+        buf.resize(len, 0);
+        f.seek(SeekFrom::Start(offset)).map_err(ctx)?;
+        f.read_exact(&mut buf).map_err(ctx)?;
+        scanner.feed(&buf).map_err(|e| e.to_string())?;
+    }
+    scanner.finish().map_err(|e| e.to_string())
+}
+
+impl Muxer {
+    pub fn begin(
+        format: Format,
+        headers: &Headers,
+        first_dts: u64,
+        spool: &mut Spool,
+    ) -> Result<Self, WriteError> {
+        match format {
+            Format::Flv => {
+                let mut sink = SpoolSink { spool, error: None };
+                let w = FlvFileWriter::start(
+                    first_dts,
+                    headers.metadata.as_ref(),
+                    headers.video.as_ref(),
+                    headers.audio.as_ref(),
+                    &mut sink,
+                )
+                .map_err(|e| WriteError::Mux(e.to_string()))?;
+                sink.done()?;
+                Ok(Self::Flv(w))
+            }
+            Format::Mp4 => {
+                let payload = |b: &Bytes, skip: usize| b.slice(skip.min(b.len())..);
+                let video = match headers.video.as_ref() {
+                    None => None,
+                    Some(sh) => {
+                        let tag = livetape_media::VideoTag::parse(sh)
+                            .map_err(|e| WriteError::Mux(e.to_string()))?;
+                        if tag.codec != livetape_media::VideoCodec::Avc {
+                            return Err(WriteError::Mux(format!(
+                                "{} video in MP4 is not supported yet",
+                                tag.codec.name()
+                            )));
+                        }
+                        Some(
+                            VideoTrack::avc(payload(sh, tag.header_len))
+                                .map_err(|e| WriteError::Mux(e.to_string()))?,
+                        )
+                    }
+                };
+                let audio = headers
+                    .audio
+                    .as_ref()
+                    .map(|sh| AudioTrack::aac(payload(sh, 2)))
+                    .transpose()
+                    .map_err(|e| WriteError::Mux(e.to_string()))?;
+                let writer = FragmentWriter::new(video, audio, first_dts)
+                    .map_err(|e| WriteError::Mux(e.to_string()))?;
+                spool.append(&writer.init_segment())?;
+                Ok(Self::Mp4 {
+                    writer,
+                    pieces: Vec::with_capacity(64),
+                })
+            }
+        }
+    }
+
+    pub fn push(&mut self, frame: &MediaFrame, spool: &mut Spool) -> Result<(), WriteError> {
+        match self {
+            Self::Flv(w) => {
+                let mut sink = SpoolSink { spool, error: None };
+                w.push(frame, &mut sink)
+                    .map_err(|e| WriteError::Mux(e.to_string()))?;
+                sink.done()
+            }
+            Self::Mp4 { writer, pieces } => {
+                if writer.should_flush_before(frame) {
+                    writer.flush(pieces);
+                    spool.append_all(pieces)?;
+                    pieces.clear();
+                }
+                writer
+                    .push(frame)
+                    .map(drop)
+                    .map_err(|e| WriteError::Mux(e.to_string()))
+            }
+        }
+    }
+
+    pub fn close(&mut self, spool: &mut Spool) -> Result<ClosePlan, WriteError> {
+        match self {
+            Self::Flv(w) => Ok(ClosePlan::Flv(w.finalize_plan())),
+            Self::Mp4 { writer, pieces } => {
+                writer.flush(pieces);
+                spool.append_all(pieces)?;
+                pieces.clear();
+                Ok(ClosePlan::Mp4)
+            }
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! Test harness: an in-process livetape on ephemeral ports, a real HTTP callback receiver,
+//! real ffmpeg publishers and real ffprobe checks.
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use livetape::clock::SystemClock;
+use livetape::config::Config;
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+pub const CLIP_10S: &str = "../../../shared/fixtures/clip-10s-1M.flv";
+pub const CLIP_60S: &str = "../../../shared/fixtures/clip-60s.flv";
+pub const CALLBACK_KEY: &str = "cbkey123";
+/// Upper bound for anything awaited; tests wait on events, this only stops a hang.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn fixture(rel: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    assert!(p.exists(), "fixture {} missing", p.display());
+    p
+}
+
+/// One POST the receiver got.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub body: Value,
+    pub event_id: String,
+    pub status: u16,
+}
+
+#[derive(Clone)]
+struct RecvState {
+    tx: mpsc::UnboundedSender<Delivery>,
+    script: Arc<Mutex<std::collections::HashMap<String, VecDeque<u16>>>>,
+}
+
+/// A real HTTP server recording every callback; answers 200 unless scripted otherwise.
+pub struct Receiver {
+    pub url: String,
+    rx: mpsc::UnboundedReceiver<Delivery>,
+    script: Arc<Mutex<std::collections::HashMap<String, VecDeque<u16>>>>,
+}
+
+async fn on_post(
+    State(st): State<RecvState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    let status = st
+        .script
+        .lock()
+        .unwrap()
+        .get_mut(uri.path())
+        .and_then(|q| q.pop_front())
+        .unwrap_or(200);
+    let body: Value = serde_json::from_str(&body).expect("callback body is JSON");
+    let event_id = headers
+        .get("x-livetape-event-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let _ = st.tx.send(Delivery {
+        body,
+        event_id,
+        status,
+    });
+    StatusCode::from_u16(status).unwrap()
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let script = Arc::new(Mutex::new(Default::default()));
+        let app = Router::new()
+            .route("/{*path}", post(on_post))
+            .with_state(RecvState {
+                tx,
+                script: script.clone(),
+            });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        Self {
+            url: format!("http://{addr}"),
+            rx,
+            script,
+        }
+    }
+
+    /// The next responses to POSTs on `path`, in order (then 200).
+    pub fn script(&self, path: &str, statuses: &[u16]) {
+        self.script
+            .lock()
+            .unwrap()
+            .entry(path.to_owned())
+            .or_default()
+            .extend(statuses);
+    }
+
+    pub async fn next(&mut self) -> Delivery {
+        tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("timed out waiting for a callback")
+            .expect("receiver closed")
+    }
+
+    /// Waits for the next acknowledged delivery of `event_type` (skipping others).
+    pub async fn next_of(&mut self, event_type: i64) -> Delivery {
+        loop {
+            let d = self.next().await;
+            if d.status == 200 && d.body["event_type"] == event_type {
+                return d;
+            }
+        }
+    }
+
+    pub fn try_next(&mut self) -> Option<Delivery> {
+        self.rx.try_recv().ok()
+    }
+}
+
+pub struct TestServer {
+    pub running: livetape::Running,
+    pub dir: tempfile::TempDir,
+    pub receiver: Receiver,
+}
+
+impl TestServer {
+    /// `extra` is TOML appended to a config with ephemeral ports, a temp data dir and a callback
+    /// template pointing at the receiver.
+    pub async fn start(extra: &str) -> Self {
+        Self::start_with(extra, true).await
+    }
+
+    pub async fn start_with(extra: &str, callbacks: bool) -> Self {
+        // Server logs in test output (captured unless a test fails): LIVETAPE_LOG=debug for more.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("LIVETAPE_LOG")
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let receiver = Receiver::start().await;
+        let mut toml = format!(
+            r#"
+            [server]
+            rtmp_listen = "127.0.0.1:0"
+            http_listen = "127.0.0.1:0"
+            data_dir = "{}"
+            public_url = "http://127.0.0.1:1"
+            "#,
+            dir.path().display()
+        );
+        if callbacks {
+            toml.push_str(&format!(
+                r#"
+            [[callback_template]]
+            name = "cb"
+            key = "{CALLBACK_KEY}"
+            stream_begin_url = "{u}/begin"
+            stream_end_url = "{u}/end"
+            record_url = "{u}/record"
+            retry_interval_s = 1
+            [[callback_rule]]
+            template = "cb"
+            "#,
+                u = receiver.url
+            ));
+        }
+        toml.push_str(extra);
+        let cfg = Config::from_toml_str(&toml).expect("test config");
+        let running = livetape::start(cfg, Arc::new(SystemClock)).await.unwrap();
+        Self {
+            running,
+            dir,
+            receiver,
+        }
+    }
+
+    pub fn rtmp(&self) -> SocketAddr {
+        self.running.rtmp_addr
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{}", self.running.http_addr, path)
+    }
+
+    /// `video_url` points at `public_url`; tests reach the same path on the bound port.
+    pub fn local_url(&self, video_url: &str) -> String {
+        let path = video_url.split_once("/vod/").map(|(_, p)| p).unwrap();
+        self.http(&format!("/vod/{path}"))
+    }
+
+    pub fn data_path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Publishes a fixture with `ffmpeg -c copy` (as fast as the server reads). Returns
+    /// whether ffmpeg succeeded.
+    pub async fn publish(&self, app: &str, playpath: &str, clip: &Path) -> bool {
+        publish(self.rtmp(), app, playpath, clip, Pace::Fast).await
+    }
+
+    pub async fn recording(&self, file_id: &str) -> Value {
+        reqwest::get(self.http(&format!("/v1/recordings/{file_id}")))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+#[derive(Clone, Copy)]
+pub enum Pace {
+    /// As fast as the server reads. Only for clips under 2.5 MB: ffmpeg closes the socket
+    /// without reading the server's last RTMP Acknowledgement, and the resulting TCP RST makes
+    /// the kernel discard whatever the server had not yet read (any RTMP server loses that tail).
+    Fast,
+    /// `-readrate N`: N times real time.
+    Rate(u32),
+    Realtime,
+}
+
+/// `ffmpeg -i clip -c copy -f flv rtmp://addr/app/playpath`; app and playpath are given to
+/// ffmpeg separately so names with `/` or `..` reach the server verbatim.
+pub async fn publish(addr: SocketAddr, app: &str, playpath: &str, clip: &Path, pace: Pace) -> bool {
+    let mut cmd = tokio::process::Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"]);
+    match pace {
+        Pace::Fast => {}
+        Pace::Rate(n) => {
+            cmd.args(["-readrate", &n.to_string()]);
+        }
+        Pace::Realtime => {
+            cmd.arg("-re");
+        }
+    }
+    cmd.arg("-i")
+        .arg(clip)
+        .args([
+            "-c",
+            "copy",
+            "-f",
+            "flv",
+            "-rtmp_app",
+            app,
+            "-rtmp_playpath",
+            playpath,
+        ])
+        .arg(format!("rtmp://{addr}/{app}"))
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd.status().await.expect("ffmpeg runs").success()
+}
+
+/// (video packets, audio packets) as ffprobe counts them.
+pub fn probe_counts(path: &Path) -> (u64, u64) {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_packets", "-show_entries"])
+        .args(["stream=codec_type,nb_read_packets", "-of", "json"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(out.status.success(), "ffprobe failed on {}", path.display());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut counts = (0, 0);
+    for s in v["streams"].as_array().unwrap() {
+        let n: u64 = s["nb_read_packets"].as_str().unwrap().parse().unwrap();
+        match s["codec_type"].as_str().unwrap() {
+            "video" => counts.0 += n,
+            "audio" => counts.1 += n,
+            _ => {}
+        }
+    }
+    counts
+}
+
+/// Decodes the whole file; returns ffmpeg's error output (empty = clean).
+pub fn decode_errors(path: &Path) -> String {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        s.push_str(&format!("\nexit status {}", out.status));
+    }
+    s
+}
+
+pub fn md5_hex(s: &str) -> String {
+    use md5::Digest;
+    let d = md5::Md5::digest(s.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Checks `t`/`sign` of a delivered body.
+pub fn assert_signed(body: &Value) {
+    let t = body["t"].as_i64().expect("t is a JSON number");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        (t - now - 600).abs() <= 5,
+        "t = now + 600, got {t} at {now}"
+    );
+    assert_eq!(body["sign"], md5_hex(&format!("{CALLBACK_KEY}{t}")));
+}
