@@ -6,4 +6,11 @@ cd "$(dirname "$0")/.."
 for tool in ffmpeg ffprobe; do
   command -v "$tool" >/dev/null || { echo "$tool is required (apt-get install ffmpeg)" >&2; exit 1; }
 done
-exec cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole workspace (cargo prints one per test binary).
+awk '/^test result:/ { p += $4; f += $6; s += $8 }
+     END { printf "workspace: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"

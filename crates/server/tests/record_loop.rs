@@ -250,6 +250,15 @@ async fn push_records_catalogues_notifies_and_plays() {
         .unwrap();
     assert_eq!(v["output"]["all_count"], 2, "{v}");
 
+    let h: Value = reqwest::get(s.http("/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["live_streams"], 0);
+
     // REST: bearer token required, filters, delete.
     let r = client.get(s.http("/v1/recordings")).send().await.unwrap();
     assert_eq!(r.status(), 401);
@@ -489,6 +498,13 @@ async fn a_second_publisher_is_refused_while_the_first_goes_on() {
         async move { publish(addr, "live", "solo", &clip, Pace::Realtime).await }
     });
     s.receiver.next_of(1).await; // the first push is live
+    let live: Value = reqwest::get(s.http("/v1/streams"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(live["streams"][0]["stream"], "solo", "{live}");
     assert!(
         !s.publish("live", "solo", &clip).await,
         "second publisher refused"
@@ -505,4 +521,40 @@ async fn a_second_publisher_is_refused_while_the_first_goes_on() {
     let tmp = s.dir.path().join("solo.mp4");
     std::fs::write(&tmp, &bytes).unwrap();
     assert_eq!(probe_counts(&tmp), (300, 470));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_publisher_is_dropped_and_what_it_sent_is_kept() {
+    use tokio::io::AsyncWriteExt;
+    let mut s = TestServer::start_with("idle_timeout_s = 1", "", true).await;
+    // ffmpeg relays whatever arrives on its stdin; we send the first ~3 s of the clip and then
+    // go silent without closing, like an encoder whose network froze.
+    let clip = std::fs::read(fixture(CLIP_10S)).unwrap();
+    let mut child = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-probesize",
+            "65536",
+            "-analyzeduration",
+            "0",
+        ])
+        .args(["-f", "flv", "-i", "pipe:0"])
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(format!("rtmp://{}/live/frozen", s.rtmp()))
+        .stdin(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&clip[..clip.len() / 3]).await.unwrap();
+    stdin.flush().await.unwrap();
+    let end = s.receiver.next_of(0).await.body;
+    assert_eq!(end["errcode"], 20, "no data for idle_timeout_s: {end}");
+    let f = s.receiver.next_of(100).await.body;
+    assert!(f["file_size"].as_u64().unwrap() > 0);
+    drop(stdin);
+    let _ = child.kill().await;
 }

@@ -138,10 +138,11 @@ impl TestServer {
     /// `extra` is TOML appended to a config with ephemeral ports, a temp data dir and a callback
     /// template pointing at the receiver.
     pub async fn start(extra: &str) -> Self {
-        Self::start_with(extra, true).await
+        Self::start_with("", extra, true).await
     }
 
-    pub async fn start_with(extra: &str, callbacks: bool) -> Self {
+    /// `server_keys` go inside the `[server]` table.
+    pub async fn start_with(server_keys: &str, extra: &str, callbacks: bool) -> Self {
         // Server logs in test output (captured unless a test fails): LIVETAPE_LOG=debug for more.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -159,6 +160,7 @@ impl TestServer {
             http_listen = "127.0.0.1:0"
             data_dir = "{}"
             public_url = "http://127.0.0.1:1"
+            {server_keys}
             "#,
             dir.path().display()
         );
