@@ -196,7 +196,12 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(path));
         }
-        fig = fig.merge(Env::prefixed("LIVETAPE_").split("__"));
+        // LIVETAPE_LOG and LIVETAPE_CONFIG are the binary's own variables, not config keys.
+        fig = fig.merge(
+            Env::prefixed("LIVETAPE_")
+                .ignore(&["log", "config"])
+                .split("__"),
+        );
         let cfg: Config = fig.extract().map_err(Box::new)?;
         cfg.validate()?;
         Ok(cfg)
