@@ -106,6 +106,10 @@ impl Receiver {
             .extend(statuses);
     }
 
+    pub fn clear_script(&self, path: &str) {
+        self.script.lock().unwrap().remove(path);
+    }
+
     pub async fn next(&mut self) -> Delivery {
         tokio::time::timeout(WAIT, self.rx.recv())
             .await
@@ -132,6 +136,7 @@ pub struct TestServer {
     pub running: livetape::Running,
     pub dir: tempfile::TempDir,
     pub receiver: Receiver,
+    cfg: Config,
 }
 
 impl TestServer {
@@ -182,11 +187,34 @@ impl TestServer {
         }
         toml.push_str(extra);
         let cfg = Config::from_toml_str(&toml).expect("test config");
-        let running = livetape::start(cfg, Arc::new(SystemClock)).await.unwrap();
+        let running = livetape::start(cfg.clone(), Arc::new(SystemClock))
+            .await
+            .unwrap();
         Self {
             running,
             dir,
             receiver,
+            cfg,
+        }
+    }
+
+    /// Stops the server and starts a new one on the same data dir and config (new ports).
+    pub async fn restart(self) -> Self {
+        let Self {
+            running,
+            dir,
+            receiver,
+            cfg,
+        } = self;
+        running.shutdown().await;
+        let running = livetape::start(cfg.clone(), Arc::new(SystemClock))
+            .await
+            .unwrap();
+        Self {
+            running,
+            dir,
+            receiver,
+            cfg,
         }
     }
 
