@@ -280,15 +280,14 @@ async fn vod(
         .get_recording(&file_id)
         .await?
         .ok_or_else(not_found)?;
-    if name != format!("f0.{}", rec.format) {
+    let Some(format) = crate::config::Format::from_name(&rec.format) else {
+        return Err(not_found());
+    };
+    if name != format.url_name() {
         return Err(not_found());
     }
     let path = st.storage.resolve(&rec.path).ok_or_else(not_found)?;
-    let mime = match rec.format.as_str() {
-        "mp4" => "video/mp4",
-        "flv" => "video/x-flv",
-        _ => "application/octet-stream",
-    };
+    let mime = format.mime();
     // ServeFile implements Range (206/416), ETag/If-None-Match and Last-Modified.
     let resp = ServeFile::new_with_mime(&path, &mime.parse().expect("static mime"))
         .oneshot(req)

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 /// Tencent's API range for `RecordInterval` (§3.1).
 pub const INTERVAL_RANGE_S: std::ops::RangeInclusive<u64> = 30..=7200;
+/// Tencent's API range for `FlowContinueDuration` (§3.1).
+pub const RESUME_RANGE_S: std::ops::RangeInclusive<u64> = 0..=1800;
 /// Tencent closes a push after about 70 s without data (errcode 8/20).
 pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 70;
 
@@ -83,13 +85,49 @@ pub struct ApiConfig {
 pub enum Format {
     Flv,
     Mp4,
+    /// Audio-only recording: AAC in an MP4 container (`.m4a`), which every browser plays
+    /// (raw ADTS `.aac` does not seek in most of them).
+    Aac,
 }
 
 impl Format {
+    /// Tencent's `file_format`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Flv => "flv",
             Self::Mp4 => "mp4",
+            Self::Aac => "aac",
+        }
+    }
+
+    /// File extension of the finished file.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Self::Flv => "flv",
+            Self::Mp4 => "mp4",
+            Self::Aac => "m4a",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "flv" => Some(Self::Flv),
+            "mp4" => Some(Self::Mp4),
+            "aac" => Some(Self::Aac),
+            _ => None,
+        }
+    }
+
+    /// Last path segment of the playback URL (`/vod/{file_id}/{name}`), Tencent style.
+    pub fn url_name(self) -> String {
+        format!("f0.{}", self.ext())
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Flv => "video/x-flv",
+            Self::Mp4 => "video/mp4",
+            Self::Aac => "audio/mp4",
         }
     }
 }
@@ -103,6 +141,11 @@ pub struct RecordTemplate {
     /// FLV/MP4 files split at the first keyframe at or after this many seconds.
     #[serde(default = "default_interval")]
     pub interval_s: u64,
+    /// Reconnect window (Tencent `FlowContinueDuration`): a push of the same stream that starts
+    /// within this many seconds of the previous push's end continues the same recording.
+    /// 0 = every push is a new recording.
+    #[serde(default)]
+    pub resume_s: u64,
 }
 
 fn default_formats() -> Vec<Format> {
@@ -118,6 +161,7 @@ impl RecordTemplate {
             name: "default".into(),
             formats: default_formats(),
             interval_s: default_interval(),
+            resume_s: 0,
         }
     }
 }
@@ -282,6 +326,14 @@ impl Config {
                         INTERVAL_RANGE_S.start(),
                         INTERVAL_RANGE_S.end()
                     ),
+                ));
+            }
+        }
+        for (i, t) in self.record_template.iter().enumerate() {
+            if !RESUME_RANGE_S.contains(&t.resume_s) {
+                return Err(invalid(
+                    format!("record_template[{i}].resume_s"),
+                    format!("{} is outside 0..=1800", t.resume_s),
                 ));
             }
         }

@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::events::{self, PushFacts};
-use crate::hub::{LiveStream, PublishLease};
+use crate::hub::{LiveStream, PublishLease, StreamKey};
 use crate::record::{ClosedFile, RecordContext, Recorder};
 use bytes::BytesMut;
 use livetape_catalog::NewPush;
@@ -247,20 +247,31 @@ impl Connection {
             return Some((errcode::INTERNAL_ERROR, e.to_string()));
         }
         st.notifier.wake();
-        let recorder = st.cfg.record_template_for(&app, &stream).map(|t| {
-            Recorder::new(
-                RecordContext {
-                    appid: st.cfg.server.appid,
-                    domain,
-                    appname: app.clone(),
-                    stream: stream.clone(),
-                    sequence: sequence.clone(),
-                    stream_param: stream_param.clone(),
-                },
-                &t,
-                st.storage.spool_dir(),
-            )
-        });
+        let key = StreamKey {
+            app: app.clone(),
+            stream: stream.clone(),
+        };
+        let recorder = match st.parking.take(&key) {
+            Some(mut rec) => {
+                tracing::info!(app, stream, "push resumes the parked recording");
+                rec.resume();
+                Some(rec)
+            }
+            None => st.cfg.record_template_for(&app, &stream).map(|t| {
+                Recorder::new(
+                    RecordContext {
+                        appid: st.cfg.server.appid,
+                        domain,
+                        appname: app.clone(),
+                        stream: stream.clone(),
+                        sequence: sequence.clone(),
+                        stream_param: stream_param.clone(),
+                    },
+                    &t,
+                    st.storage.spool_dir(),
+                )
+            }),
+        };
         tracing::info!(peer = %self.peer, app, stream, sequence, recording = recorder.is_some(), "publish started");
         let _ = session.accept_publish();
         self.push = Some(ActivePush {
@@ -287,11 +298,42 @@ impl Connection {
         };
         let st = self.st.clone();
         let now = st.clock.now_ms();
-        if let Some(rec) = p.recorder.as_mut() {
-            rec.finish(now, &mut self.closed, &mut self.errors);
+        if let Some(mut rec) = p.recorder.take() {
             if let Some((_, w, h)) = rec.video_info() {
                 p.facts.width = w;
                 p.facts.height = h;
+            }
+            if rec.resume_ms() > 0 {
+                // Parked before the lease is released, so a reconnect always finds it.
+                let key = StreamKey {
+                    app: p.facts.appname.clone(),
+                    stream: p.facts.stream.clone(),
+                };
+                let window = std::time::Duration::from_millis(rec.resume_ms());
+                let generation = st.parking.park(key.clone(), rec);
+                let st2 = st.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(window).await;
+                    let (mut closed, mut errors) = (Vec::new(), Vec::new());
+                    let now = st2.clock.now_ms();
+                    if st2
+                        .parking
+                        .expire(&key, generation, now, &mut closed, &mut errors)
+                    {
+                        tracing::info!(
+                            stream = key.stream,
+                            "reconnect window passed; recording closed"
+                        );
+                    }
+                    for e in errors {
+                        tracing::error!(error = %e, "recording stopped");
+                    }
+                    for c in closed {
+                        tokio::spawn(crate::commit_file(st2.clone(), c));
+                    }
+                });
+            } else {
+                rec.finish(now, &mut self.closed, &mut self.errors);
             }
         }
         for e in self.errors.drain(..) {

@@ -31,6 +31,8 @@ pub struct AppState {
     pub catalog: Catalog,
     pub storage: Storage,
     pub hub: Arc<Hub>,
+    /// Recordings waiting out their reconnect window.
+    pub parking: record::Parking,
     pub clock: SharedClock,
     pub notifier: NotifierWaker,
     /// `node` in push callbacks.
@@ -109,6 +111,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         catalog,
         storage,
         hub: Arc::new(Hub::default()),
+        parking: record::Parking::default(),
         clock,
         notifier: notifier.waker(),
         node,

@@ -58,13 +58,13 @@ pub fn finalize(
         c.started_wall_ms,
         c.ended_wall_ms,
         &c.file_id,
-        fmt,
+        c.format.ext(),
     );
     let dest = storage.root().join(&rel);
     let size = materialize(&c.spool_path, &plan.prefix, &plan.ranges, &dest).map_err(io)?;
     let (video_codec, width, height) = c.video.clone().unwrap_or_default();
     let recording = Recording {
-        video_url: format!("{public_url}/vod/{}/f0.{fmt}", c.file_id),
+        video_url: format!("{public_url}/vod/{}/{}", c.file_id, c.format.url_name()),
         file_id: c.file_id,
         sequence: c.ctx.sequence.clone(),
         app: c.ctx.domain.clone(),

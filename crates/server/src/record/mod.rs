@@ -8,9 +8,11 @@
 
 mod finalize;
 mod muxer;
+mod resume;
 mod spool;
 
 pub use finalize::{ClosedFile, FinishedFile, finalize};
+pub use resume::Parking;
 
 use crate::config::{Format, RecordTemplate};
 use bytes::Bytes;
@@ -82,7 +84,17 @@ pub struct Recorder {
     /// A codec header changed mid-file: split at the next keyframe so each file has one config.
     split_pending: bool,
     has_video: bool,
+    resume_ms: u64,
+    /// Largest dts written, on the recording's (continuous) timeline.
+    last_dts: Option<u64>,
+    /// Added to every incoming dts: non-zero after a resumed push whose clock restarted.
+    dts_offset: i64,
+    /// A push resumed this recording; the offset is fixed at its first audio/video frame.
+    resume_pending: bool,
 }
+
+/// Gap inserted between the last frame of a push and the first of the push that resumes it.
+pub const RESUME_GAP_MS: u64 = 40;
 
 impl Recorder {
     pub fn new(ctx: RecordContext, template: &RecordTemplate, spool_dir: PathBuf) -> Self {
@@ -103,7 +115,26 @@ impl Recorder {
                 .collect(),
             split_pending: false,
             has_video: false,
+            resume_ms: template.resume_s * 1000,
+            last_dts: None,
+            dts_offset: 0,
+            resume_pending: false,
         }
+    }
+
+    /// The reconnect window of this recording's template (0 = none).
+    pub fn resume_ms(&self) -> u64 {
+        self.resume_ms
+    }
+
+    pub fn context(&self) -> &RecordContext {
+        &self.ctx
+    }
+
+    /// A new push continues this recording: its timestamps are shifted to follow on from the
+    /// last frame written, so the same files go on with a continuous timeline.
+    pub fn resume(&mut self) {
+        self.resume_pending = self.last_dts.is_some();
     }
 
     /// Codec name, width and height from the video sequence header.
@@ -120,6 +151,23 @@ impl Recorder {
         closed: &mut Vec<ClosedFile>,
         errors: &mut Vec<RecordError>,
     ) {
+        let shifted;
+        let frame = if frame.kind == MediaKind::Script {
+            frame
+        } else {
+            if self.resume_pending {
+                self.resume_pending = false;
+                let next = self.last_dts.unwrap_or(0) + RESUME_GAP_MS;
+                self.dts_offset = next as i64 - frame.dts_ms as i64;
+            }
+            if self.dts_offset == 0 {
+                frame
+            } else {
+                let dts = (frame.dts_ms as i64 + self.dts_offset).max(0) as u64;
+                shifted = MediaFrame::new(frame.kind, dts, frame.payload.clone());
+                &shifted
+            }
+        };
         match frame.kind {
             MediaKind::Script => {
                 self.headers.metadata = Some(frame.payload.clone());
@@ -150,6 +198,7 @@ impl Recorder {
                 _ => return,
             },
         }
+        self.last_dts = Some(self.last_dts.map_or(frame.dts_ms, |d| d.max(frame.dts_ms)));
         // A split point: a video keyframe, or any audio frame of an audio-only stream.
         let split_point = if self.has_video {
             frame.is_video_keyframe()
@@ -372,6 +421,7 @@ mod tests {
             name: "t".into(),
             formats: vec![format],
             interval_s,
+            resume_s: 0,
         };
         let ctx = RecordContext {
             appid: 1,

@@ -127,9 +127,15 @@ impl Muxer {
                 sink.done()?;
                 Ok(Self::Flv(w))
             }
-            Format::Mp4 => {
+            Format::Mp4 | Format::Aac => {
                 let payload = |b: &Bytes, skip: usize| b.slice(skip.min(b.len())..);
+                if format == Format::Aac && headers.audio.is_none() {
+                    return Err(WriteError::Mux(
+                        "the stream has no AAC audio, so there is nothing to record as aac".into(),
+                    ));
+                }
                 let video = match headers.video.as_ref() {
+                    _ if format == Format::Aac => None,
                     None => None,
                     Some(sh) => {
                         let tag = livetape_media::VideoTag::parse(sh)

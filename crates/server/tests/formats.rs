@@ -1,0 +1,168 @@
+//! Formats beyond the basics, and the reconnect window.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+async fn download(s: &TestServer, f: &Value) -> std::path::PathBuf {
+    let rec = s.recording(f["file_id"].as_str().unwrap()).await;
+    let url = rec["video_url"].as_str().unwrap();
+    let bytes = reqwest::get(s.local_url(url))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(bytes.len() as u64, f["file_size"].as_u64().unwrap());
+    let name = url.rsplit('/').next().unwrap();
+    let p = s
+        .dir
+        .path()
+        .join(format!("{}-{name}", f["file_id"].as_str().unwrap()));
+    std::fs::write(&p, &bytes).unwrap();
+    p
+}
+
+/// ffmpeg `-c copy` of the fixture with some streams dropped (`-vn` / `-an`).
+async fn publish_with(s: &TestServer, stream: &str, drop: &str) -> bool {
+    let status = tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-i"])
+        .arg(fixture(CLIP_10S))
+        .args([drop, "-c", "copy", "-f", "flv"])
+        .arg(format!("rtmp://{}/live/{stream}", s.rtmp()))
+        .kill_on_drop(true)
+        .status()
+        .await
+        .unwrap();
+    status.success()
+}
+
+fn codec_names(p: &Path) -> Vec<String> {
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aac_is_recorded_from_audio_video_and_audio_only_pushes() {
+    let mut s = TestServer::start(
+        r#"
+        [[record_template]]
+        name = "default"
+        formats = ["aac", "mp4"]
+        "#,
+    )
+    .await;
+    // Audio + video → an audio-only m4a with every audio frame, and the mp4.
+    assert!(s.publish("live", "av", &fixture(CLIP_10S)).await);
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        got.push(s.receiver.next_of(100).await.body);
+    }
+    got.sort_by_key(|f| f["file_format"].as_str().unwrap().to_owned());
+    assert_eq!(got[0]["file_format"], "aac");
+    assert!(got[0]["video_url"].as_str().unwrap().ends_with("/f0.m4a"));
+    let m4a = download(&s, &got[0]).await;
+    assert_eq!(codec_names(&m4a), ["aac"]);
+    assert_eq!(probe_counts(&m4a), (0, 470));
+    assert_eq!(decode_errors(&m4a), "");
+    let r = reqwest::get(s.local_url(got[0]["video_url"].as_str().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "audio/mp4");
+
+    // Audio-only push → aac and an audio-only mp4.
+    assert!(publish_with(&s, "audio", "-vn").await);
+    for _ in 0..2 {
+        let f = s.receiver.next_of(100).await.body;
+        let p = download(&s, &f).await;
+        assert_eq!(probe_counts(&p), (0, 470), "{}", f["file_format"]);
+        assert_eq!(decode_errors(&p), "");
+    }
+
+    // Video-only push → no aac file (nothing to record), the mp4 as usual.
+    assert!(publish_with(&s, "video", "-an").await);
+    let f = s.receiver.next_of(100).await.body;
+    assert_eq!(f["file_format"], "mp4");
+    let p = download(&s, &f).await;
+    assert_eq!(probe_counts(&p), (300, 0));
+    let v: Value = reqwest::get(s.http("/v1/recordings?stream_id=video"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["total"], 1, "no aac recording for a push without audio");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_inside_the_window_continues_the_same_files() {
+    let mut s = TestServer::start(
+        r#"
+        [[record_template]]
+        name = "default"
+        formats = ["mp4", "flv"]
+        resume_s = 2
+        "#,
+    )
+    .await;
+    let clip = fixture(CLIP_10S);
+    assert!(s.publish("live", "flaky", &clip).await);
+    let first_end = s.receiver.next_of(0).await.body;
+    assert!(s.publish("live", "flaky", &clip).await, "reconnect");
+    // Each push has its own events 1 and 0...
+    let second_end = s.receiver.next_of(0).await.body;
+    assert_ne!(first_end["sequence"], second_end["sequence"]);
+    // ...but there is one recording per format, announced once the window has passed.
+    let mut files = Vec::new();
+    for _ in 0..2 {
+        files.push(s.receiver.next_of(100).await.body);
+    }
+    for f in &files {
+        let p = download(&s, f).await;
+        assert_eq!(
+            probe_counts(&p),
+            (600, 940),
+            "{}: both pushes in one file",
+            f["file_format"]
+        );
+        assert_eq!(decode_errors(&p), "", "{}", f["file_format"]);
+        let d = f["duration"].as_i64().unwrap();
+        assert!((19..=21).contains(&d), "continuous timeline: {d} s");
+        assert_eq!(
+            f["task_id"], first_end["sequence"],
+            "the recording belongs to the first push"
+        );
+    }
+    let v: Value = reqwest::get(s.http("/v1/recordings?stream_id=flaky"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["total"], 2);
+
+    // After the window, a push is a new recording.
+    assert!(s.publish("live", "flaky", &clip).await);
+    for _ in 0..2 {
+        let f = s.receiver.next_of(100).await.body;
+        assert!(!files.iter().any(|g| g["file_id"] == f["file_id"]));
+        let p = download(&s, &f).await;
+        assert_eq!(probe_counts(&p), (300, 470));
+    }
+}
