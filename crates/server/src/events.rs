@@ -157,3 +157,41 @@ pub fn record_file(cfg: &Config, r: &Recording, now_ms: i64) -> Option<NewEvent>
         now_ms,
     ))
 }
+
+/// Event 332 for a recording status change, if the app's callback template has a `record_url`.
+pub fn record_status(
+    cfg: &Config,
+    ctx: &crate::record::RecordContext,
+    status: &crate::record::RecordStatus,
+    now_ms: i64,
+) -> Option<NewEvent> {
+    use livetape_tencent::callback::{EVENT_RECORD_STATUS, RecordDetail, RecordStatusEvent};
+    let t = cfg.callback_template_for(&ctx.appname)?;
+    let url = t.record_url.as_deref()?;
+    let mut detail = RecordDetail::template(crate::record::tencent_format_code(status.format));
+    detail.file_id = status.file_id.clone();
+    detail.error = status.error.clone();
+    // Unique and stable per event: receivers dedupe on it.
+    let seq = format!("{}", rand::random::<u64>() >> 1);
+    let body = RecordStatusEvent {
+        appid: cfg.server.appid as i64,
+        appname: ctx.appname.clone(),
+        domain: ctx.domain.clone(),
+        event_time: now_ms / 1000,
+        event_type: EVENT_RECORD_STATUS,
+        record_detail: detail.to_json_string(),
+        record_event: status.kind.record_event().to_owned(),
+        seq: seq.clone(),
+        session_id: ctx.sequence.clone(),
+        stream_id: ctx.stream.clone(),
+    };
+    Some(new_event(
+        t,
+        url,
+        format!("332-{seq}"),
+        EVENT_RECORD_STATUS,
+        &ctx.stream,
+        to_json(&body),
+        now_ms,
+    ))
+}

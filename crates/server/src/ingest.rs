@@ -132,6 +132,10 @@ impl Connection {
                     for e in self.errors.drain(..) {
                         tracing::error!(error = %e, "recording stopped");
                     }
+                    if rec.has_statuses() {
+                        let (ctx, statuses) = (rec.context().clone(), rec.take_statuses());
+                        crate::emit_statuses(&self.st, &ctx, statuses).await;
+                    }
                 }
                 None
             }
@@ -316,14 +320,15 @@ impl Connection {
                     tokio::time::sleep(window).await;
                     let (mut closed, mut errors) = (Vec::new(), Vec::new());
                     let now = st2.clock.now_ms();
-                    if st2
-                        .parking
-                        .expire(&key, generation, now, &mut closed, &mut errors)
+                    if let Some((ctx, statuses)) =
+                        st2.parking
+                            .expire(&key, generation, now, &mut closed, &mut errors)
                     {
                         tracing::info!(
                             stream = key.stream,
                             "reconnect window passed; recording closed"
                         );
+                        crate::emit_statuses(&st2, &ctx, statuses).await;
                     }
                     for e in errors {
                         tracing::error!(error = %e, "recording stopped");
@@ -334,6 +339,8 @@ impl Connection {
                 });
             } else {
                 rec.finish(now, &mut self.closed, &mut self.errors);
+                let (ctx, statuses) = (rec.context().clone(), rec.take_statuses());
+                crate::emit_statuses(&st, &ctx, statuses).await;
             }
         }
         for e in self.errors.drain(..) {

@@ -190,3 +190,32 @@ pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
         "recording catalogued"
     );
 }
+
+/// Queues event 332 for each recording status change.
+pub(crate) async fn emit_statuses(
+    st: &AppState,
+    ctx: &record::RecordContext,
+    statuses: Vec<record::RecordStatus>,
+) {
+    let now = st.clock.now_ms();
+    let events: Vec<_> = statuses
+        .iter()
+        .inspect(|s| {
+            tracing::info!(
+                stream = ctx.stream,
+                format = s.format.as_str(),
+                status = s.kind.record_event(),
+                error = s.error.as_deref().unwrap_or(""),
+                "recording status"
+            );
+        })
+        .filter_map(|s| events::record_status(&st.cfg, ctx, s, now))
+        .collect();
+    if events.is_empty() {
+        return;
+    }
+    if let Err(e) = st.catalog.insert_events(events).await {
+        tracing::error!(stream = ctx.stream, error = %e, "could not queue record status events");
+    }
+    st.notifier.wake();
+}

@@ -97,6 +97,18 @@ async fn aac_is_recorded_from_audio_video_and_audio_only_pushes() {
 
     // Video-only push → no aac file (nothing to record), the mp4 as usual.
     assert!(publish_with(&s, "video", "-an").await);
+    let failed = loop {
+        let d = s.receiver.next_of(332).await.body;
+        if d["record_event"] == "record_start_failed" {
+            break d;
+        }
+    };
+    let detail: Value = serde_json::from_str(failed["record_detail"].as_str().unwrap()).unwrap();
+    assert_eq!(detail["file_format"], 4, "aac");
+    assert!(
+        detail["error"].as_str().unwrap().contains("no AAC audio"),
+        "{detail}"
+    );
     let f = s.receiver.next_of(100).await.body;
     assert_eq!(f["file_format"], "mp4");
     let p = download(&s, &f).await;

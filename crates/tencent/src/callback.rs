@@ -13,6 +13,8 @@ pub const EVENT_PUSH_BEGIN: i32 = 1;
 pub const EVENT_PUSH_END: i32 = 0;
 /// event_type of a new recording file (录制).
 pub const EVENT_RECORD_FILE: i32 = 100;
+/// Recording status change (§1.8), sent to the record URL.
+pub const EVENT_RECORD_STATUS: i32 = 332;
 /// `t = now + SIGN_LIFETIME_S` (every Tencent sample has `t = event_time + 600`).
 pub const SIGN_LIFETIME_S: i64 = 600;
 
@@ -150,6 +152,66 @@ pub struct RecordFileEvent {
 }
 
 /// The inner object of `callback_ext`.
+/// Event 332 (§1.8). Note `domain` (not `app`) and no `channel_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordStatusEvent {
+    pub appid: i64,
+    pub appname: String,
+    pub domain: String,
+    pub event_time: i64,
+    pub event_type: i32,
+    /// `record_detail` as a JSON *string*, from [`RecordDetail::to_json_string`].
+    pub record_detail: String,
+    /// `record_start_succeeded` | `record_start_failed` | `record_paused` | `record_resumed` |
+    /// `record_error` | `record_ended`.
+    pub record_event: String,
+    /// Message sequence number (string).
+    pub seq: String,
+    /// The recording session id (string).
+    pub session_id: String,
+    pub stream_id: String,
+}
+
+/// The inner object of `record_detail` (§1.8), plus livetape's `file_id` and `error`
+/// (extra keys; Tencent's own keys keep their names and types).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecordDetail {
+    /// 1 FLV, 2 HLS, 3 MP4, 4 AAC, 5 MP3.
+    pub file_format: i32,
+    pub record_bps: i64,
+    /// 1 = started by a template rule.
+    pub start_model: i32,
+    /// 1 = original stream.
+    pub record_content: i32,
+    /// 1 = live recording.
+    pub source_type: i32,
+    pub codec_temp_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RecordDetail {
+    /// Detail of an original-stream recording started by a rule, in `file_format`.
+    pub fn template(file_format: i32) -> Self {
+        RecordDetail {
+            file_format,
+            record_bps: 0,
+            start_model: 1,
+            record_content: 1,
+            source_type: 1,
+            codec_temp_id: 0,
+            file_id: None,
+            error: None,
+        }
+    }
+
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct CallbackExt {
     pub video_codec: String,
@@ -415,5 +477,33 @@ mod tests {
                 proptest::prop_assert!(serde_json::from_str::<serde_json::Map<String, Value>>(&out).is_ok());
             }
         }
+    }
+
+    #[test]
+    fn record_status_types() {
+        let mut d = RecordDetail::template(3);
+        d.error = Some("disk full".into());
+        let e = RecordStatusEvent {
+            appid: 1,
+            appname: "live".into(),
+            domain: "d".into(),
+            event_time: 2,
+            event_type: EVENT_RECORD_STATUS,
+            record_detail: d.to_json_string(),
+            record_event: "record_error".into(),
+            seq: "9".into(),
+            session_id: "8".into(),
+            stream_id: "s".into(),
+        };
+        let v: serde_json::Value = serde_json::to_value(&e).unwrap();
+        assert!(v["record_detail"].is_string());
+        assert!(v["seq"].is_string() && v["session_id"].is_string());
+        assert!(v.get("app").is_none() && v.get("channel_id").is_none());
+        let inner: serde_json::Value =
+            serde_json::from_str(v["record_detail"].as_str().unwrap()).unwrap();
+        assert_eq!(inner["file_format"], 3);
+        assert_eq!(inner["start_model"], 1);
+        assert_eq!(inner["error"], "disk full");
+        assert!(inner.get("file_id").is_none());
     }
 }

@@ -19,8 +19,9 @@ pub mod retry;
 pub mod sign;
 
 pub use callback::{
-    BodyError, CallbackExt, EVENT_PUSH_BEGIN, EVENT_PUSH_END, EVENT_RECORD_FILE, PushInfo,
-    RecordFileEvent, SIGN_LIFETIME_S, StreamEvent, sign_body,
+    BodyError, CallbackExt, EVENT_PUSH_BEGIN, EVENT_PUSH_END, EVENT_RECORD_FILE,
+    EVENT_RECORD_STATUS, PushInfo, RecordDetail, RecordFileEvent, RecordStatusEvent,
+    SIGN_LIFETIME_S, StreamEvent, sign_body,
 };
 pub use filelist::{
     ErrorResponse, FileEntry, FilelistError, FilelistOutput, FilelistRequest, FilelistResponse,

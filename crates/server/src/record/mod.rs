@@ -14,6 +14,15 @@ mod spool;
 pub use finalize::{ClosedFile, FinishedFile, finalize};
 pub use resume::Parking;
 
+/// Tencent's numeric `file_format` in event 332's `record_detail`.
+pub fn tencent_format_code(f: Format) -> i32 {
+    match f {
+        Format::Flv => 1,
+        Format::Mp4 => 3,
+        Format::Aac => 4,
+    }
+}
+
 use crate::config::{Format, RecordTemplate};
 use bytes::Bytes;
 use livetape_media::avc::AvcConfig;
@@ -73,6 +82,36 @@ struct Output {
     file: Option<OpenFile>,
     /// Set when a write failed: the format stops for the rest of this push.
     failed: bool,
+    /// The first file of this format was opened.
+    started: bool,
+}
+
+/// A recording status change of one format (Tencent event 332).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StatusKind {
+    StartSucceeded,
+    StartFailed,
+    Error,
+    Ended,
+}
+
+impl StatusKind {
+    pub fn record_event(&self) -> &'static str {
+        match self {
+            Self::StartSucceeded => "record_start_succeeded",
+            Self::StartFailed => "record_start_failed",
+            Self::Error => "record_error",
+            Self::Ended => "record_ended",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RecordStatus {
+    pub format: Format,
+    pub kind: StatusKind,
+    pub file_id: Option<String>,
+    pub error: Option<String>,
 }
 
 pub struct Recorder {
@@ -91,6 +130,7 @@ pub struct Recorder {
     dts_offset: i64,
     /// A push resumed this recording; the offset is fixed at its first audio/video frame.
     resume_pending: bool,
+    statuses: Vec<RecordStatus>,
 }
 
 /// Gap inserted between the last frame of a push and the first of the push that resumes it.
@@ -111,6 +151,7 @@ impl Recorder {
                     format,
                     file: None,
                     failed: false,
+                    started: false,
                 })
                 .collect(),
             split_pending: false,
@@ -119,7 +160,17 @@ impl Recorder {
             last_dts: None,
             dts_offset: 0,
             resume_pending: false,
+            statuses: Vec::new(),
         }
+    }
+
+    /// Status changes since the last call (for event 332).
+    pub fn take_statuses(&mut self) -> Vec<RecordStatus> {
+        std::mem::take(&mut self.statuses)
+    }
+
+    pub fn has_statuses(&self) -> bool {
+        !self.statuses.is_empty()
     }
 
     /// The reconnect window of this recording's template (0 = none).
@@ -232,9 +283,30 @@ impl Recorder {
                     frame.dts_ms,
                     now_ms,
                 ) {
-                    Ok(f) => out.file = Some(f),
+                    Ok(f) => {
+                        if !out.started {
+                            out.started = true;
+                            self.statuses.push(RecordStatus {
+                                format: out.format,
+                                kind: StatusKind::StartSucceeded,
+                                file_id: Some(f.file_id.clone()),
+                                error: None,
+                            });
+                        }
+                        out.file = Some(f);
+                    }
                     Err(e) => {
                         out.failed = true;
+                        self.statuses.push(RecordStatus {
+                            format: out.format,
+                            kind: if out.started {
+                                StatusKind::Error
+                            } else {
+                                StatusKind::StartFailed
+                            },
+                            file_id: None,
+                            error: Some(e.to_string()),
+                        });
                         errors.push(e);
                         continue;
                     }
@@ -247,7 +319,14 @@ impl Recorder {
                 .and_then(|()| f.spool.maybe_flush(now_ms).map_err(Into::into));
             if let Err(e) = res {
                 out.failed = true;
-                errors.push(self::err(&self.ctx, out.format, &f.spool, e));
+                let e = self::err(&self.ctx, out.format, &f.spool, e);
+                self.statuses.push(RecordStatus {
+                    format: out.format,
+                    kind: StatusKind::Error,
+                    file_id: Some(f.file_id.clone()),
+                    error: Some(e.to_string()),
+                });
+                errors.push(e);
                 // What was written stays a valid spool: close it so it is still catalogued.
                 if let Some(f) = out.file.take()
                     && let Ok(c) = close_file(&self.ctx, &self.headers, out.format, f, now_ms)
@@ -271,6 +350,14 @@ impl Recorder {
                     Ok(c) => closed.push(c),
                     Err(e) => errors.push(e),
                 }
+            }
+            if out.started {
+                self.statuses.push(RecordStatus {
+                    format: out.format,
+                    kind: StatusKind::Ended,
+                    file_id: None,
+                    error: None,
+                });
             }
         }
     }

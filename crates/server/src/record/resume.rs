@@ -1,7 +1,7 @@
 //! The reconnect window: a recording whose push ended waits here for `resume_s`; a push of
 //! the same stream within the window takes it back and continues the same files.
 
-use super::{ClosedFile, RecordError, Recorder};
+use super::{ClosedFile, RecordContext, RecordError, RecordStatus, Recorder};
 use crate::hub::StreamKey;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -51,16 +51,15 @@ impl Parking {
         now_ms: i64,
         closed: &mut Vec<ClosedFile>,
         errors: &mut Vec<RecordError>,
-    ) -> bool {
+    ) -> Option<(RecordContext, Vec<RecordStatus>)> {
         let mut parked = self.lock();
         if parked.get(key).is_none_or(|p| p.generation != generation) {
-            return false;
+            return None;
         }
-        if let Some(mut p) = parked.remove(key) {
-            drop(parked);
-            p.recorder.finish(now_ms, closed, errors);
-        }
-        true
+        let mut p = parked.remove(key)?;
+        drop(parked);
+        p.recorder.finish(now_ms, closed, errors);
+        Some((p.recorder.context().clone(), p.recorder.take_statuses()))
     }
 
     /// Closes every parked recording (shutdown).
