@@ -13,6 +13,7 @@
 //!    length to truncate the torn tail to.
 
 pub mod amf0;
+pub mod build;
 mod reader;
 mod writer;
 

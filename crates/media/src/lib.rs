@@ -8,6 +8,7 @@
 
 pub mod aac;
 pub mod avc;
+pub mod hevc;
 mod tag;
 
 pub use tag::{AudioCodec, AudioTag, VideoCodec, VideoPacket, VideoTag};

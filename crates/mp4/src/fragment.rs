@@ -311,7 +311,7 @@ impl FragmentWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{ASC, AVCC, audio, video};
+    use crate::test_support::{ASC, AVCC, audio, hevc_video, hvcc, video};
 
     fn writer(base: u64) -> FragmentWriter {
         let v = VideoTrack::avc(Bytes::from_static(AVCC)).unwrap();
@@ -408,5 +408,45 @@ mod tests {
         assert_eq!(off, moof.len());
         assert_eq!(&moof[moof.len() - 4..], b"mdat");
         assert_eq!(w.duration_ms(), 40);
+    }
+
+    #[test]
+    fn hevc_enhanced_rtmp_frames() {
+        let v = VideoTrack::hevc(hvcc()).unwrap();
+        assert_eq!((v.width, v.height), (640, 360));
+        let mut w = FragmentWriter::new(Some(v), None, 0).unwrap();
+        let init = w.init_segment();
+        let at = init.windows(4).position(|b| b == b"hvc1").unwrap();
+        assert_eq!(&init[at + 4 + 78 + 4..at + 4 + 78 + 8], b"hvcC");
+        // SequenceStart carries no sample; AVC frames do not fit an HEVC track.
+        let mut seq = vec![0x90];
+        seq.extend_from_slice(b"hvc1");
+        seq.extend_from_slice(&hvcc());
+        let seq = MediaFrame::new(MediaKind::Video, 0, Bytes::from(seq));
+        assert_eq!(w.push(&seq), Ok(false));
+        assert!(matches!(
+            w.push(&video(0, true, 0, 4)),
+            Err(Mp4Error::CodecMismatch { .. })
+        ));
+        let key = hevc_video(0, true, None, 6);
+        let inter = hevc_video(40, false, Some(-40), 7);
+        assert!(!w.should_flush_before(&hevc_video(80, true, None, 1)));
+        assert_eq!(w.push(&key), Ok(true));
+        assert_eq!(w.push(&inter), Ok(true));
+        assert!(w.should_flush_before(&hevc_video(80, true, None, 1)));
+        let mut out = Vec::new();
+        w.flush(&mut out);
+        // Payloads start after the 5- and 8-byte E-RTMP headers, zero-copy.
+        assert_eq!(out[1].as_ptr(), key.payload[5..].as_ptr());
+        assert_eq!((out[1].len(), out[2].len()), (6, 7));
+        assert_eq!(out[2].as_ptr(), inter.payload[8..].as_ptr());
+        let moof = &out[0];
+        let trun = moof.windows(4).position(|b| b == b"trun").unwrap() + 4;
+        let sample = |i: usize, field: usize| {
+            let at = trun + 12 + i * 16 + field * 4;
+            u32::from_be_bytes(moof[at..at + 4].try_into().unwrap())
+        };
+        assert_eq!((sample(0, 2), sample(1, 2)), (FLAGS_SYNC, FLAGS_NON_SYNC));
+        assert_eq!(sample(1, 3) as i32, -3600);
     }
 }

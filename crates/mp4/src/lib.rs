@@ -1,4 +1,4 @@
-//! Sans-IO MP4 for livetape recordings: remux only (H.264 + AAC today).
+//! Sans-IO MP4 for livetape recordings: remux only (H.264 or H.265, and AAC).
 //!
 //! # Design
 //!
@@ -34,8 +34,10 @@
 //! `Avcc`/`Esds` re-encode codec configuration records instead of passing the bytes through, it
 //! decodes whole boxes into owned structs, and it pulls `num` and `pastey`. Remuxing needs about
 //! 25 box types, written with a small `BoxWriter` and read with a bounded reader. The
-//! finaliser copies the spool's `stsd` verbatim, so the scanner is codec-agnostic: adding `hvc1`
-//! only touches [`VideoCodecConfig`] and its sample entry.
+//! finaliser copies the spool's `stsd` verbatim, so the scanner is codec-agnostic: H.265 (`hvc1`)
+//! only touched [`VideoCodecConfig`] and its sample entry. Frames of either codec arrive as FLV
+//! tag bodies, legacy or Enhanced RTMP; the sample is the payload after the tag header
+//! (`VideoTag::header_len`), length-prefixed NAL units as MP4 wants them.
 //!
 //! Memory: the scanner keeps 12 bytes per sample (size, duration, composition offset) plus sync
 //! sample numbers and one chunk entry per fragment and track.
@@ -95,6 +97,39 @@ pub(crate) mod test_support {
         0xe0, 0x60, 0x00, 0xf4, 0x24, 0x00, 0x1e, 0x84, 0xe6, 0xa3, 0x00, 0x78, 0xb1, 0x6c, 0xb0,
         0x01, 0x00, 0x04, 0x68, 0xef, 0xbc, 0xb0, 0xfd, 0xf8, 0xf8, 0x00,
     ];
+    /// `hvcC` built from x265's VPS/SPS/PPS (640x360 Main@L2.1).
+    pub(crate) fn hvcc() -> Bytes {
+        const VPS: &[u8] = &[
+            0x40, 0x01, 0x0c, 0x01, 0xff, 0xff, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00,
+            0x00, 0x03, 0x00, 0x00, 0x03, 0x00, 0x3f, 0x92, 0x80, 0x90,
+        ];
+        const SPS: &[u8] = &[
+            0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00,
+            0x00, 0x03, 0x00, 0x3f, 0xa0, 0x05, 0x02, 0x01, 0x69, 0x65, 0x92, 0xa4, 0x93, 0x2b,
+            0xc0, 0x5a, 0x02, 0x00, 0x00, 0x03, 0x00, 0x02, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x10,
+        ];
+        const PPS: &[u8] = &[0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40];
+        Bytes::from(livetape_media::hevc::build_hvcc(VPS, SPS, PPS).unwrap())
+    }
+
+    /// An Enhanced RTMP `hvc1` frame: CodedFrames (with SI24 cts) or CodedFramesX.
+    pub(crate) fn hevc_video(
+        dts_ms: u64,
+        key: bool,
+        cts_ms: Option<i32>,
+        len: usize,
+    ) -> MediaFrame {
+        let ft = if key { 0x10 } else { 0x20 };
+        let mut b = vec![0x80 | ft | if cts_ms.is_some() { 1 } else { 3 }];
+        b.extend_from_slice(b"hvc1");
+        if let Some(c) = cts_ms {
+            b.extend_from_slice(&c.to_be_bytes()[1..]);
+        }
+        let header = b.len();
+        b.resize(header + len, 0xab);
+        MediaFrame::new(MediaKind::Video, dts_ms, Bytes::from(b))
+    }
+
     /// AAC-LC 48 kHz stereo.
     pub(crate) const ASC: &[u8] = &[0x11, 0x90];
 

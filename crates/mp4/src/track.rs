@@ -7,6 +7,7 @@ use bytes::Bytes;
 use livetape_media::VideoCodec;
 use livetape_media::aac::AacConfig;
 use livetape_media::avc::AvcConfig;
+use livetape_media::hevc::HevcConfig;
 
 /// Video timescale: 90 kHz, so millisecond timestamps map exactly (`ms * 90`).
 pub(crate) const VIDEO_TIMESCALE: u32 = 90_000;
@@ -16,13 +17,17 @@ pub(crate) const FLAGS_SYNC: u32 = 0x0200_0000; // depends on no other sample
 pub(crate) const FLAGS_NON_SYNC: u32 = 0x0101_0000; // depends on others, is non-sync
 pub(crate) const FLAG_IS_NON_SYNC: u32 = 0x0001_0000;
 
-/// The decoder configuration of a video track. Non-exhaustive: `hvc1` (H.265) comes later and
-/// only needs a new variant and its sample entry below; the finaliser copies `stsd` verbatim.
+/// The decoder configuration of a video track. Non-exhaustive: another codec only needs a new
+/// variant and its sample entry below; the finaliser copies `stsd` verbatim.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VideoCodecConfig {
     /// H.264: the AVCDecoderConfigurationRecord (FLV sequence header payload).
     Avc { avcc: Bytes },
+    /// H.265: the HEVCDecoderConfigurationRecord (Enhanced RTMP `hvc1` SequenceStart payload).
+    /// Written as an `hvc1` sample entry: parameter sets live in `hvcC` only, which is what
+    /// Apple players require and what RTMP encoders send (they strip VPS/SPS/PPS from frames).
+    Hevc { hvcc: Bytes },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,15 +48,27 @@ impl VideoTrack {
         })
     }
 
+    /// An H.265 track from its `hvcC` record; dimensions come from the SPS (cropped).
+    pub fn hevc(hvcc: Bytes) -> Result<Self, Mp4Error> {
+        let c = HevcConfig::parse(&hvcc)?;
+        Ok(Self {
+            codec: VideoCodecConfig::Hevc { hvcc },
+            width: c.width,
+            height: c.height,
+        })
+    }
+
     pub(crate) fn media_codec(&self) -> VideoCodec {
         match self.codec {
             VideoCodecConfig::Avc { .. } => VideoCodec::Avc,
+            VideoCodecConfig::Hevc { .. } => VideoCodec::Hevc,
         }
     }
 
     fn write_stsd(&self, w: &mut BoxWriter) {
         let (entry, config_kind, config): (&[u8; 4], &[u8; 4], &Bytes) = match &self.codec {
             VideoCodecConfig::Avc { avcc } => (b"avc1", b"avcC", avcc),
+            VideoCodecConfig::Hevc { hvcc } => (b"hvc1", b"hvcC", hvcc),
         };
         w.full(b"stsd", 0, 0, |w| {
             w.u32(1);
