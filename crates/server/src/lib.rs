@@ -116,16 +116,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         notifier: notifier.waker(),
         node,
     });
-    let leftovers = std::fs::read_dir(state.storage.spool_dir())
-        .map(|d| d.count())
-        .unwrap_or(0);
-    if leftovers > 0 {
-        // Crash recovery of spools is a later milestone; keep them untouched until then.
-        tracing::warn!(
-            count = leftovers,
-            "unfinished recordings left in spool/ by an earlier run"
-        );
-    }
+    recover_spools(&state).await;
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(ingest::serve(state.clone(), rtmp)));
     let app = api::router(state.clone());
@@ -142,6 +133,42 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         tasks,
         notifier,
     })
+}
+
+/// Turns every spool left by an earlier run into a catalogued recording (before any new
+/// push can start, so nothing races with it).
+async fn recover_spools(st: &Arc<AppState>) {
+    let found = match record::recover::scan(&st.storage.spool_dir()) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the spool directory; recovery skipped");
+            return;
+        }
+    };
+    for f in found {
+        match f {
+            record::recover::Found::Unreadable { spool, reason } => {
+                tracing::error!(spool = %spool.display(), reason, "spool without readable metadata; left in place");
+            }
+            record::recover::Found::Spool(c) => {
+                match st.catalog.get_recording(&c.file_id).await {
+                    Ok(Some(_)) => {
+                        // Catalogued before the crash; only the spool deletion was missed.
+                        let _ = record::recover::remove(&c.spool_path);
+                    }
+                    Ok(None) => {
+                        tracing::info!(
+                            file_id = c.file_id,
+                            stream = c.ctx.stream,
+                            "recovering a recording left by an earlier run"
+                        );
+                        commit_file(st.clone(), c).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "catalogue unavailable; spool kept"),
+                }
+            }
+        }
+    }
 }
 
 /// Finalizes a closed file, catalogues it with its event 100, then drops its spool.
@@ -176,7 +203,7 @@ pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
         return;
     }
     st.notifier.wake();
-    if let Err(e) = std::fs::remove_file(&done.spool_path) {
+    if let Err(e) = record::recover::remove(&done.spool_path) {
         tracing::warn!(file_id, error = %e, "could not remove spool");
     }
     let r = &done.recording;

@@ -46,7 +46,7 @@ pub fn finalize(
     };
     let plan = c
         .plan
-        .resolve(&c.spool_path)
+        .resolve(c.format, &c.spool_path)
         .map_err(|e| RecordError::Mux {
             stream: c.ctx.stream.clone(),
             format: fmt,
@@ -61,6 +61,13 @@ pub fn finalize(
         c.format.ext(),
     );
     let dest = storage.root().join(&rel);
+    // Pin the end time before writing the final file (see recover::SpoolMeta).
+    if let Ok(mut meta) = super::recover::read_meta(&c.spool_path)
+        && meta.ended_wall_ms != Some(c.ended_wall_ms)
+    {
+        meta.ended_wall_ms = Some(c.ended_wall_ms);
+        super::recover::write_meta(&c.spool_path, &meta).map_err(io)?;
+    }
     let size = materialize(&c.spool_path, &plan.prefix, &plan.ranges, &dest).map_err(io)?;
     let (video_codec, width, height) = c.video.clone().unwrap_or_default();
     let recording = Recording {

@@ -8,6 +8,7 @@
 
 mod finalize;
 mod muxer;
+pub mod recover;
 mod resume;
 mod spool;
 
@@ -33,7 +34,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Who a recording belongs to; shared by every file of one push.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RecordContext {
     pub appid: u64,
     pub domain: String,
@@ -337,6 +338,17 @@ impl Recorder {
         }
     }
 
+    /// Pushes everything buffered to the OS (the push ended but the files stay open, e.g.
+    /// waiting out a reconnect window): a crash now loses nothing already received.
+    pub fn flush(&mut self, errors: &mut Vec<RecordError>) {
+        for out in &mut self.outputs {
+            let Some(f) = out.file.as_mut() else { continue };
+            if let Err(e) = f.muxer.flush(&mut f.spool) {
+                errors.push(self::err(&self.ctx, out.format, &f.spool, e));
+            }
+        }
+    }
+
     /// Closes every open file (push ended).
     pub fn finish(
         &mut self,
@@ -366,12 +378,18 @@ impl Recorder {
 fn video_info(headers: &Headers) -> Option<(String, u32, u32)> {
     let sh = headers.video.as_ref()?;
     let tag = livetape_media::VideoTag::parse(sh).ok()?;
-    let cfg = AvcConfig::parse(sh.get(tag.header_len..)?).ok();
-    Some((
-        tag.codec.name().to_owned(),
-        cfg.map_or(0, |c| c.width),
-        cfg.map_or(0, |c| c.height),
-    ))
+    let config = sh.get(tag.header_len..)?;
+    let (w, h) = match tag.codec {
+        livetape_media::VideoCodec::Avc => {
+            AvcConfig::parse(config).map(|c| (c.width, c.height)).ok()
+        }
+        livetape_media::VideoCodec::Hevc => livetape_media::hevc::HevcConfig::parse(config)
+            .map(|c| (c.width, c.height))
+            .ok(),
+        _ => None,
+    }
+    .unwrap_or((0, 0));
+    Some((tag.codec.name().to_owned(), w, h))
 }
 
 fn err(ctx: &RecordContext, format: Format, spool: &Spool, e: muxer::WriteError) -> RecordError {
@@ -412,6 +430,19 @@ fn open_file(
         source,
     };
     let mut spool = Spool::create(&path, now_ms).map_err(io)?;
+    recover::write_meta(
+        &path,
+        &recover::SpoolMeta {
+            file_id: file_id.clone(),
+            format,
+            ctx: RecordContext::clone(ctx),
+            started_wall_ms: now_ms,
+            media_start_ms: first_dts,
+            video: video_info(headers),
+            ended_wall_ms: None,
+        },
+    )
+    .map_err(io)?;
     let muxer = Muxer::begin(format, headers, first_dts, &mut spool).map_err(|e| match e {
         muxer::WriteError::Io(source) => io(source),
         muxer::WriteError::Mux(reason) => RecordError::Mux {

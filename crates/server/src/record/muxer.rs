@@ -60,6 +60,8 @@ pub(crate) enum ClosePlan {
     Flv(livetape_flv::FinalizePlan),
     /// The MP4 plan is derived by scanning the spool (the same path crash recovery takes).
     Mp4,
+    /// A spool from an earlier run: rebuild the plan from the spool alone.
+    Recover,
 }
 
 pub(crate) struct ResolvedPlan {
@@ -69,14 +71,22 @@ pub(crate) struct ResolvedPlan {
 }
 
 impl ClosePlan {
-    pub fn resolve(self, spool: &Path) -> Result<ResolvedPlan, String> {
+    pub fn resolve(self, format: Format, spool: &Path) -> Result<ResolvedPlan, String> {
         match self {
+            Self::Recover if format == Format::Flv => {
+                let p = recover_flv(spool)?;
+                Ok(ResolvedPlan {
+                    prefix: p.prefix,
+                    ranges: vec![(p.copy_from, p.copy_len)],
+                    duration_ms: p.duration_ms,
+                })
+            }
             Self::Flv(p) => Ok(ResolvedPlan {
                 prefix: p.prefix,
                 ranges: vec![(p.copy_from, p.copy_len)],
                 duration_ms: p.duration_ms,
             }),
-            Self::Mp4 => {
+            Self::Mp4 | Self::Recover => {
                 let p = plan_mp4(spool)?;
                 Ok(ResolvedPlan {
                     prefix: p.prefix,
@@ -86,6 +96,27 @@ impl ClosePlan {
             }
         }
     }
+}
+
+/// Reads an FLV spool to its last complete tag (a torn tail is left out).
+fn recover_flv(spool: &Path) -> Result<livetape_flv::FinalizePlan, String> {
+    use std::io::Read;
+    let ctx = |e: std::io::Error| format!("{}: {e}", spool.display());
+    let mut f = std::fs::File::open(spool).map_err(ctx)?;
+    let mut rec = FlvFileWriter::recover();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(ctx)?;
+        if n == 0 {
+            break;
+        }
+        rec.feed(&buf[..n]);
+    }
+    let r = rec.finish().map_err(|e| e.to_string())?;
+    if r.torn_bytes > 0 {
+        tracing::info!(spool = %spool.display(), torn_bytes = r.torn_bytes, "dropped a torn tail");
+    }
+    Ok(r.writer.finalize_plan())
 }
 
 /// Drives the sans-IO spool scanner over the file: it asks only for box headers and
@@ -140,16 +171,18 @@ impl Muxer {
                     Some(sh) => {
                         let tag = livetape_media::VideoTag::parse(sh)
                             .map_err(|e| WriteError::Mux(e.to_string()))?;
-                        if tag.codec != livetape_media::VideoCodec::Avc {
-                            return Err(WriteError::Mux(format!(
-                                "{} video in MP4 is not supported yet",
-                                tag.codec.name()
-                            )));
-                        }
-                        Some(
-                            VideoTrack::avc(payload(sh, tag.header_len))
-                                .map_err(|e| WriteError::Mux(e.to_string()))?,
-                        )
+                        let config = payload(sh, tag.header_len);
+                        let track = match tag.codec {
+                            livetape_media::VideoCodec::Avc => VideoTrack::avc(config),
+                            livetape_media::VideoCodec::Hevc => VideoTrack::hevc(config),
+                            other => {
+                                return Err(WriteError::Mux(format!(
+                                    "{} video in MP4 is not supported",
+                                    other.name()
+                                )));
+                            }
+                        };
+                        Some(track.map_err(|e| WriteError::Mux(e.to_string()))?)
                     }
                 };
                 let audio = headers
@@ -189,6 +222,16 @@ impl Muxer {
                     .map_err(|e| WriteError::Mux(e.to_string()))
             }
         }
+    }
+
+    /// Writes out what is buffered (a partial MP4 fragment, the spool's buffer).
+    pub fn flush(&mut self, spool: &mut Spool) -> Result<(), WriteError> {
+        if let Self::Mp4 { writer, pieces } = self {
+            writer.flush(pieces);
+            spool.append_all(pieces)?;
+            pieces.clear();
+        }
+        spool.flush().map_err(Into::into)
     }
 
     pub fn close(&mut self, spool: &mut Spool) -> Result<ClosePlan, WriteError> {

@@ -1,0 +1,107 @@
+//! Start-up recovery: every spool left by an earlier run (crash, kill -9, power cut, or a
+//! reconnect window cut short by a restart) becomes a finished, catalogued recording with its
+//! event 100, through the same finalize → catalogue → delete path as a normal close.
+//!
+//! Idempotent: a spool whose file id is already catalogued (the crash hit between commit and
+//! spool deletion) is only deleted; a crash during recovery is recovered by the next start.
+
+use super::muxer::ClosePlan;
+use super::{ClosedFile, RecordContext};
+use crate::config::Format;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Written beside each spool when it is created: what the catalogue row will need.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SpoolMeta {
+    pub file_id: String,
+    pub format: Format,
+    pub ctx: RecordContext,
+    pub started_wall_ms: i64,
+    pub media_start_ms: u64,
+    pub video: Option<(String, u32, u32)>,
+    /// Set when finalize starts, so a recovery picks the same end time (and so the same final
+    /// file name) as the interrupted finalize.
+    #[serde(default)]
+    pub ended_wall_ms: Option<i64>,
+}
+
+pub fn meta_path(spool: &Path) -> PathBuf {
+    spool.with_extension("json")
+}
+
+pub fn write_meta(spool: &Path, meta: &SpoolMeta) -> io::Result<()> {
+    let json = serde_json::to_vec(meta).map_err(io::Error::other)?;
+    // Replace atomically: a crash mid-write must not leave unreadable metadata.
+    let tmp = spool.with_extension("json.tmp");
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(tmp, meta_path(spool))
+}
+
+pub fn read_meta(spool: &Path) -> Result<SpoolMeta, String> {
+    std::fs::read(meta_path(spool))
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+}
+
+/// Removes a spool and its metadata once its recording is catalogued.
+pub fn remove(spool: &Path) -> io::Result<()> {
+    std::fs::remove_file(spool)?;
+    match std::fs::remove_file(meta_path(spool)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// What start-up found in the spool directory.
+pub enum Found {
+    /// A spool to finalize.
+    Spool(ClosedFile),
+    /// A spool without readable metadata: kept aside, never deleted.
+    Unreadable { spool: PathBuf, reason: String },
+}
+
+/// Lists the spools left by an earlier run.
+pub fn scan(spool_dir: &Path) -> io::Result<Vec<Found>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(spool_dir)? {
+        let path = entry?.path();
+        if path.extension().is_none_or(|e| e != "part") {
+            continue;
+        }
+        let meta = match read_meta(&path) {
+            Ok(m) => m,
+            Err(reason) => {
+                found.push(Found::Unreadable {
+                    spool: path,
+                    reason,
+                });
+                continue;
+            }
+        };
+        // The file's end: as chosen by an interrupted finalize, else when it was last written.
+        let ended = match meta.ended_wall_ms {
+            Some(e) => e,
+            None => std::fs::metadata(&path)?
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(meta.started_wall_ms, |d| d.as_millis() as i64)
+                .max(meta.started_wall_ms),
+        };
+        found.push(Found::Spool(ClosedFile {
+            ctx: Arc::new(meta.ctx),
+            format: meta.format,
+            file_id: meta.file_id,
+            spool_path: path,
+            started_wall_ms: meta.started_wall_ms,
+            ended_wall_ms: ended,
+            media_start_ms: meta.media_start_ms,
+            video: meta.video,
+            plan: ClosePlan::Recover,
+        }));
+    }
+    Ok(found)
+}

@@ -1,0 +1,206 @@
+//! Crash recovery with the real binary: kill -9 while recording, and during a reconnect
+//! window; the next start turns the spools into catalogued recordings with their event 100.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+struct Proc {
+    child: Child,
+    rtmp: SocketAddr,
+    http: SocketAddr,
+}
+
+impl Drop for Proc {
+    // A failing test must not leave a server behind holding the test's pipes open.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `livetape serve` and waits for the line with its bound addresses (printed once
+/// recovery is done and it serves).
+fn spawn_server(config: &Path) -> Proc {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_livetape"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("LIVETAPE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "livetape: rtmp://127.0.0.1:X http://127.0.0.1:Y"
+    let addr = |scheme: &str| -> SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(scheme))
+            .unwrap_or_else(|| panic!("no {scheme} in {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    Proc {
+        rtmp: addr("rtmp://"),
+        http: addr("http://"),
+        child,
+    }
+}
+
+fn write_config(dir: &Path, receiver: &str, extra: &str) -> std::path::PathBuf {
+    let p = dir.join("livetape.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"
+            [server]
+            rtmp_listen = "127.0.0.1:0"
+            http_listen = "127.0.0.1:0"
+            data_dir = "{}"
+            [[callback_template]]
+            name = "cb"
+            key = "{CALLBACK_KEY}"
+            stream_end_url = "{receiver}/end"
+            record_url = "{receiver}/record"
+            retry_interval_s = 1
+            [[callback_rule]]
+            template = "cb"
+            {extra}
+            "#,
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+async fn fetch(http: SocketAddr, video_url: &str, to: &Path) {
+    let path = video_url.split_once("/vod/").unwrap().1;
+    let b = reqwest::get(format!("http://{http}/vod/{path}"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    std::fs::write(to, &b).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_recording_loses_at_most_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rx = Receiver::start().await;
+    let cfg = write_config(
+        dir.path(),
+        &rx.url,
+        "[[record_template]]\nname = \"default\"\nformats = [\"flv\", \"mp4\"]\n",
+    );
+    let mut server = spawn_server(&cfg);
+    let rtmp = server.rtmp;
+    let pushing = tokio::spawn(async move {
+        publish(rtmp, "live", "cut", &fixture(CLIP_10S), Pace::Realtime).await
+    });
+    // Wait until about 4 s of media reached the spools, then pull the plug.
+    let spool = dir.path().join("data/spool");
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let size: u64 = std::fs::read_dir(&spool)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "part"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        // Two formats of a ~1.2 Mbit/s clip: 1.2 MB ≈ 4 s.
+        if size > 1_200_000 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "spools never grew");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
+    let _ = pushing.await;
+
+    let mut server = spawn_server(&cfg);
+    let mut files = Vec::new();
+    for _ in 0..2 {
+        files.push(rx.next_of(100).await.body);
+    }
+    let (mut video_counts, mut audio_counts) = (Vec::new(), Vec::new());
+    for f in &files {
+        assert_signed(&f);
+        let p = dir
+            .path()
+            .join(format!("got.{}", f["file_format"].as_str().unwrap()));
+        fetch(server.http, f["video_url"].as_str().unwrap(), &p).await;
+        let (v, a) = probe_counts(&p);
+        assert_eq!(decode_errors(&p), "", "{}", f["file_format"]);
+        assert!(v >= 90 && v < 300, "{}: {v} video frames", f["file_format"]);
+        video_counts.push(v);
+        audio_counts.push(a);
+    }
+    // Both formats lost at most ~1 s (the unflushed buffer) relative to each other.
+    let spread = video_counts.iter().max().unwrap() - video_counts.iter().min().unwrap();
+    assert!(spread <= 31, "{video_counts:?}");
+    assert!(
+        std::fs::read_dir(&spool).unwrap().next().is_none(),
+        "spool emptied"
+    );
+
+    // Recovery is idempotent: another start finds nothing to do and lists the same 2 files.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let mut server = spawn_server(&cfg);
+    let v: Value = reqwest::get(format!(
+        "http://{}/v1/recordings?stream_id=cut",
+        server.http
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["total"], 2);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_the_reconnect_window_finalizes_the_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rx = Receiver::start().await;
+    let cfg = write_config(
+        dir.path(),
+        &rx.url,
+        "[[record_template]]\nname = \"default\"\nformats = [\"mp4\"]\nresume_s = 600\n",
+    );
+    let mut server = spawn_server(&cfg);
+    assert!(
+        publish(
+            server.rtmp,
+            "live",
+            "parked",
+            &fixture(CLIP_10S),
+            Pace::Fast
+        )
+        .await
+    );
+    rx.next_of(0).await; // the push ended; its recording waits for a reconnect
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let mut server = spawn_server(&cfg);
+    let f = rx.next_of(100).await.body;
+    let p = dir.path().join("parked.mp4");
+    fetch(server.http, f["video_url"].as_str().unwrap(), &p).await;
+    assert_eq!(probe_counts(&p), (300, 470), "the whole push, recovered");
+    assert_eq!(decode_errors(&p), "");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
