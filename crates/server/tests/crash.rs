@@ -134,14 +134,14 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
     }
     let (mut video_counts, mut audio_counts) = (Vec::new(), Vec::new());
     for f in &files {
-        assert_signed(&f);
+        assert_signed(f);
         let p = dir
             .path()
             .join(format!("got.{}", f["file_format"].as_str().unwrap()));
         fetch(server.http, f["video_url"].as_str().unwrap(), &p).await;
         let (v, a) = probe_counts(&p);
         assert_eq!(decode_errors(&p), "", "{}", f["file_format"]);
-        assert!(v >= 90 && v < 300, "{}: {v} video frames", f["file_format"]);
+        assert!((90..300).contains(&v), "{}: {v} video frames", f["file_format"]);
         video_counts.push(v);
         audio_counts.push(a);
     }
