@@ -11,7 +11,7 @@ use std::collections::HashMap;
 /// Chunk size both directions start with (RTMP spec §5.4.1).
 pub(crate) const INITIAL_CHUNK_SIZE: u32 = 128;
 /// A 24-bit timestamp field with this value means "see the 32-bit extended timestamp".
-const EXTENDED: u32 = 0x00ff_ffff;
+pub(crate) const EXTENDED: u32 = 0x00ff_ffff;
 /// Reassembly buffers keep spare capacity between messages up to this much; more is released
 /// so that an idle chunk stream does not pin a large allocation.
 const RETAIN_CAPACITY: usize = 64 * 1024;

@@ -18,6 +18,10 @@
 //!    [`ServerSession::accept_publish`] or [`ServerSession::reject_publish`]. Media flows as
 //!    [`Event::Media`] only after acceptance.
 //!
+//! 5. **Client** ([`ClientSession`]): the publishing side (handshake, connect with optional
+//!    E-RTMP `fourCcList`, createStream, publish, chunked media out as an iovec of `Bytes`), for
+//!    load generators and relays.
+//!
 //! IO model: the driver reads from the socket and calls [`ServerSession::handle_input`] (copies
 //! into an internal buffer) or [`ServerSession::handle_input_buf`] (consumes complete chunks from
 //! the driver's own `BytesMut`, so single-chunk media payloads share the read buffer), then writes
@@ -25,14 +29,16 @@
 
 pub mod amf0;
 mod chunk;
+mod client;
 mod error;
 mod handshake;
 mod session;
 mod wire;
 
 pub use amf0::Amf0Value;
+pub use client::{CLIENT_CHUNK_SIZE, ClientConfig, ClientEvent, ClientSession};
 pub use error::RtmpError;
-pub use session::{Event, ServerSession, SessionConfig, UnpublishReason};
+pub use session::{Event, SUPPORTED_FOUR_CCS, ServerSession, SessionConfig, UnpublishReason};
 
 /// Size of C1/C2/S1/S2.
 pub const HANDSHAKE_SIZE: usize = 1536;

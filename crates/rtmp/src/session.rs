@@ -12,23 +12,23 @@ use bytes::{Bytes, BytesMut};
 use livetape_media::{MediaFrame, MediaKind};
 
 // Message type ids (RTMP spec §5.4, §6.2, §7.1).
-const SET_CHUNK_SIZE: u8 = 1;
-const ABORT: u8 = 2;
-const ACKNOWLEDGEMENT: u8 = 3;
-const USER_CONTROL: u8 = 4;
-const WINDOW_ACK_SIZE: u8 = 5;
-const SET_PEER_BANDWIDTH: u8 = 6;
-const AUDIO: u8 = 8;
-const VIDEO: u8 = 9;
-const COMMAND_AMF3: u8 = 17;
-const DATA_AMF0: u8 = 18;
-const COMMAND_AMF0: u8 = 20;
+pub(crate) const SET_CHUNK_SIZE: u8 = 1;
+pub(crate) const ABORT: u8 = 2;
+pub(crate) const ACKNOWLEDGEMENT: u8 = 3;
+pub(crate) const USER_CONTROL: u8 = 4;
+pub(crate) const WINDOW_ACK_SIZE: u8 = 5;
+pub(crate) const SET_PEER_BANDWIDTH: u8 = 6;
+pub(crate) const AUDIO: u8 = 8;
+pub(crate) const VIDEO: u8 = 9;
+pub(crate) const COMMAND_AMF3: u8 = 17;
+pub(crate) const DATA_AMF0: u8 = 18;
+pub(crate) const COMMAND_AMF0: u8 = 20;
 const AGGREGATE: u8 = 22;
 
 // User control event types.
 const STREAM_BEGIN: u16 = 0;
-const PING_REQUEST: u16 = 6;
-const PING_RESPONSE: u16 = 7;
+pub(crate) const PING_REQUEST: u16 = 6;
+pub(crate) const PING_RESPONSE: u16 = 7;
 
 // Outbound chunk stream ids, as nginx-rtmp/SRS use them.
 const CSID_CONTROL: u8 = 2;
@@ -554,6 +554,13 @@ impl ServerSession {
         );
         if let Amf0Value::Object(props) = &mut info {
             props.push(("objectEncoding".into(), Amf0Value::Number(object_encoding)));
+            // E-RTMP v1: a client that offers fourCcList gets back the subset we can ingest.
+            if obj.get("fourCcList").is_some() {
+                let list = negotiate_four_ccs(&self.four_cc_list)
+                    .map(|c| Amf0Value::String(c.to_owned()))
+                    .collect();
+                props.push(("fourCcList".into(), Amf0Value::StrictArray(list)));
+            }
         }
         self.send_command(
             0,
@@ -648,6 +655,17 @@ impl ServerSession {
             payload,
         );
     }
+}
+
+/// Video FourCCs ingest understands (E-RTMP v1 enhanced video tags and legacy AVC).
+pub const SUPPORTED_FOUR_CCS: [&str; 3] = ["avc1", "hvc1", "av01"];
+
+/// The client's offer intersected with [`SUPPORTED_FOUR_CCS`], in our order; `"*"` offers all.
+fn negotiate_four_ccs(offer: &[String]) -> impl Iterator<Item = &'static str> + '_ {
+    let all = offer.iter().any(|c| c == "*");
+    SUPPORTED_FOUR_CCS
+        .into_iter()
+        .filter(move |ours| all || offer.iter().any(|c| c == ours))
 }
 
 fn status_object(level: &str, code: &str, description: &str) -> Amf0Value {

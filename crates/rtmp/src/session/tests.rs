@@ -533,3 +533,70 @@ proptest! {
         prop_assert_eq!(session.take_output(), whole.take_output());
     }
 }
+
+fn connect_result_info(four_cc: Option<Vec<Amf0Value>>) -> Amf0Value {
+    let mut props = vec![
+        ("app".into(), s("live")),
+        ("tcUrl".into(), s("rtmp://127.0.0.1/live")),
+    ];
+    if let Some(list) = four_cc {
+        props.push(("fourCcList".into(), Amf0Value::StrictArray(list)));
+    }
+    let mut input = handshake();
+    input.extend(command(
+        0,
+        &[s("connect"), n(1.0), Amf0Value::Object(props)],
+    ));
+    let mut session = ServerSession::new(SessionConfig::default());
+    feed(&mut session, &input);
+    let out = session.take_output().unwrap();
+    let mut rest = BytesMut::from(&out[1 + 2 * HANDSHAKE_SIZE..]);
+    let mut peer = Peer::new();
+    let mut result = None;
+    while let Some(m) = peer.decoder.decode(&mut rest).unwrap() {
+        if m.type_id == SET_CHUNK_SIZE {
+            peer.decoder.set_chunk_size(60_000);
+        }
+        if m.type_id == COMMAND_AMF0 {
+            result = Some(values(&m).swap_remove(3));
+        }
+    }
+    result.unwrap()
+}
+
+#[test]
+fn enhanced_rtmp_four_cc_list_is_negotiated() {
+    let info = connect_result_info(Some(vec![s("av01"), s("vp09"), s("hvc1"), s("avc1")]));
+    assert_eq!(
+        info.get("fourCcList"),
+        Some(&Amf0Value::StrictArray(vec![
+            s("avc1"),
+            s("hvc1"),
+            s("av01")
+        ]))
+    );
+    let info = connect_result_info(Some(vec![s("vp09"), s("hvc1")]));
+    assert_eq!(
+        info.get("fourCcList"),
+        Some(&Amf0Value::StrictArray(vec![s("hvc1")]))
+    );
+    let info = connect_result_info(Some(vec![s("*")]));
+    assert_eq!(
+        info.get("fourCcList"),
+        Some(&Amf0Value::StrictArray(vec![
+            s("avc1"),
+            s("hvc1"),
+            s("av01")
+        ]))
+    );
+    // Offered but nothing in common: an empty list, still present.
+    let info = connect_result_info(Some(vec![s("vp09")]));
+    assert_eq!(
+        info.get("fourCcList"),
+        Some(&Amf0Value::StrictArray(vec![]))
+    );
+    // Legacy clients get no fourCcList at all.
+    let info = connect_result_info(None);
+    assert_eq!(info.get("fourCcList"), None);
+    assert_eq!(info.get("code"), Some(&s("NetConnection.Connect.Success")));
+}
