@@ -22,7 +22,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const POOL_SIZE: u32 = 4;
 /// Write transactions take the write lock up front: a deferred transaction
 /// that reads first can fail with SQLITE_BUSY_SNAPSHOT instead of waiting.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 // Column lists as macros so they can be spliced into `&'static str` SQL with
 // `concat!` (sqlx only accepts static strings without `AssertSqlSafe`).
@@ -49,7 +49,7 @@ macro_rules! outbox_cols {
 /// Handle to the catalogue database. Cheap to clone (shares the pool).
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl Catalog {

@@ -26,6 +26,20 @@ pub enum CatalogError {
         field: &'static str,
         value: u64,
     },
+    /// The row addressed by `key` (e.g. `name=hd`, `id=3`) does not exist.
+    #[error("catalog: {what} {key} not found")]
+    NotFound { what: &'static str, key: String },
+    /// The change clashes with existing rows, e.g. a duplicate name or rule,
+    /// or deleting a template that a rule still binds.
+    #[error("catalog: {what} {key}: {reason}")]
+    Conflict {
+        what: &'static str,
+        key: String,
+        reason: String,
+    },
+    /// A rule names a template that does not exist.
+    #[error("catalog: no {what} named `{name}`")]
+    UnknownTemplate { what: &'static str, name: String },
 }
 
 impl CatalogError {
@@ -34,12 +48,18 @@ impl CatalogError {
     /// was rolled back.
     pub fn is_conflict(&self) -> bool {
         match self {
+            CatalogError::Conflict { .. } => true,
             CatalogError::Db {
                 source: sqlx::Error::Database(e),
                 ..
             } => e.is_unique_violation(),
             _ => false,
         }
+    }
+
+    /// True for [`CatalogError::NotFound`].
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, CatalogError::NotFound { .. })
     }
 }
 

@@ -97,18 +97,87 @@ async fn open_applies_migrations_and_durability_pragmas() {
     let applied: i64 = one("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
         .await
         .get(0);
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' \
-         AND name IN ('push_sessions', 'recordings', 'outbox') ORDER BY name",
+         AND name IN ('push_sessions', 'recordings', 'outbox', 'record_templates', \
+         'record_rules', 'callback_templates', 'callback_rules', 'catalog_meta') ORDER BY name",
     )
     .fetch_all(pool)
     .await
     .unwrap();
-    assert_eq!(tables, ["outbox", "push_sessions", "recordings"]);
+    assert_eq!(
+        tables,
+        [
+            "callback_rules",
+            "callback_templates",
+            "catalog_meta",
+            "outbox",
+            "push_sessions",
+            "record_rules",
+            "record_templates",
+            "recordings"
+        ]
+    );
     cat.close().await;
 
     // Reopening must not re-run or fail on the applied migration.
     let cat = Catalog::open(&path).await.unwrap();
     cat.close().await;
+}
+
+/// The API pre-checks bindings, but the schema must refuse on its own too (another writer,
+/// a manual `sqlite3` session): deleting a bound template and binding a missing one both fail.
+#[tokio::test]
+async fn template_foreign_keys_are_enforced_by_the_schema() {
+    use crate::{CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef};
+    let cat = Catalog::open_in_memory().await.unwrap();
+    let t = RecordTemplateDef {
+        name: "hd".into(),
+        formats: vec!["mp4".into()],
+        interval_s: 600,
+        hls_target_s: 10,
+        resume_s: 0,
+        storage_days: 0,
+    };
+    cat.create_record_template(&t, 0).await.unwrap();
+    let rule = RecordRuleDef {
+        app: "*".into(),
+        stream: "*".into(),
+        template: "hd".into(),
+    };
+    cat.insert_record_rule(&rule, 0).await.unwrap();
+    let c = CallbackTemplateDef {
+        name: "cb".into(),
+        key: String::new(),
+        stream_begin_url: None,
+        stream_end_url: None,
+        record_url: Some("http://h/r".into()),
+        retry_count: 1,
+        retry_interval_s: 1,
+    };
+    cat.create_callback_template(&c, 0).await.unwrap();
+    let crule = CallbackRuleDef {
+        app: "*".into(),
+        template: "cb".into(),
+    };
+    cat.insert_callback_rule(&crule, 0).await.unwrap();
+
+    for sql in [
+        "DELETE FROM record_templates WHERE name = 'hd'",
+        "UPDATE record_templates SET name = 'x' WHERE name = 'hd'",
+        "DELETE FROM callback_templates WHERE name = 'cb'",
+        "INSERT INTO record_rules (app, stream, template, created_at_ms, updated_at_ms) \
+         VALUES ('a', 'b', 'missing', 0, 0)",
+        "INSERT INTO callback_rules (app, template, created_at_ms, updated_at_ms) \
+         VALUES ('a', 'missing', 0, 0)",
+    ] {
+        let err = sqlx::query(sql).execute(cat.pool()).await.unwrap_err();
+        // RESTRICT actions report SQLITE_CONSTRAINT_TRIGGER, deferred-less inserts
+        // SQLITE_CONSTRAINT_FOREIGNKEY; both carry this message.
+        let is_fk = matches!(&err, sqlx::Error::Database(e)
+            if e.message().contains("FOREIGN KEY constraint failed"));
+        assert!(is_fk, "{sql}: {err}");
+    }
+    assert!(cat.get_record_template("hd").await.unwrap().is_some());
 }

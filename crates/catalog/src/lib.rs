@@ -1,4 +1,5 @@
-//! The livetape catalogue: push sessions, recordings and the webhook outbox,
+//! The livetape catalogue: push sessions, recordings, the webhook outbox and the
+//! run-time editable record/callback templates and rules,
 //! stored in SQLite (a PostgreSQL twin will follow; the SQL stays portable
 //! where that is cheap: epoch-ms `i64` times, caller-generated TEXT ids).
 //!
@@ -20,12 +21,17 @@
 mod catalog;
 mod error;
 mod model;
+mod templates;
 
 pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
 pub use error::{CatalogError, Result};
 pub use model::{
     NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, Recording, RecordingQuery, SortOrder,
     UnknownOutboxState,
+};
+pub use templates::{
+    CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef, StoredRule,
+    StoredTemplate, TemplateSeed, TemplateSet,
 };
 
 #[cfg(test)]

@@ -1,0 +1,323 @@
+use livetape_catalog::{
+    CallbackRuleDef, CallbackTemplateDef, Catalog, CatalogError, RecordRuleDef, RecordTemplateDef,
+    TemplateSeed,
+};
+
+fn rt(name: &str, formats: &[&str], interval_s: u32) -> RecordTemplateDef {
+    RecordTemplateDef {
+        name: name.into(),
+        formats: formats.iter().map(|f| f.to_string()).collect(),
+        interval_s,
+        hls_target_s: 10,
+        resume_s: 0,
+        storage_days: 0,
+    }
+}
+
+fn rr(app: &str, stream: &str, template: &str) -> RecordRuleDef {
+    RecordRuleDef {
+        app: app.into(),
+        stream: stream.into(),
+        template: template.into(),
+    }
+}
+
+fn ct(name: &str, record_url: Option<&str>) -> CallbackTemplateDef {
+    CallbackTemplateDef {
+        name: name.into(),
+        key: "k".into(),
+        stream_begin_url: None,
+        stream_end_url: Some("http://hook/end".into()),
+        record_url: record_url.map(Into::into),
+        retry_count: 12,
+        retry_interval_s: 60,
+    }
+}
+
+fn cr(app: &str, template: &str) -> CallbackRuleDef {
+    CallbackRuleDef {
+        app: app.into(),
+        template: template.into(),
+    }
+}
+
+async fn cat() -> Catalog {
+    Catalog::open_in_memory().await.expect("open")
+}
+
+#[tokio::test]
+async fn record_template_crud() {
+    let cat = cat().await;
+    assert!(cat.list_record_templates().await.unwrap().is_empty());
+
+    let mut hd = rt("hd", &["flv", "mp4", "hls"], 600);
+    hd.resume_s = 30;
+    hd.storage_days = 7;
+    let s = cat.create_record_template(&hd, 1_000).await.unwrap();
+    assert_eq!(s.template, hd);
+    assert_eq!((s.created_at_ms, s.updated_at_ms), (1_000, 1_000));
+
+    let err = cat.create_record_template(&hd, 2_000).await.unwrap_err();
+    assert!(
+        matches!(err, CatalogError::Conflict { .. }) && err.is_conflict(),
+        "{err}"
+    );
+
+    // Replace keeps created_at and reports "not created".
+    let hd2 = rt("hd", &["aac"], 30);
+    let (s, created) = cat.put_record_template(&hd2, 3_000).await.unwrap();
+    assert!(!created);
+    assert_eq!(s.template, hd2);
+    assert_eq!((s.created_at_ms, s.updated_at_ms), (1_000, 3_000));
+    let got = cat.get_record_template("hd").await.unwrap().unwrap();
+    assert_eq!(got, s);
+
+    let (s, created) = cat
+        .put_record_template(&rt("a", &["flv"], 1800), 4_000)
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(s.created_at_ms, 4_000);
+    let names: Vec<String> = cat
+        .list_record_templates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.template.name)
+        .collect();
+    assert_eq!(names, ["a", "hd"]);
+
+    cat.delete_record_template("a").await.unwrap();
+    assert!(cat.get_record_template("a").await.unwrap().is_none());
+    let err = cat.delete_record_template("a").await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert!(!err.is_conflict(), "{err}");
+}
+
+#[tokio::test]
+async fn bound_record_template_cannot_be_deleted() {
+    let cat = cat().await;
+    cat.create_record_template(&rt("hd", &["mp4"], 600), 0)
+        .await
+        .unwrap();
+    let rule = cat
+        .insert_record_rule(&rr("live", "*", "hd"), 0)
+        .await
+        .unwrap();
+    let err = cat.delete_record_template("hd").await.unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::Conflict { reason, .. } if reason.contains("1 rule")),
+        "{err}"
+    );
+    assert!(cat.get_record_template("hd").await.unwrap().is_some());
+
+    cat.delete_record_rule(rule.id).await.unwrap();
+    cat.delete_record_template("hd").await.unwrap();
+}
+
+#[tokio::test]
+async fn record_rule_crud_and_errors() {
+    let cat = cat().await;
+    cat.create_record_template(&rt("a", &["flv"], 600), 0)
+        .await
+        .unwrap();
+    cat.create_record_template(&rt("b", &["mp4"], 600), 0)
+        .await
+        .unwrap();
+
+    let err = cat
+        .insert_record_rule(&rr("*", "*", "nope"), 0)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::UnknownTemplate { name, .. } if name == "nope"),
+        "{err}"
+    );
+
+    let r1 = cat
+        .insert_record_rule(&rr("*", "*", "a"), 10)
+        .await
+        .unwrap();
+    let r2 = cat
+        .insert_record_rule(&rr("live", "vip_*", "b"), 20)
+        .await
+        .unwrap();
+    assert!(r2.id > r1.id);
+    assert_eq!(r2.rule, rr("live", "vip_*", "b"));
+    assert_eq!(r2.created_at_ms, 20);
+
+    // Same app + stream twice: conflict.
+    let err = cat
+        .insert_record_rule(&rr("live", "vip_*", "a"), 30)
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+
+    let up = cat
+        .update_record_rule(r2.id, &rr("live", "vip_1", "a"), 40)
+        .await
+        .unwrap();
+    assert_eq!(up.rule, rr("live", "vip_1", "a"));
+    assert_eq!((up.id, up.created_at_ms, up.updated_at_ms), (r2.id, 20, 40));
+    // Updating into another rule's key conflicts; into a missing template is refused.
+    let err = cat
+        .update_record_rule(r2.id, &rr("*", "*", "a"), 50)
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    let err = cat
+        .update_record_rule(r2.id, &rr("live", "vip_1", "zzz"), 50)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::UnknownTemplate { .. }), "{err}");
+    let err = cat
+        .update_record_rule(999, &rr("q", "q", "a"), 50)
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+
+    let rules = cat.list_record_rules().await.unwrap();
+    assert_eq!(
+        rules.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [r1.id, r2.id]
+    );
+    assert_eq!(rules[1], up);
+
+    cat.delete_record_rule(r1.id).await.unwrap();
+    let err = cat.delete_record_rule(r1.id).await.unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert_eq!(cat.list_record_rules().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn callback_templates_and_rules() {
+    let cat = cat().await;
+    let t = ct("hooks", Some("http://hook/rec"));
+    let s = cat.create_callback_template(&t, 5).await.unwrap();
+    assert_eq!(s.template, t);
+    assert!(
+        cat.create_callback_template(&t, 6)
+            .await
+            .unwrap_err()
+            .is_conflict()
+    );
+    let t2 = ct("hooks", None);
+    let (s, created) = cat.put_callback_template(&t2, 7).await.unwrap();
+    assert!(!created);
+    assert_eq!(s.template.record_url, None);
+    assert_eq!((s.created_at_ms, s.updated_at_ms), (5, 7));
+    assert_eq!(
+        cat.get_callback_template("hooks").await.unwrap().unwrap(),
+        s
+    );
+    assert!(cat.get_callback_template("nope").await.unwrap().is_none());
+
+    let err = cat
+        .insert_callback_rule(&cr("live", "nope"), 8)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::UnknownTemplate { .. }), "{err}");
+    let r = cat
+        .insert_callback_rule(&cr("live", "hooks"), 8)
+        .await
+        .unwrap();
+    assert!(
+        cat.insert_callback_rule(&cr("live", "hooks"), 9)
+            .await
+            .unwrap_err()
+            .is_conflict()
+    );
+    let err = cat.delete_callback_template("hooks").await.unwrap_err();
+    assert!(matches!(err, CatalogError::Conflict { .. }), "{err}");
+
+    let up = cat
+        .update_callback_rule(r.id, &cr("*", "hooks"), 10)
+        .await
+        .unwrap();
+    assert_eq!(up.rule.app, "*");
+    assert!(
+        cat.update_callback_rule(r.id + 1, &cr("x", "hooks"), 10)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(cat.list_callback_rules().await.unwrap(), vec![up.clone()]);
+    assert_eq!(cat.list_callback_templates().await.unwrap().len(), 1);
+
+    cat.delete_callback_rule(up.id).await.unwrap();
+    assert!(
+        cat.delete_callback_rule(up.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    cat.delete_callback_template("hooks").await.unwrap();
+    assert!(
+        cat.delete_callback_template("hooks")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
+
+fn seed() -> TemplateSeed {
+    TemplateSeed {
+        record_templates: vec![rt("default", &["mp4"], 1800), rt("flv", &["flv"], 600)],
+        record_rules: vec![
+            rr("*", "*", "default"),
+            rr("live", "vip_*", "flv"),
+            // A duplicate key: the first one is kept (it is the one that wins precedence).
+            rr("live", "vip_*", "default"),
+        ],
+        callback_templates: vec![ct("hooks", Some("https://hook/rec"))],
+        callback_rules: vec![cr("live", "hooks")],
+    }
+}
+
+#[tokio::test]
+async fn seeding_happens_once_then_the_database_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.db");
+    let cat = Catalog::open(&path).await.unwrap();
+    assert!(cat.seed_templates(&seed(), 100).await.unwrap());
+    let set = cat.load_templates().await.unwrap();
+    assert_eq!(set.record_templates.len(), 2);
+    assert_eq!(
+        set.record_rules
+            .iter()
+            .map(|r| r.rule.clone())
+            .collect::<Vec<_>>(),
+        [rr("*", "*", "default"), rr("live", "vip_*", "flv")]
+    );
+    assert_eq!(set.callback_templates[0].template.name, "hooks");
+    assert_eq!(set.callback_rules[0].rule, cr("live", "hooks"));
+    assert_eq!(set.record_templates[0].created_at_ms, 100);
+
+    // Edit over the "API", then restart with the same config: the edits survive.
+    for r in &set.record_rules {
+        cat.delete_record_rule(r.id).await.unwrap();
+    }
+    cat.delete_record_template("flv").await.unwrap();
+    cat.close().await;
+    let cat = Catalog::open(&path).await.unwrap();
+    assert!(!cat.seed_templates(&seed(), 200).await.unwrap());
+    let set = cat.load_templates().await.unwrap();
+    assert!(set.record_rules.is_empty());
+    assert_eq!(set.record_templates.len(), 1);
+    assert_eq!(set.callback_rules.len(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_seed_leaves_nothing_and_can_be_retried() {
+    let cat = cat().await;
+    let mut bad = seed();
+    bad.callback_rules.push(cr("other", "missing"));
+    let err = cat.seed_templates(&bad, 1).await.unwrap_err();
+    assert!(
+        matches!(&err, CatalogError::UnknownTemplate { name, .. } if name == "missing"),
+        "{err}"
+    );
+    assert_eq!(cat.load_templates().await.unwrap(), Default::default());
+    assert!(cat.seed_templates(&seed(), 2).await.unwrap());
+    assert_eq!(cat.load_templates().await.unwrap().record_rules.len(), 2);
+}
