@@ -76,6 +76,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(get_recording).delete(delete_recording),
         )
         .route("/v1/streams", get(list_streams))
+        .merge(crate::templates::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), bearer_auth));
     // Players on other origins (web apps, the Tencent-style player pages) fetch recordings
     // cross-origin, and need the range headers exposed to scrub.

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 pub const INTERVAL_RANGE_S: std::ops::RangeInclusive<u64> = 30..=7200;
 /// Tencent's API range for `FlowContinueDuration` (§3.1).
 pub const RESUME_RANGE_S: std::ops::RangeInclusive<u64> = 0..=1800;
+/// Accepted HLS target segment lengths.
+pub const HLS_TARGET_RANGE_S: std::ops::RangeInclusive<u64> = 1..=60;
 /// Tencent closes a push after about 70 s without data (errcode 8/20).
 pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 70;
 
@@ -146,6 +148,13 @@ pub struct RecordTemplate {
     /// 0 = every push is a new recording.
     #[serde(default)]
     pub resume_s: u64,
+    /// HLS: target segment length; segments are cut at the first keyframe after it.
+    #[serde(default = "default_hls_target")]
+    pub hls_target_s: u64,
+}
+
+fn default_hls_target() -> u64 {
+    10
 }
 
 fn default_formats() -> Vec<Format> {
@@ -162,6 +171,7 @@ impl RecordTemplate {
             formats: default_formats(),
             interval_s: default_interval(),
             resume_s: 0,
+            hls_target_s: default_hls_target(),
         }
     }
 }
@@ -330,6 +340,12 @@ impl Config {
             }
         }
         for (i, t) in self.record_template.iter().enumerate() {
+            if !HLS_TARGET_RANGE_S.contains(&t.hls_target_s) {
+                return Err(invalid(
+                    format!("record_template[{i}].hls_target_s"),
+                    format!("{} is outside 1..=60", t.hls_target_s),
+                ));
+            }
             if !RESUME_RANGE_S.contains(&t.resume_s) {
                 return Err(invalid(
                     format!("record_template[{i}].resume_s"),

@@ -9,6 +9,8 @@ use livetape_tencent::callback::{CallbackExt, PushInfo, RecordFileEvent, StreamE
 /// What a push looked like, for its begin/end callbacks.
 #[derive(Clone, Debug)]
 pub struct PushFacts {
+    /// The app's callback template when the push started.
+    pub callbacks: Option<CallbackTemplate>,
     pub domain: String,
     pub appname: String,
     pub stream: String,
@@ -66,7 +68,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
 
 /// Event 1, if the app's callback template has a `stream_begin_url`.
 pub fn push_begin(cfg: &Config, p: &PushFacts, now_ms: i64) -> Option<NewEvent> {
-    let t = cfg.callback_template_for(&p.appname)?;
+    let t = p.callbacks.as_ref()?;
     let url = t.stream_begin_url.as_deref()?;
     let body = StreamEvent::push_begin(push_info(cfg, p), now_ms / 1000);
     Some(new_event(
@@ -89,7 +91,7 @@ pub fn push_end(
     errmsg: &str,
     now_ms: i64,
 ) -> Option<NewEvent> {
-    let t = cfg.callback_template_for(&p.appname)?;
+    let t = p.callbacks.as_ref()?;
     let url = t.stream_end_url.as_deref()?;
     let body = StreamEvent::push_end(
         push_info(cfg, p),
@@ -110,8 +112,13 @@ pub fn push_end(
 }
 
 /// Event 100 for a finished file, if the app's callback template has a `record_url`.
-pub fn record_file(cfg: &Config, r: &Recording, now_ms: i64) -> Option<NewEvent> {
-    let t = cfg.callback_template_for(&r.appname)?;
+pub fn record_file(
+    cfg: &Config,
+    callbacks: Option<&CallbackTemplate>,
+    r: &Recording,
+    now_ms: i64,
+) -> Option<NewEvent> {
+    let t = callbacks?;
     let url = t.record_url.as_deref()?;
     let ext = CallbackExt {
         video_codec: r.video_codec.clone(),
@@ -166,7 +173,7 @@ pub fn record_status(
     now_ms: i64,
 ) -> Option<NewEvent> {
     use livetape_tencent::callback::{EVENT_RECORD_STATUS, RecordDetail, RecordStatusEvent};
-    let t = cfg.callback_template_for(&ctx.appname)?;
+    let t = ctx.callbacks.as_ref()?;
     let url = t.record_url.as_deref()?;
     let mut detail = RecordDetail::template(crate::record::tencent_format_code(status.format));
     detail.file_id = status.file_id.clone();

@@ -218,7 +218,10 @@ impl Connection {
         } else {
             st.cfg.server.domain.clone()
         };
+        let snapshot = st.templates.snapshot();
+        let callbacks = snapshot.callback_template_for(&app);
         let facts = PushFacts {
+            callbacks: callbacks.clone(),
             domain: domain.clone(),
             appname: app.clone(),
             stream: stream.clone(),
@@ -261,7 +264,7 @@ impl Connection {
                 rec.resume();
                 Some(rec)
             }
-            None => st.cfg.record_template_for(&app, &stream).map(|t| {
+            None => snapshot.record_template_for(&app, &stream).map(|t| {
                 Recorder::new(
                     RecordContext {
                         appid: st.cfg.server.appid,
@@ -270,6 +273,7 @@ impl Connection {
                         stream: stream.clone(),
                         sequence: sequence.clone(),
                         stream_param: stream_param.clone(),
+                        callbacks,
                     },
                     &t,
                     st.storage.spool_dir(),
@@ -308,6 +312,7 @@ impl Connection {
                 p.facts.height = h;
             }
             if rec.resume_ms() > 0 {
+                rec.flush(&mut self.errors);
                 // Parked before the lease is released, so a reconnect always finds it.
                 let key = StreamKey {
                     app: p.facts.appname.clone(),

@@ -11,6 +11,7 @@ mod outbox;
 pub mod query;
 pub mod record;
 pub mod storage;
+pub mod templates;
 
 use clock::SharedClock;
 use config::Config;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub catalog: Catalog,
     pub storage: Storage,
     pub hub: Arc<Hub>,
+    /// Record/callback templates and rules (catalogue-backed, editable at run time).
+    pub templates: Arc<templates::Templates>,
     /// Recordings waiting out their reconnect window.
     pub parking: record::Parking,
     pub clock: SharedClock,
@@ -91,6 +94,11 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         source,
     })?;
     let catalog = Catalog::open(&storage.root().join("catalog.db")).await?;
+    // The config file seeds templates and rules once; afterwards the catalogue is the truth.
+    catalog
+        .seed_templates(&templates::seed_from_config(&cfg), clock.now_ms())
+        .await?;
+    let templates = Arc::new(templates::Templates::load(&catalog).await?);
     let bind = |what, addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -111,6 +119,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         catalog,
         storage,
         hub: Arc::new(Hub::default()),
+        templates,
         parking: record::Parking::default(),
         clock,
         notifier: notifier.waker(),
@@ -175,6 +184,7 @@ async fn recover_spools(st: &Arc<AppState>) {
 pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
     let stream = c.ctx.stream.clone();
     let file_id = c.file_id.clone();
+    let callbacks = c.ctx.callbacks.clone();
     let st2 = st.clone();
     let res = tokio::task::spawn_blocking(move || {
         let now = st2.clock.now_ms();
@@ -193,7 +203,7 @@ pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
         }
     };
     let now = st.clock.now_ms();
-    let event = events::record_file(&st.cfg, &done.recording, now);
+    let event = events::record_file(&st.cfg, callbacks.as_ref(), &done.recording, now);
     if let Err(e) = st
         .catalog
         .insert_recording(&done.recording, event.into_iter().collect())

@@ -42,6 +42,10 @@ pub struct RecordContext {
     pub stream: String,
     pub sequence: String,
     pub stream_param: String,
+    /// The callback template in force when the recording started: a later edit never
+    /// redirects the events of a running recording.
+    #[serde(default)]
+    pub callbacks: Option<crate::config::CallbackTemplate>,
 }
 
 /// Errors while writing a recording; they stop that recording, never the push.
@@ -540,6 +544,7 @@ mod tests {
             formats: vec![format],
             interval_s,
             resume_s: 0,
+            hls_target_s: 10,
         };
         let ctx = RecordContext {
             appid: 1,
@@ -548,6 +553,7 @@ mod tests {
             stream: "s".into(),
             sequence: "1".into(),
             stream_param: String::new(),
+            callbacks: None,
         };
         let mut rec = Recorder::new(ctx, &template, storage.spool_dir());
         let (mut closed, mut errors) = (Vec::new(), Vec::new());

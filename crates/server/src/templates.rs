@@ -1,0 +1,1491 @@
+//! Run-time editable record/callback templates and rules (Tencent §3.1–3.2, §1.4).
+//!
+//! The configuration file seeds the catalogue's template tables on the first start only; from
+//! then on the catalogue is the source of truth and these REST endpoints edit it:
+//!
+//! - `GET|POST /v1/record-templates`, `GET|PUT|DELETE /v1/record-templates/{name}`
+//! - `GET|POST /v1/record-rules`, `PUT|DELETE /v1/record-rules/{id}`
+//! - `GET|POST /v1/callback-templates`, `GET|PUT|DELETE /v1/callback-templates/{name}`
+//! - `GET|POST /v1/callback-rules`, `PUT|DELETE /v1/callback-rules/{id}`
+//!
+//! Every successful write reloads an in-memory [`Snapshot`] that new pushes consult. A push
+//! copies its template when it starts, so an edit applies to the next push and never to one
+//! that is running (as at Tencent, where unbinding does not affect live streams).
+
+use crate::AppState;
+use crate::api::ApiError;
+use crate::config::{
+    CallbackRule, CallbackTemplate, Config, Format, INTERVAL_RANGE_S, RESUME_RANGE_S, RecordRule,
+    RecordTemplate, glob_match,
+};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use livetape_catalog::{
+    CallbackRuleDef, CallbackTemplateDef, Catalog, CatalogError, RecordRuleDef, RecordTemplateDef,
+    StoredRule, StoredTemplate, TemplateSeed, TemplateSet,
+};
+use serde::{Deserialize, Serialize};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, RwLock};
+
+/// Format names a record template may list (Tencent's `FlvParam`/`Mp4Param`/`HlsParam`/
+/// `AacParam`).
+pub const KNOWN_FORMATS: [&str; 4] = ["flv", "mp4", "hls", "aac"];
+pub use crate::config::HLS_TARGET_RANGE_S;
+pub const DEFAULT_HLS_TARGET_S: u32 = 10;
+/// Tencent's `StorageTime` range is 0–1500 days; 0 keeps files forever.
+pub const MAX_STORAGE_DAYS: u64 = 1500;
+/// Tencent's `TemplateName` limit.
+pub const MAX_TEMPLATE_NAME_LEN: usize = 255;
+const DEFAULT_INTERVAL_S: u32 = 1800;
+const DEFAULT_RETRY_COUNT: u32 = 12;
+const DEFAULT_RETRY_INTERVAL_S: u32 = 60;
+
+// ---- the snapshot ----------------------------------------------------------------------
+
+/// An immutable view of every template and rule, in the server's own types. Rules are kept in
+/// id (= creation) order, which is the tie-break between equally specific rules.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    record_templates: Vec<RecordTemplate>,
+    record_rules: Vec<RecordRule>,
+    callback_templates: Vec<CallbackTemplate>,
+    callback_rules: Vec<CallbackRule>,
+}
+
+/// How specific a rule pattern is: exact beats glob beats `*` (as in `config.rs`).
+fn specificity(pattern: &str) -> u8 {
+    if pattern == "*" {
+        0
+    } else if pattern.contains(['*', '?']) {
+        1
+    } else {
+        2
+    }
+}
+
+impl Snapshot {
+    /// The snapshot a configuration alone describes (what [`seed_from_config`] would store).
+    pub fn from_config(cfg: &Config) -> Self {
+        Self {
+            record_templates: cfg.record_templates(),
+            record_rules: cfg.record_rules(),
+            callback_templates: cfg.callback_template.clone(),
+            callback_rules: cfg.callback_rule.clone(),
+        }
+    }
+
+    pub fn from_set(set: &TemplateSet) -> Self {
+        Self {
+            record_templates: set
+                .record_templates
+                .iter()
+                .map(|t| record_template(&t.template))
+                .collect(),
+            record_rules: set
+                .record_rules
+                .iter()
+                .map(|r| RecordRule {
+                    app: r.rule.app.clone(),
+                    stream: r.rule.stream.clone(),
+                    template: r.rule.template.clone(),
+                })
+                .collect(),
+            callback_templates: set
+                .callback_templates
+                .iter()
+                .map(|t| callback_template(&t.template))
+                .collect(),
+            callback_rules: set
+                .callback_rules
+                .iter()
+                .map(|r| CallbackRule {
+                    app: r.rule.app.clone(),
+                    template: r.rule.template.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The record template for a push: the most specific matching rule wins (stream first,
+    /// then app); among equals, the oldest rule. `None`: do not record.
+    pub fn record_template_for(&self, app: &str, stream: &str) -> Option<RecordTemplate> {
+        let best = self
+            .record_rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| glob_match(&r.app, app) && glob_match(&r.stream, stream))
+            .max_by_key(|(i, r)| {
+                (
+                    specificity(&r.stream),
+                    specificity(&r.app),
+                    std::cmp::Reverse(*i),
+                )
+            })?
+            .1;
+        self.record_templates
+            .iter()
+            .find(|t| t.name == best.template)
+            .cloned()
+    }
+
+    /// The callback template for an app (Tencent binds callbacks per app, not per stream).
+    pub fn callback_template_for(&self, app: &str) -> Option<CallbackTemplate> {
+        let best = self
+            .callback_rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| glob_match(&r.app, app))
+            .max_by_key(|(i, r)| (specificity(&r.app), std::cmp::Reverse(*i)))?
+            .1;
+        self.callback_templates
+            .iter()
+            .find(|t| t.name == best.template)
+            .cloned()
+    }
+}
+
+fn record_template(d: &RecordTemplateDef) -> RecordTemplate {
+    let formats = d
+        .formats
+        .iter()
+        .filter_map(|f| {
+            let parsed = Format::from_name(f);
+            if parsed.is_none() {
+                // Accepted by the API but not recorded by this build yet.
+                tracing::warn!(
+                    template = d.name,
+                    format = f,
+                    "format not supported; skipped"
+                );
+            }
+            parsed
+        })
+        .collect();
+    RecordTemplate {
+        name: d.name.clone(),
+        formats,
+        interval_s: u64::from(d.interval_s),
+        resume_s: u64::from(d.resume_s),
+        hls_target_s: u64::from(d.hls_target_s),
+    }
+}
+
+fn callback_template(d: &CallbackTemplateDef) -> CallbackTemplate {
+    CallbackTemplate {
+        name: d.name.clone(),
+        key: d.key.clone(),
+        stream_begin_url: d.stream_begin_url.clone(),
+        stream_end_url: d.stream_end_url.clone(),
+        record_url: d.record_url.clone(),
+        retry_count: d.retry_count,
+        retry_interval_s: u64::from(d.retry_interval_s),
+    }
+}
+
+/// The config file's templates and rules (including the built-in `default` template and its
+/// catch-all rule when `record_rule` is absent), for [`Catalog::seed_templates`].
+pub fn seed_from_config(cfg: &Config) -> TemplateSeed {
+    // Config validation bounds these; saturate rather than fail on the unbounded ones.
+    let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    TemplateSeed {
+        record_templates: cfg
+            .record_templates()
+            .into_iter()
+            .map(|t| RecordTemplateDef {
+                formats: t.formats.iter().map(|f| f.as_str().to_owned()).collect(),
+                interval_s: u32_of(t.interval_s),
+                hls_target_s: u32_of(t.hls_target_s),
+                resume_s: u32_of(t.resume_s),
+                storage_days: 0,
+                name: t.name,
+            })
+            .collect(),
+        record_rules: cfg
+            .record_rules()
+            .into_iter()
+            .map(|r| RecordRuleDef {
+                app: r.app,
+                stream: r.stream,
+                template: r.template,
+            })
+            .collect(),
+        callback_templates: cfg
+            .callback_template
+            .iter()
+            .map(|t| CallbackTemplateDef {
+                name: t.name.clone(),
+                key: t.key.clone(),
+                stream_begin_url: t.stream_begin_url.clone(),
+                stream_end_url: t.stream_end_url.clone(),
+                record_url: t.record_url.clone(),
+                retry_count: t.retry_count,
+                retry_interval_s: u32_of(t.retry_interval_s),
+            })
+            .collect(),
+        callback_rules: cfg
+            .callback_rule
+            .iter()
+            .map(|r| CallbackRuleDef {
+                app: r.app.clone(),
+                template: r.template.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The current [`Snapshot`], swapped whole after every write.
+#[derive(Debug)]
+pub struct Templates {
+    current: RwLock<Arc<Snapshot>>,
+    /// Serialises reloads so an older read can never overwrite a newer one.
+    reload: tokio::sync::Mutex<()>,
+}
+
+impl Templates {
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(snapshot)),
+            reload: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub async fn load(catalog: &Catalog) -> Result<Self, CatalogError> {
+        Ok(Self::new(Snapshot::from_set(
+            &catalog.load_templates().await?,
+        )))
+    }
+
+    /// The snapshot to resolve one push against; hold it for the whole lookup.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        // A poisoned lock only means a panic while swapping an Arc: the value is still whole.
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the catalogue. Call after every committed write.
+    pub async fn reload(&self, catalog: &Catalog) -> Result<(), CatalogError> {
+        let _one_at_a_time = self.reload.lock().await;
+        let snap = Arc::new(Snapshot::from_set(&catalog.load_templates().await?));
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = snap;
+        Ok(())
+    }
+}
+
+// ---- request bodies and validation -----------------------------------------------------
+
+fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(format!("`{field}`: {problem}"))
+}
+
+fn in_range(field: &str, v: i64, range: RangeInclusive<u64>) -> Result<u32, ApiError> {
+    u64::try_from(v)
+        .ok()
+        .filter(|v| range.contains(v))
+        .and_then(|v| u32::try_from(v).ok())
+        .ok_or_else(|| {
+            bad(
+                field,
+                format!("{v} is outside {}..={}", range.start(), range.end()),
+            )
+        })
+}
+
+/// Tencent `TemplateName`: letters, digits, `_` and `-`.
+fn template_name(field: &str, name: &str) -> Result<(), ApiError> {
+    if name.is_empty() || name.len() > MAX_TEMPLATE_NAME_LEN {
+        return Err(bad(
+            field,
+            format!("must be 1..={MAX_TEMPLATE_NAME_LEN} bytes"),
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(bad(
+            field,
+            format!("`{name}` may only hold letters, digits, `_` and `-`"),
+        ));
+    }
+    Ok(())
+}
+
+/// The name comes from the path (PUT) or the body (POST); both given must agree.
+fn body_name(path: Option<&str>, body: Option<String>) -> Result<String, ApiError> {
+    let name = match (path, body) {
+        (Some(p), Some(b)) if p != b => {
+            return Err(bad("name", format!("`{b}` differs from the URL's `{p}`")));
+        }
+        (Some(p), _) => p.to_owned(),
+        (None, Some(b)) => b,
+        (None, None) => return Err(bad("name", "is required")),
+    };
+    template_name("name", &name)?;
+    Ok(name)
+}
+
+/// A rule's app/stream glob: non-empty, bounded, printable.
+fn pattern(field: &str, v: Option<String>) -> Result<String, ApiError> {
+    let v = v.unwrap_or_else(|| "*".into());
+    if v.is_empty() || v.len() > crate::MAX_NAME_LEN {
+        return Err(bad(
+            field,
+            format!("must be 1..={} bytes", crate::MAX_NAME_LEN),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(bad(field, "must not contain control characters"));
+    }
+    Ok(v)
+}
+
+fn http_url(field: &str, u: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(u) = u.filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
+    let host = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"));
+    match host {
+        Some(h) if !h.is_empty() && !u.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            Ok(Some(u))
+        }
+        _ => Err(bad(field, format!("`{u}` is not an http(s) URL"))),
+    }
+}
+
+/// Body of `POST /v1/record-templates` and `PUT /v1/record-templates/{name}`. Omitted fields
+/// take the config file's defaults; PUT replaces the whole template.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordTemplateBody {
+    pub name: Option<String>,
+    pub formats: Option<Vec<String>>,
+    pub interval_s: Option<i64>,
+    pub hls_target_s: Option<i64>,
+    pub resume_s: Option<i64>,
+    pub storage_days: Option<i64>,
+}
+
+impl RecordTemplateBody {
+    pub fn validate(self, path_name: Option<&str>) -> Result<RecordTemplateDef, ApiError> {
+        let name = body_name(path_name, self.name)?;
+        let formats = self.formats.unwrap_or_else(|| vec!["mp4".into()]);
+        if formats.is_empty() {
+            return Err(bad(
+                "formats",
+                format!("needs at least one of {KNOWN_FORMATS:?}"),
+            ));
+        }
+        for (i, f) in formats.iter().enumerate() {
+            if !KNOWN_FORMATS.contains(&f.as_str()) {
+                return Err(bad(
+                    "formats",
+                    format!("unknown format `{f}`; use {KNOWN_FORMATS:?}"),
+                ));
+            }
+            if formats[..i].contains(f) {
+                return Err(bad("formats", format!("`{f}` is listed twice")));
+            }
+        }
+        let opt = |field, v: Option<i64>, default: u32, range| match v {
+            Some(v) => in_range(field, v, range),
+            None => Ok(default),
+        };
+        Ok(RecordTemplateDef {
+            name,
+            formats,
+            interval_s: opt(
+                "interval_s",
+                self.interval_s,
+                DEFAULT_INTERVAL_S,
+                INTERVAL_RANGE_S,
+            )?,
+            hls_target_s: opt(
+                "hls_target_s",
+                self.hls_target_s,
+                DEFAULT_HLS_TARGET_S,
+                HLS_TARGET_RANGE_S,
+            )?,
+            resume_s: opt("resume_s", self.resume_s, 0, RESUME_RANGE_S)?,
+            storage_days: opt("storage_days", self.storage_days, 0, 0..=MAX_STORAGE_DAYS)?,
+        })
+    }
+}
+
+/// Body of `POST /v1/record-rules` and `PUT /v1/record-rules/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRuleBody {
+    /// Glob on the RTMP app; default `*`.
+    pub app: Option<String>,
+    /// Glob on the stream name; default `*`.
+    pub stream: Option<String>,
+    pub template: String,
+}
+
+impl RecordRuleBody {
+    pub fn validate(self) -> Result<RecordRuleDef, ApiError> {
+        template_name("template", &self.template)?;
+        Ok(RecordRuleDef {
+            app: pattern("app", self.app)?,
+            stream: pattern("stream", self.stream)?,
+            template: self.template,
+        })
+    }
+}
+
+/// Body of `POST /v1/callback-templates` and `PUT /v1/callback-templates/{name}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackTemplateBody {
+    pub name: Option<String>,
+    /// Signing key (`sign = md5(key + t)`); default empty.
+    pub key: Option<String>,
+    pub stream_begin_url: Option<String>,
+    pub stream_end_url: Option<String>,
+    pub record_url: Option<String>,
+    /// Retries after the first attempt; default 12.
+    pub retry_count: Option<i64>,
+    /// Default 60.
+    pub retry_interval_s: Option<i64>,
+}
+
+impl CallbackTemplateBody {
+    pub fn validate(self, path_name: Option<&str>) -> Result<CallbackTemplateDef, ApiError> {
+        let name = body_name(path_name, self.name)?;
+        let stream_begin_url = http_url("stream_begin_url", self.stream_begin_url)?;
+        let stream_end_url = http_url("stream_end_url", self.stream_end_url)?;
+        let record_url = http_url("record_url", self.record_url)?;
+        if stream_begin_url.is_none() && stream_end_url.is_none() && record_url.is_none() {
+            return Err(bad(
+                "record_url",
+                "a callback template needs at least one of stream_begin_url, stream_end_url, \
+                 record_url",
+            ));
+        }
+        let max = u64::from(u32::MAX);
+        Ok(CallbackTemplateDef {
+            name,
+            key: self.key.unwrap_or_default(),
+            stream_begin_url,
+            stream_end_url,
+            record_url,
+            retry_count: match self.retry_count {
+                Some(v) => in_range("retry_count", v, 0..=max)?,
+                None => DEFAULT_RETRY_COUNT,
+            },
+            retry_interval_s: match self.retry_interval_s {
+                Some(v) => in_range("retry_interval_s", v, 1..=max)?,
+                None => DEFAULT_RETRY_INTERVAL_S,
+            },
+        })
+    }
+}
+
+/// Body of `POST /v1/callback-rules` and `PUT /v1/callback-rules/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackRuleBody {
+    /// Glob on the RTMP app; default `*`.
+    pub app: Option<String>,
+    pub template: String,
+}
+
+impl CallbackRuleBody {
+    pub fn validate(self) -> Result<CallbackRuleDef, ApiError> {
+        template_name("template", &self.template)?;
+        Ok(CallbackRuleDef {
+            app: pattern("app", self.app)?,
+            template: self.template,
+        })
+    }
+}
+
+// ---- responses ---------------------------------------------------------------------------
+
+#[derive(Debug, Serialize)]
+pub struct RecordTemplateJson {
+    pub name: String,
+    pub formats: Vec<String>,
+    pub interval_s: u32,
+    pub hls_target_s: u32,
+    pub resume_s: u32,
+    pub storage_days: u32,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl From<StoredTemplate<RecordTemplateDef>> for RecordTemplateJson {
+    fn from(s: StoredTemplate<RecordTemplateDef>) -> Self {
+        let t = s.template;
+        Self {
+            name: t.name,
+            formats: t.formats,
+            interval_s: t.interval_s,
+            hls_target_s: t.hls_target_s,
+            resume_s: t.resume_s,
+            storage_days: t.storage_days,
+            created_at_ms: s.created_at_ms,
+            updated_at_ms: s.updated_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallbackTemplateJson {
+    pub name: String,
+    pub key: String,
+    pub stream_begin_url: Option<String>,
+    pub stream_end_url: Option<String>,
+    pub record_url: Option<String>,
+    pub retry_count: u32,
+    pub retry_interval_s: u32,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl From<StoredTemplate<CallbackTemplateDef>> for CallbackTemplateJson {
+    fn from(s: StoredTemplate<CallbackTemplateDef>) -> Self {
+        let t = s.template;
+        Self {
+            name: t.name,
+            key: t.key,
+            stream_begin_url: t.stream_begin_url,
+            stream_end_url: t.stream_end_url,
+            record_url: t.record_url,
+            retry_count: t.retry_count,
+            retry_interval_s: t.retry_interval_s,
+            created_at_ms: s.created_at_ms,
+            updated_at_ms: s.updated_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecordRuleJson {
+    pub id: i64,
+    pub app: String,
+    pub stream: String,
+    pub template: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl From<StoredRule<RecordRuleDef>> for RecordRuleJson {
+    fn from(s: StoredRule<RecordRuleDef>) -> Self {
+        Self {
+            id: s.id,
+            app: s.rule.app,
+            stream: s.rule.stream,
+            template: s.rule.template,
+            created_at_ms: s.created_at_ms,
+            updated_at_ms: s.updated_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct CallbackRuleJson {
+    pub id: i64,
+    pub app: String,
+    pub template: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl From<StoredRule<CallbackRuleDef>> for CallbackRuleJson {
+    fn from(s: StoredRule<CallbackRuleDef>) -> Self {
+        Self {
+            id: s.id,
+            app: s.rule.app,
+            template: s.rule.template,
+            created_at_ms: s.created_at_ms,
+            updated_at_ms: s.updated_at_ms,
+        }
+    }
+}
+
+// ---- handlers ----------------------------------------------------------------------------
+
+/// The template endpoints; merge them into the authenticated REST router.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            "/v1/record-templates",
+            get(list_record_templates).post(create_record_template),
+        )
+        .route(
+            "/v1/record-templates/{name}",
+            get(get_record_template)
+                .put(put_record_template)
+                .delete(delete_record_template),
+        )
+        .route(
+            "/v1/record-rules",
+            get(list_record_rules).post(create_record_rule),
+        )
+        .route(
+            "/v1/record-rules/{id}",
+            put(update_record_rule).delete(delete_record_rule),
+        )
+        .route(
+            "/v1/callback-templates",
+            get(list_callback_templates).post(create_callback_template),
+        )
+        .route(
+            "/v1/callback-templates/{name}",
+            get(get_callback_template)
+                .put(put_callback_template)
+                .delete(delete_callback_template),
+        )
+        .route(
+            "/v1/callback-rules",
+            get(list_callback_rules).post(create_callback_rule),
+        )
+        .route(
+            "/v1/callback-rules/{id}",
+            put(update_callback_rule).delete(delete_callback_rule),
+        )
+}
+
+/// Maps the catalogue's relational errors onto HTTP: missing row 404, clash 409, a rule naming
+/// a missing template 400.
+fn catalog_err(e: CatalogError) -> ApiError {
+    match e {
+        CatalogError::NotFound { what, key } => ApiError::NotFound(format!("{what} {key}")),
+        CatalogError::Conflict { what, key, reason } => {
+            ApiError::Conflict(format!("{what} {key}: {reason}"))
+        }
+        CatalogError::UnknownTemplate { what, name } => {
+            bad("template", format!("no {what} named `{name}`"))
+        }
+        e if e.is_conflict() => ApiError::Conflict(e.to_string()),
+        e => e.into(),
+    }
+}
+
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+/// Rule ids are positive integers; anything else names no rule.
+fn rule_id(what: &str, raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::NotFound(format!("{what} id={raw}")))
+}
+
+/// Applies a committed write to new pushes.
+async fn applied(st: &AppState) -> Result<(), ApiError> {
+    st.templates.reload(&st.catalog).await.map_err(|e| {
+        ApiError::Internal(format!(
+            "change saved but not yet applied (reload failed): {e}"
+        ))
+    })
+}
+
+fn created_or_ok(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
+}
+
+async fn list_record_templates(
+    State(st): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let all: Vec<RecordTemplateJson> = st
+        .catalog
+        .list_record_templates()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(serde_json::json!({ "templates": all })))
+}
+
+async fn get_record_template(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<RecordTemplateJson>, ApiError> {
+    let t = st
+        .catalog
+        .get_record_template(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("record template {name}")))?;
+    Ok(Json(t.into()))
+}
+
+async fn create_record_template(
+    State(st): State<Arc<AppState>>,
+    b: Result<Json<RecordTemplateBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<RecordTemplateJson>), ApiError> {
+    let def = body(b)?.validate(None)?;
+    let t = st
+        .catalog
+        .create_record_template(&def, st.clock.now_ms())
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok((StatusCode::CREATED, Json(t.into())))
+}
+
+async fn put_record_template(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    b: Result<Json<RecordTemplateBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<RecordTemplateJson>), ApiError> {
+    let def = body(b)?.validate(Some(&name))?;
+    let (t, created) = st
+        .catalog
+        .put_record_template(&def, st.clock.now_ms())
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok((created_or_ok(created), Json(t.into())))
+}
+
+async fn delete_record_template(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.catalog
+        .delete_record_template(&name)
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_record_rules(
+    State(st): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let all: Vec<RecordRuleJson> = st
+        .catalog
+        .list_record_rules()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(serde_json::json!({ "rules": all })))
+}
+
+async fn create_record_rule(
+    State(st): State<Arc<AppState>>,
+    b: Result<Json<RecordRuleBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<RecordRuleJson>), ApiError> {
+    let def = body(b)?.validate()?;
+    let r = st
+        .catalog
+        .insert_record_rule(&def, st.clock.now_ms())
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok((StatusCode::CREATED, Json(r.into())))
+}
+
+async fn update_record_rule(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    b: Result<Json<RecordRuleBody>, JsonRejection>,
+) -> Result<Json<RecordRuleJson>, ApiError> {
+    let id = rule_id("record rule", &id)?;
+    let def = body(b)?.validate()?;
+    let r = st
+        .catalog
+        .update_record_rule(id, &def, st.clock.now_ms())
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok(Json(r.into()))
+}
+
+async fn delete_record_rule(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = rule_id("record rule", &id)?;
+    st.catalog
+        .delete_record_rule(id)
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_callback_templates(
+    State(st): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let all: Vec<CallbackTemplateJson> = st
+        .catalog
+        .list_callback_templates()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(serde_json::json!({ "templates": all })))
+}
+
+async fn get_callback_template(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<Json<CallbackTemplateJson>, ApiError> {
+    let t = st
+        .catalog
+        .get_callback_template(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("callback template {name}")))?;
+    Ok(Json(t.into()))
+}
+
+async fn create_callback_template(
+    State(st): State<Arc<AppState>>,
+    b: Result<Json<CallbackTemplateBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<CallbackTemplateJson>), ApiError> {
+    let def = body(b)?.validate(None)?;
+    let t = st
+        .catalog
+        .create_callback_template(&def, st.clock.now_ms())
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok((StatusCode::CREATED, Json(t.into())))
+}
+
+async fn put_callback_template(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    b: Result<Json<CallbackTemplateBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<CallbackTemplateJson>), ApiError> {
+    let def = body(b)?.validate(Some(&name))?;
+    let (t, created) = st
+        .catalog
+        .put_callback_template(&def, st.clock.now_ms())
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok((created_or_ok(created), Json(t.into())))
+}
+
+async fn delete_callback_template(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    st.catalog
+        .delete_callback_template(&name)
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_callback_rules(
+    State(st): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let all: Vec<CallbackRuleJson> = st
+        .catalog
+        .list_callback_rules()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(serde_json::json!({ "rules": all })))
+}
+
+async fn create_callback_rule(
+    State(st): State<Arc<AppState>>,
+    b: Result<Json<CallbackRuleBody>, JsonRejection>,
+) -> Result<(StatusCode, Json<CallbackRuleJson>), ApiError> {
+    let def = body(b)?.validate()?;
+    let r = st
+        .catalog
+        .insert_callback_rule(&def, st.clock.now_ms())
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok((StatusCode::CREATED, Json(r.into())))
+}
+
+async fn update_callback_rule(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    b: Result<Json<CallbackRuleBody>, JsonRejection>,
+) -> Result<Json<CallbackRuleJson>, ApiError> {
+    let id = rule_id("callback rule", &id)?;
+    let def = body(b)?.validate()?;
+    let r = st
+        .catalog
+        .update_callback_rule(id, &def, st.clock.now_ms())
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok(Json(r.into()))
+}
+
+async fn delete_callback_rule(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = rule_id("callback rule", &id)?;
+    st.catalog
+        .delete_callback_rule(id)
+        .await
+        .map_err(catalog_err)?;
+    applied(&st).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(name: &str) -> RecordTemplate {
+        RecordTemplate {
+            name: name.into(),
+            ..RecordTemplate::builtin_default()
+        }
+    }
+    fn rr(app: &str, stream: &str, template: &str) -> RecordRule {
+        RecordRule {
+            app: app.into(),
+            stream: stream.into(),
+            template: template.into(),
+        }
+    }
+    fn ct(name: &str) -> CallbackTemplate {
+        CallbackTemplate {
+            name: name.into(),
+            key: String::new(),
+            stream_begin_url: None,
+            stream_end_url: None,
+            record_url: Some("http://h/r".into()),
+            retry_count: 1,
+            retry_interval_s: 1,
+        }
+    }
+    fn cr(app: &str, template: &str) -> CallbackRule {
+        CallbackRule {
+            app: app.into(),
+            template: template.into(),
+        }
+    }
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            record_templates: ["any", "app", "glob", "exact", "glob2"].map(rt).to_vec(),
+            // Deliberately not in specificity order: precedence must not depend on it.
+            record_rules: vec![
+                rr("live", "vip_1", "exact"),
+                rr("*", "*", "any"),
+                rr("live", "vip_*", "glob"),
+                rr("live", "*", "app"),
+                rr("l?ve", "vip_*", "glob2"),
+                rr("*", "*_x", "glob2"),
+                rr("*", "*x", "any"),
+            ],
+            callback_templates: vec![ct("c-any"), ct("c-live"), ct("c-glob")],
+            callback_rules: vec![cr("*", "c-any"), cr("li*", "c-glob"), cr("live", "c-live")],
+        }
+    }
+
+    fn rec(s: &Snapshot, app: &str, stream: &str) -> Option<String> {
+        s.record_template_for(app, stream).map(|t| t.name)
+    }
+
+    #[test]
+    fn stream_specificity_beats_app_and_order() {
+        let s = snap();
+        assert_eq!(rec(&s, "live", "vip_1").as_deref(), Some("exact"));
+        // Two stream globs match; the app is the tie-break (exact `live` beats `l?ve`).
+        assert_eq!(rec(&s, "live", "vip_2").as_deref(), Some("glob"));
+        assert_eq!(rec(&s, "lave", "vip_2").as_deref(), Some("glob2"));
+        // A stream glob beats an exact app with `*` stream.
+        assert_eq!(rec(&s, "live", "vip_3").as_deref(), Some("glob"));
+        assert_eq!(rec(&s, "live", "other").as_deref(), Some("app"));
+        assert_eq!(rec(&s, "other", "other").as_deref(), Some("any"));
+        // Equal specificity (`*`/glob vs `*`/glob): the oldest rule wins.
+        assert_eq!(rec(&s, "other", "a_x").as_deref(), Some("glob2"));
+    }
+
+    #[test]
+    fn no_rule_or_missing_template_means_no_recording() {
+        let mut s = snap();
+        s.record_rules = vec![rr("live", "*", "gone")];
+        assert_eq!(rec(&s, "live", "x"), None);
+        assert_eq!(rec(&s, "other", "x"), None);
+        assert_eq!(rec(&Snapshot::default(), "live", "x"), None);
+    }
+
+    #[test]
+    fn callback_precedence_is_per_app() {
+        let s = snap();
+        let cb = |app| s.callback_template_for(app).map(|t| t.name);
+        assert_eq!(cb("live").as_deref(), Some("c-live"));
+        assert_eq!(cb("lives").as_deref(), Some("c-glob"));
+        assert_eq!(cb("other").as_deref(), Some("c-any"));
+        assert_eq!(
+            Snapshot::default()
+                .callback_template_for("live")
+                .map(|t| t.name),
+            None
+        );
+    }
+
+    #[test]
+    fn snapshot_agrees_with_config_precedence() {
+        let cfg = Config::from_toml_str(
+            r#"
+            [[record_template]]
+            name = "flv"
+            formats = ["flv"]
+            interval_s = 600
+            [[record_rule]]
+            app = "*"
+            template = "default"
+            [[record_rule]]
+            app = "live"
+            stream = "vip_*"
+            template = "flv"
+            [[callback_template]]
+            name = "hooks"
+            record_url = "http://h/r"
+            [[callback_rule]]
+            app = "live"
+            template = "hooks"
+            "#,
+        )
+        .unwrap();
+        let s = Snapshot::from_config(&cfg);
+        for (app, stream) in [("live", "vip_1"), ("live", "x"), ("other", "vip_1")] {
+            assert_eq!(
+                rec(&s, app, stream),
+                cfg.record_template_for(app, stream).map(|t| t.name),
+                "{app}/{stream}"
+            );
+        }
+        // And through the catalogue's types (seed → stored set → snapshot).
+        let seed = seed_from_config(&cfg);
+        let set = TemplateSet {
+            record_templates: seed
+                .record_templates
+                .iter()
+                .map(|t| StoredTemplate {
+                    template: t.clone(),
+                    created_at_ms: 0,
+                    updated_at_ms: 0,
+                })
+                .collect(),
+            record_rules: seed
+                .record_rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| StoredRule {
+                    id: i as i64 + 1,
+                    rule: r.clone(),
+                    created_at_ms: 0,
+                    updated_at_ms: 0,
+                })
+                .collect(),
+            callback_templates: seed
+                .callback_templates
+                .iter()
+                .map(|t| StoredTemplate {
+                    template: t.clone(),
+                    created_at_ms: 0,
+                    updated_at_ms: 0,
+                })
+                .collect(),
+            callback_rules: seed
+                .callback_rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| StoredRule {
+                    id: i as i64 + 1,
+                    rule: r.clone(),
+                    created_at_ms: 0,
+                    updated_at_ms: 0,
+                })
+                .collect(),
+        };
+        let s = Snapshot::from_set(&set);
+        let t = s.record_template_for("live", "vip_9").unwrap();
+        assert_eq!((t.name.as_str(), t.interval_s), ("flv", 600));
+        assert_eq!(t.formats, vec![Format::Flv]);
+        assert_eq!(rec(&s, "x", "y").as_deref(), Some("default"));
+        let cb = s.callback_template_for("live").unwrap();
+        assert_eq!(cb.record_url.as_deref(), Some("http://h/r"));
+        assert_eq!(cb.retry_count, 12);
+        assert!(s.callback_template_for("other").is_none());
+    }
+
+    fn err_text(e: ApiError) -> String {
+        match e {
+            ApiError::BadRequest(m) => m,
+            other => panic!("expected 400, got {other:?}"),
+        }
+    }
+
+    fn rt_body(json: &str) -> Result<RecordTemplateDef, String> {
+        let b: RecordTemplateBody = serde_json::from_str(json).unwrap();
+        b.validate(None).map_err(err_text)
+    }
+
+    #[test]
+    fn record_template_body_defaults_and_ranges() {
+        let d = rt_body(r#"{"name":"hd"}"#).unwrap();
+        assert_eq!(d.formats, ["mp4"]);
+        assert_eq!(
+            (d.interval_s, d.hls_target_s, d.resume_s, d.storage_days),
+            (1800, DEFAULT_HLS_TARGET_S, 0, 0)
+        );
+        let d = rt_body(
+            r#"{"name":"a-1_b","formats":["flv","hls","aac","mp4"],"interval_s":30,
+                "hls_target_s":60,"resume_s":1800,"storage_days":1500}"#,
+        )
+        .unwrap();
+        assert_eq!(d.formats, ["flv", "hls", "aac", "mp4"]);
+        assert_eq!((d.interval_s, d.resume_s, d.storage_days), (30, 1800, 1500));
+
+        for (json, field) in [
+            (r#"{"name":"x","interval_s":29}"#, "`interval_s`"),
+            (r#"{"name":"x","interval_s":7201}"#, "`interval_s`"),
+            (r#"{"name":"x","resume_s":1801}"#, "`resume_s`"),
+            (r#"{"name":"x","resume_s":-1}"#, "`resume_s`"),
+            (r#"{"name":"x","storage_days":-1}"#, "`storage_days`"),
+            (r#"{"name":"x","hls_target_s":0}"#, "`hls_target_s`"),
+            (r#"{"name":"x","formats":[]}"#, "`formats`"),
+            (r#"{"name":"x","formats":["avi"]}"#, "`formats`"),
+            (r#"{"name":"x","formats":["flv","flv"]}"#, "`formats`"),
+            (r#"{"name":""}"#, "`name`"),
+            (r#"{"name":"a b"}"#, "`name`"),
+            (r#"{"name":"a,b"}"#, "`name`"),
+            (r#"{}"#, "`name`"),
+        ] {
+            let e = rt_body(json).unwrap_err();
+            assert!(e.starts_with(field), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn path_and_body_names_must_agree() {
+        let b = |j: &str| serde_json::from_str::<RecordTemplateBody>(j).unwrap();
+        assert_eq!(b("{}").validate(Some("hd")).unwrap().name, "hd");
+        assert_eq!(
+            b(r#"{"name":"hd"}"#).validate(Some("hd")).unwrap().name,
+            "hd"
+        );
+        let e = err_text(b(r#"{"name":"sd"}"#).validate(Some("hd")).unwrap_err());
+        assert!(e.starts_with("`name`"), "{e}");
+    }
+
+    #[test]
+    fn callback_template_body_validation() {
+        let cb = |j: &str| {
+            serde_json::from_str::<CallbackTemplateBody>(j)
+                .unwrap()
+                .validate(None)
+                .map_err(err_text)
+        };
+        let d = cb(r#"{"name":"h","record_url":"https://x/r"}"#).unwrap();
+        assert_eq!((d.retry_count, d.retry_interval_s), (12, 60));
+        assert_eq!(d.key, "");
+        assert_eq!(d.stream_begin_url, None);
+        // Empty URL strings mean "not set".
+        let d = cb(r#"{"name":"h","record_url":"http://x/r","stream_end_url":""}"#).unwrap();
+        assert_eq!(d.stream_end_url, None);
+        for (json, field) in [
+            (r#"{"name":"h"}"#, "`record_url`"),
+            (r#"{"name":"h","stream_end_url":""}"#, "`record_url`"),
+            (
+                r#"{"name":"h","stream_begin_url":"ftp://x"}"#,
+                "`stream_begin_url`",
+            ),
+            (
+                r#"{"name":"h","stream_end_url":"http://"}"#,
+                "`stream_end_url`",
+            ),
+            (r#"{"name":"h","record_url":"http://a b"}"#, "`record_url`"),
+            (
+                r#"{"name":"h","record_url":"http://x","retry_interval_s":0}"#,
+                "`retry_interval_s`",
+            ),
+            (
+                r#"{"name":"h","record_url":"http://x","retry_count":-1}"#,
+                "`retry_count`",
+            ),
+        ] {
+            let e = cb(json).unwrap_err();
+            assert!(e.starts_with(field), "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn rule_body_validation() {
+        let r = |j: &str| {
+            serde_json::from_str::<RecordRuleBody>(j)
+                .unwrap()
+                .validate()
+                .map_err(err_text)
+        };
+        let d = r(r#"{"template":"hd"}"#).unwrap();
+        assert_eq!((d.app.as_str(), d.stream.as_str()), ("*", "*"));
+        assert!(
+            r(r#"{"template":"hd","app":""}"#)
+                .unwrap_err()
+                .starts_with("`app`")
+        );
+        let long = "s".repeat(crate::MAX_NAME_LEN + 1);
+        let e = r(&format!(r#"{{"template":"hd","stream":"{long}"}}"#)).unwrap_err();
+        assert!(e.starts_with("`stream`"), "{e}");
+        assert!(
+            r(r#"{"template":"a b"}"#)
+                .unwrap_err()
+                .starts_with("`template`")
+        );
+        let c = serde_json::from_str::<CallbackRuleBody>(r#"{"app":"live","template":"h"}"#)
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(c.app, "live");
+        // Unknown fields are refused by the extractor (deny_unknown_fields).
+        assert!(serde_json::from_str::<RecordRuleBody>(r#"{"template":"h","x":1}"#).is_err());
+    }
+
+    #[test]
+    fn catalog_errors_map_to_statuses() {
+        let nf = catalog_err(CatalogError::NotFound {
+            what: "record rule",
+            key: "id=3".into(),
+        });
+        assert!(
+            matches!(nf, ApiError::NotFound(ref m) if m.contains("id=3")),
+            "{nf:?}"
+        );
+        let c = catalog_err(CatalogError::Conflict {
+            what: "record template",
+            key: "name=hd".into(),
+            reason: "still bound".into(),
+        });
+        assert!(
+            matches!(c, ApiError::Conflict(ref m) if m.contains("still bound")),
+            "{c:?}"
+        );
+        let u = catalog_err(CatalogError::UnknownTemplate {
+            what: "record template",
+            name: "zz".into(),
+        });
+        assert!(
+            matches!(u, ApiError::BadRequest(ref m) if m.starts_with("`template`")),
+            "{u:?}"
+        );
+        assert!(matches!(rule_id("r", "abc"), Err(ApiError::NotFound(_))));
+        assert!(matches!(rule_id("r", "0"), Err(ApiError::NotFound(_))));
+        assert_eq!(rule_id("r", "7").unwrap(), 7);
+    }
+
+    /// The whole loop over HTTP: seeded from the config, edited over REST (auth, 201/200/204,
+    /// 400/404/409), new lookups see each edit, and a restart keeps the edits (no re-seed).
+    #[tokio::test]
+    async fn rest_edits_apply_to_new_lookups_and_survive_a_restart() {
+        use serde_json::{Value, json};
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = Config::from_toml_str(&format!(
+            r#"
+            [server]
+            rtmp_listen = "127.0.0.1:0"
+            http_listen = "127.0.0.1:0"
+            data_dir = "{}"
+            [api]
+            key = "tok"
+            [[callback_template]]
+            name = "cb"
+            record_url = "http://h/r"
+            [[callback_rule]]
+            app = "live"
+            template = "cb"
+            "#,
+            dir.path().display()
+        ))
+        .unwrap();
+        let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
+        let run = crate::start(cfg.clone(), clock.clone()).await.unwrap();
+        let base = format!("http://{}", run.http_addr);
+        let http = reqwest::Client::new();
+        let call = |m: reqwest::Method, path: &str, body: Option<Value>| {
+            let mut rq = http.request(m, format!("{base}{path}")).bearer_auth("tok");
+            if let Some(b) = body {
+                rq = rq.json(&b);
+            }
+            async move {
+                let r = rq.send().await.unwrap();
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap();
+                (
+                    status,
+                    serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+                )
+            }
+        };
+        use reqwest::Method as M;
+
+        // Seeded: the built-in default template + catch-all rule, and the config callback.
+        let (st, v) = call(M::GET, "/v1/record-rules", None).await;
+        assert_eq!(st, 200);
+        assert_eq!(v["rules"][0]["template"], "default");
+        let snap = run.state.templates.snapshot();
+        assert_eq!(
+            snap.record_template_for("live", "s").unwrap().name,
+            "default"
+        );
+        assert_eq!(snap.callback_template_for("live").unwrap().name, "cb");
+
+        // Auth applies.
+        let r = http
+            .get(format!("{base}/v1/record-templates"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401);
+
+        let (st, v) = call(
+            M::POST,
+            "/v1/record-templates",
+            Some(json!({"name":"vip","formats":["flv"],"interval_s":600})),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        assert_eq!(v["interval_s"], 600);
+        let (st, _) = call(M::POST, "/v1/record-templates", Some(json!({"name":"vip"}))).await;
+        assert_eq!(st, 409);
+        let (st, v) = call(
+            M::POST,
+            "/v1/record-templates",
+            Some(json!({"name":"x","interval_s":5})),
+        )
+        .await;
+        assert_eq!(st, 400);
+        assert!(v["error"].as_str().unwrap().contains("interval_s"), "{v}");
+
+        let (st, v) = call(
+            M::POST,
+            "/v1/record-rules",
+            Some(json!({"app":"live","stream":"vip_*","template":"vip"})),
+        )
+        .await;
+        assert_eq!(st, 201, "{v}");
+        let rule_id = v["id"].as_i64().unwrap();
+        let (st, v) = call(
+            M::POST,
+            "/v1/record-rules",
+            Some(json!({"template":"nope"})),
+        )
+        .await;
+        assert_eq!(st, 400, "{v}");
+
+        // A push that resolved its template before the edit keeps its copy.
+        let running_push = snap.record_template_for("live", "vip_1").unwrap();
+        let snap = run.state.templates.snapshot();
+        let t = snap.record_template_for("live", "vip_1").unwrap();
+        assert_eq!((t.name.as_str(), t.interval_s), ("vip", 600));
+        assert_eq!(running_push.name, "default");
+
+        // PUT replaces (200), then creates (201); the next lookup sees the new interval.
+        let (st, v) = call(
+            M::PUT,
+            "/v1/record-templates/vip",
+            Some(json!({"formats":["mp4"],"interval_s":900})),
+        )
+        .await;
+        assert_eq!(st, 200, "{v}");
+        let t = run
+            .state
+            .templates
+            .snapshot()
+            .record_template_for("live", "vip_1")
+            .unwrap();
+        assert_eq!(t.interval_s, 900);
+        let (st, _) = call(M::PUT, "/v1/record-templates/new-one", Some(json!({}))).await;
+        assert_eq!(st, 201);
+
+        // Bound template: 409 until its rule goes.
+        let (st, v) = call(M::DELETE, "/v1/record-templates/vip", None).await;
+        assert_eq!(st, 409, "{v}");
+        let (st, _) = call(
+            M::PUT,
+            "/v1/record-rules/999",
+            Some(json!({"template":"vip"})),
+        )
+        .await;
+        assert_eq!(st, 404);
+        let (st, _) = call(M::DELETE, &format!("/v1/record-rules/{rule_id}"), None).await;
+        assert_eq!(st, 204);
+        let (st, _) = call(M::DELETE, "/v1/record-templates/vip", None).await;
+        assert_eq!(st, 204);
+        let (st, _) = call(M::GET, "/v1/record-templates/vip", None).await;
+        assert_eq!(st, 404);
+        assert_eq!(
+            run.state
+                .templates
+                .snapshot()
+                .record_template_for("live", "vip_1")
+                .unwrap()
+                .name,
+            "default"
+        );
+
+        // Callbacks: unbind the seeded rule, then no callback template applies.
+        let (_, v) = call(M::GET, "/v1/callback-rules", None).await;
+        let cb_rule = v["rules"][0]["id"].as_i64().unwrap();
+        let (st, _) = call(M::DELETE, "/v1/callback-templates/cb", None).await;
+        assert_eq!(st, 409);
+        let (st, _) = call(M::DELETE, &format!("/v1/callback-rules/{cb_rule}"), None).await;
+        assert_eq!(st, 204);
+        assert!(
+            run.state
+                .templates
+                .snapshot()
+                .callback_template_for("live")
+                .is_none()
+        );
+        let (st, v) = call(
+            M::POST,
+            "/v1/callback-templates",
+            Some(json!({"name":"cb2","stream_end_url":"ftp://x"})),
+        )
+        .await;
+        assert_eq!(st, 400);
+        assert!(
+            v["error"].as_str().unwrap().contains("stream_end_url"),
+            "{v}"
+        );
+
+        // Restart with the same config: the edits stand, nothing is re-seeded.
+        run.shutdown().await;
+        let run = crate::start(cfg, clock).await.unwrap();
+        let snap = run.state.templates.snapshot();
+        assert!(snap.callback_template_for("live").is_none());
+        assert!(
+            run.state
+                .catalog
+                .get_record_template("new-one")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            run.state.catalog.list_record_rules().await.unwrap().len(),
+            1
+        );
+        run.shutdown().await;
+    }
+}
