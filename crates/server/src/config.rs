@@ -428,67 +428,26 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-/// How specific a rule pattern is: exact beats glob beats `*`.
-fn specificity(pattern: &str) -> u8 {
-    if pattern == "*" {
-        0
-    } else if pattern.contains(['*', '?']) {
-        1
-    } else {
-        2
-    }
-}
-
-impl Config {
-    /// The record template for a push: the most specific matching rule wins (stream first, then
-    /// app); among equals, the first in the file.
-    pub fn record_template_for(&self, app: &str, stream: &str) -> Option<RecordTemplate> {
-        let rules = self.record_rules();
-        let best = rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| glob_match(&r.app, app) && glob_match(&r.stream, stream))
-            .max_by_key(|(i, r)| {
-                (
-                    specificity(&r.stream),
-                    specificity(&r.app),
-                    std::cmp::Reverse(*i),
-                )
-            })?
-            .1;
-        self.record_templates()
-            .into_iter()
-            .find(|t| t.name == best.template)
-    }
-
-    /// The callback template for an app (Tencent binds callbacks per app, not per stream).
-    pub fn callback_template_for(&self, app: &str) -> Option<&CallbackTemplate> {
-        let best = self
-            .callback_rule
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| glob_match(&r.app, app))
-            .max_by_key(|(i, r)| (specificity(&r.app), std::cmp::Reverse(*i)))?
-            .1;
-        self.callback_template
-            .iter()
-            .find(|t| t.name == best.template)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::templates::Snapshot;
 
     #[test]
     fn empty_config_has_the_documented_defaults() {
         let c = Config::from_toml_str("").unwrap();
         assert_eq!(c.server.rtmp_listen.port(), 1935);
         assert_eq!(c.server.http_listen.port(), 8080);
-        let t = c.record_template_for("live", "anything").unwrap();
+        let t = Snapshot::from_config(&c)
+            .record_template_for("live", "anything")
+            .unwrap();
         assert_eq!(t.formats, vec![Format::Mp4]);
         assert_eq!(t.interval_s, 1800);
-        assert!(c.callback_template_for("live").is_none());
+        assert!(
+            Snapshot::from_config(&c)
+                .callback_template_for("live")
+                .is_none()
+        );
     }
 
     #[test]
@@ -539,10 +498,25 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(c.record_template_for("live", "vip_1").unwrap().name, "both");
-        assert_eq!(c.record_template_for("live", "vip_2").unwrap().name, "flv");
         assert_eq!(
-            c.record_template_for("other", "vip_2").unwrap().name,
+            Snapshot::from_config(&c)
+                .record_template_for("live", "vip_1")
+                .unwrap()
+                .name,
+            "both"
+        );
+        assert_eq!(
+            Snapshot::from_config(&c)
+                .record_template_for("live", "vip_2")
+                .unwrap()
+                .name,
+            "flv"
+        );
+        assert_eq!(
+            Snapshot::from_config(&c)
+                .record_template_for("other", "vip_2")
+                .unwrap()
+                .name,
             "default"
         );
     }
@@ -550,7 +524,11 @@ mod tests {
     #[test]
     fn empty_rule_list_records_nothing() {
         let c = Config::from_toml_str("record_rule = []").unwrap();
-        assert!(c.record_template_for("live", "x").is_none());
+        assert!(
+            Snapshot::from_config(&c)
+                .record_template_for("live", "x")
+                .is_none()
+        );
     }
 
     #[test]

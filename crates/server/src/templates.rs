@@ -56,7 +56,7 @@ pub struct Snapshot {
     callback_rules: Vec<CallbackRule>,
 }
 
-/// How specific a rule pattern is: exact beats glob beats `*` (as in `config.rs`).
+/// How specific a rule pattern is: exact beats glob beats `*`.
 fn specificity(pattern: &str) -> u8 {
     if pattern == "*" {
         0
@@ -1042,7 +1042,7 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_agrees_with_config_precedence() {
+    fn config_rules_resolve_by_precedence() {
         let cfg = Config::from_toml_str(
             r#"
             [[record_template]]
@@ -1066,10 +1066,14 @@ mod tests {
         )
         .unwrap();
         let s = Snapshot::from_config(&cfg);
-        for (app, stream) in [("live", "vip_1"), ("live", "x"), ("other", "vip_1")] {
+        for (app, stream, want) in [
+            ("live", "vip_1", "flv"),
+            ("live", "x", "default"),
+            ("other", "vip_1", "default"),
+        ] {
             assert_eq!(
-                rec(&s, app, stream),
-                cfg.record_template_for(app, stream).map(|t| t.name),
+                rec(&s, app, stream).as_deref(),
+                Some(want),
                 "{app}/{stream}"
             );
         }
