@@ -141,7 +141,11 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
         fetch(server.http, f["video_url"].as_str().unwrap(), &p).await;
         let (v, a) = probe_counts(&p);
         assert_eq!(decode_errors(&p), "", "{}", f["file_format"]);
-        assert!((90..300).contains(&v), "{}: {v} video frames", f["file_format"]);
+        assert!(
+            (90..300).contains(&v),
+            "{}: {v} video frames",
+            f["file_format"]
+        );
         video_counts.push(v);
         audio_counts.push(a);
     }
