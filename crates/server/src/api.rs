@@ -273,6 +273,13 @@ async fn list_streams(State(st): State<Arc<AppState>>) -> Json<serde_json::Value
     Json(serde_json::json!({ "streams": st.hub.list() }))
 }
 
+/// `seg-00042.ts`: the only segment names an HLS recording has (no path tricks possible).
+fn is_segment_name(name: &str) -> bool {
+    name.strip_prefix("seg-")
+        .and_then(|n| n.strip_suffix(".ts"))
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 async fn vod(
     State(st): State<Arc<AppState>>,
     Path((file_id, name)): Path<(String, String)>,
@@ -287,11 +294,21 @@ async fn vod(
     let Some(format) = crate::config::Format::from_name(&rec.format) else {
         return Err(not_found());
     };
-    if name != format.url_name() {
+    let dir_or_file = st.storage.resolve(&rec.path).ok_or_else(not_found)?;
+    let (path, mime) = if format == crate::config::Format::Hls {
+        // An HLS recording is a directory: its playlist and segments are served beside it.
+        if name == format.url_name() {
+            (dir_or_file.join(&name), format.mime())
+        } else if is_segment_name(&name) {
+            (dir_or_file.join(&name), "video/mp2t")
+        } else {
+            return Err(not_found());
+        }
+    } else if name == format.url_name() {
+        (dir_or_file, format.mime())
+    } else {
         return Err(not_found());
-    }
-    let path = st.storage.resolve(&rec.path).ok_or_else(not_found)?;
-    let mime = format.mime();
+    };
     // ServeFile implements Range (206/416), ETag/If-None-Match and Last-Modified.
     let resp = ServeFile::new_with_mime(&path, &mime.parse().expect("static mime"))
         .oneshot(req)

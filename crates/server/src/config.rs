@@ -90,6 +90,9 @@ pub enum Format {
     /// Audio-only recording: AAC in an MP4 container (`.m4a`), which every browser plays
     /// (raw ADTS `.aac` does not seek in most of them).
     Aac,
+    /// MPEG-TS segments and a VOD playlist; one recording per push session (or resume
+    /// window), never split by `interval_s`.
+    Hls,
 }
 
 impl Format {
@@ -99,15 +102,17 @@ impl Format {
             Self::Flv => "flv",
             Self::Mp4 => "mp4",
             Self::Aac => "aac",
+            Self::Hls => "hls",
         }
     }
 
-    /// File extension of the finished file.
+    /// File extension of the finished file (a directory for HLS).
     pub fn ext(self) -> &'static str {
         match self {
             Self::Flv => "flv",
             Self::Mp4 => "mp4",
             Self::Aac => "m4a",
+            Self::Hls => "hls",
         }
     }
 
@@ -116,13 +121,17 @@ impl Format {
             "flv" => Some(Self::Flv),
             "mp4" => Some(Self::Mp4),
             "aac" => Some(Self::Aac),
+            "hls" => Some(Self::Hls),
             _ => None,
         }
     }
 
     /// Last path segment of the playback URL (`/vod/{file_id}/{name}`), Tencent style.
     pub fn url_name(self) -> String {
-        format!("f0.{}", self.ext())
+        match self {
+            Self::Hls => "playlist.m3u8".into(),
+            _ => format!("f0.{}", self.ext()),
+        }
     }
 
     pub fn mime(self) -> &'static str {
@@ -130,6 +139,7 @@ impl Format {
             Self::Flv => "video/x-flv",
             Self::Mp4 => "video/mp4",
             Self::Aac => "audio/mp4",
+            Self::Hls => "application/vnd.apple.mpegurl",
         }
     }
 }
@@ -324,7 +334,7 @@ impl Config {
             if t.formats.is_empty() {
                 return Err(invalid(
                     k("formats"),
-                    "needs at least one of \"flv\", \"mp4\"",
+                    "needs at least one of \"flv\", \"mp4\", \"hls\", \"aac\"",
                 ));
             }
             if !INTERVAL_RANGE_S.contains(&t.interval_s) {

@@ -99,7 +99,7 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
     let cfg = write_config(
         dir.path(),
         &rx.url,
-        "[[record_template]]\nname = \"default\"\nformats = [\"flv\", \"mp4\"]\n",
+        "[[record_template]]\nname = \"default\"\nformats = [\"flv\", \"mp4\", \"hls\"]\nhls_target_s = 2\n",
     );
     let mut server = spawn_server(&cfg);
     let rtmp = server.rtmp;
@@ -116,7 +116,7 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
             .filter(|e| e.path().extension().is_some_and(|x| x == "part"))
             .map(|e| e.metadata().unwrap().len())
             .sum();
-        // Two formats of a ~1.2 Mbit/s clip: 1.2 MB ≈ 4 s.
+        // Two file formats of a ~1.2 Mbit/s clip: 1.2 MB ≈ 4 s.
         if size > 1_200_000 {
             break;
         }
@@ -129,16 +129,27 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
 
     let mut server = spawn_server(&cfg);
     let mut files = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         files.push(rx.next_of(100).await.body);
     }
     let (mut video_counts, mut audio_counts) = (Vec::new(), Vec::new());
     for f in &files {
         assert_signed(f);
-        let p = dir
-            .path()
-            .join(format!("got.{}", f["file_format"].as_str().unwrap()));
-        fetch(server.http, f["video_url"].as_str().unwrap(), &p).await;
+        let url = f["video_url"].as_str().unwrap();
+        let p = if f["file_format"] == "hls" {
+            // ffprobe reads the playlist and its segments over HTTP.
+            std::path::PathBuf::from(format!(
+                "http://{}/vod/{}",
+                server.http,
+                url.split_once("/vod/").unwrap().1
+            ))
+        } else {
+            let p = dir
+                .path()
+                .join(format!("got.{}", f["file_format"].as_str().unwrap()));
+            fetch(server.http, url, &p).await;
+            p
+        };
         let (v, a) = probe_counts(&p);
         assert_eq!(decode_errors(&p), "", "{}", f["file_format"]);
         assert!(
@@ -170,7 +181,7 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
     .json()
     .await
     .unwrap();
-    assert_eq!(v["total"], 2);
+    assert_eq!(v["total"], 3);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }

@@ -178,3 +178,123 @@ async fn a_reconnect_inside_the_window_continues_the_same_files() {
         assert_eq!(probe_counts(&p), (300, 470));
     }
 }
+
+/// The HLS playlist of a recording, fetched over HTTP, with every segment beside it.
+async fn download_hls(s: &TestServer, f: &Value) -> (std::path::PathBuf, String) {
+    let url = s.local_url(f["video_url"].as_str().unwrap());
+    assert!(url.ends_with("/playlist.m3u8"), "{url}");
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.headers()["content-type"], "application/vnd.apple.mpegurl");
+    let playlist = r.text().await.unwrap();
+    let dir = s.dir.path().join(f["file_id"].as_str().unwrap());
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = url.trim_end_matches("playlist.m3u8");
+    let mut total = 0;
+    for seg in playlist
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let r = reqwest::get(format!("{base}{seg}")).await.unwrap();
+        assert_eq!(r.headers()["content-type"], "video/mp2t");
+        let b = r.bytes().await.unwrap();
+        total += b.len() as u64;
+        std::fs::write(dir.join(seg), &b).unwrap();
+    }
+    assert_eq!(
+        total,
+        f["file_size"].as_u64().unwrap(),
+        "file_size = sum of segments"
+    );
+    let p = dir.join("playlist.m3u8");
+    std::fs::write(&p, &playlist).unwrap();
+    (p, playlist)
+}
+
+/// `#EXTINF` durations, and `#EXT-X-TARGETDURATION` ≥ each of them rounded.
+fn check_playlist(playlist: &str) -> Vec<f64> {
+    assert!(playlist.starts_with("#EXTM3U"));
+    assert!(
+        playlist.trim_end().ends_with("#EXT-X-ENDLIST"),
+        "{playlist}"
+    );
+    let target: f64 = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let durations: Vec<f64> = playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|l| l.trim_end_matches(',').parse().unwrap())
+        .collect();
+    for d in &durations {
+        assert!(d.round() <= target, "{d} > target {target}");
+    }
+    durations
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_recording_is_a_valid_vod_playlist() {
+    let mut s = TestServer::start(
+        r#"
+        [[record_template]]
+        name = "default"
+        formats = ["hls"]
+        hls_target_s = 2
+        "#,
+    )
+    .await;
+    assert!(s.publish("live", "tv", &fixture(CLIP_10S)).await);
+    let f = s.receiver.next_of(100).await.body;
+    assert_eq!(f["file_format"], "hls");
+    let (p, playlist) = download_hls(&s, &f).await;
+    let durations = check_playlist(&playlist);
+    assert_eq!(durations.len(), 5, "2 s target, 2 s GOP: {playlist}");
+    let total: f64 = durations.iter().sum();
+    assert!((total - 10.0).abs() < 0.1, "{total}");
+    assert_eq!(f["duration"], 10);
+    assert_eq!(probe_counts(&p), (300, 470));
+    assert_eq!(decode_errors(&p), "");
+    // Only the playlist and seg-N.ts exist under a recording.
+    let base = s.local_url(f["video_url"].as_str().unwrap());
+    for bad in ["seg-.ts", "seg-1.ts.bak", "..%2Fcatalog.db", "f0.mp4"] {
+        let url = base.replace("playlist.m3u8", bad);
+        assert_eq!(reqwest::get(&url).await.unwrap().status(), 404, "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hls_reconnect_inside_the_window_is_one_playlist_with_a_discontinuity() {
+    let mut s = TestServer::start(
+        r#"
+        [[record_template]]
+        name = "default"
+        formats = ["hls"]
+        hls_target_s = 4
+        resume_s = 2
+        "#,
+    )
+    .await;
+    let clip = fixture(CLIP_10S);
+    assert!(s.publish("live", "hlsflaky", &clip).await);
+    s.receiver.next_of(0).await;
+    assert!(s.publish("live", "hlsflaky", &clip).await);
+    let f = s.receiver.next_of(100).await.body;
+    let (p, playlist) = download_hls(&s, &f).await;
+    check_playlist(&playlist);
+    assert_eq!(
+        playlist.matches("#EXT-X-DISCONTINUITY\n").count(),
+        1,
+        "{playlist}"
+    );
+    assert_eq!(probe_counts(&p), (600, 940));
+    assert_eq!(decode_errors(&p), "");
+    let v: Value = reqwest::get(s.http("/v1/recordings?stream_id=hlsflaky"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["total"], 1, "one recording for both pushes");
+}

@@ -4,11 +4,14 @@
 //! catalogue row + event 100 in one transaction (caller) → spool removed (caller). A crash at
 //! any point leaves the spool, from which the same steps can be redone.
 
-use super::muxer::ClosePlan;
+use super::muxer::{ClosePlan, HLS_PLAYLIST};
 use super::{RecordContext, RecordError};
 use crate::config::Format;
-use crate::storage::{Storage, materialize};
+use crate::storage::{Storage, materialize, sync_dir};
 use livetape_catalog::Recording;
+use livetape_hls::SegmentInfo;
+use std::io;
+use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -44,14 +47,6 @@ pub fn finalize(
         path: c.spool_path.clone(),
         source,
     };
-    let plan = c
-        .plan
-        .resolve(c.format, &c.spool_path)
-        .map_err(|e| RecordError::Mux {
-            stream: c.ctx.stream.clone(),
-            format: fmt,
-            reason: e,
-        })?;
     let rel = storage.record_rel_path(
         &c.ctx.appname,
         &c.ctx.stream,
@@ -68,7 +63,24 @@ pub fn finalize(
         meta.ended_wall_ms = Some(c.ended_wall_ms);
         super::recover::write_meta(&c.spool_path, &meta).map_err(io)?;
     }
-    let size = materialize(&c.spool_path, &plan.prefix, &plan.ranges, &dest).map_err(io)?;
+    let (size, duration_ms) = if c.format == Format::Hls {
+        let segments = match c.plan {
+            ClosePlan::Hls { segments } => Some(segments),
+            _ => None,
+        };
+        finalize_hls(&c.spool_path, segments, &dest).map_err(io)?
+    } else {
+        let plan = c
+            .plan
+            .resolve(c.format, &c.spool_path)
+            .map_err(|e| RecordError::Mux {
+                stream: c.ctx.stream.clone(),
+                format: fmt,
+                reason: e,
+            })?;
+        let size = materialize(&c.spool_path, &plan.prefix, &plan.ranges, &dest).map_err(io)?;
+        (size, plan.duration_ms)
+    };
     let (video_codec, width, height) = c.video.clone().unwrap_or_default();
     let recording = Recording {
         video_url: format!("{public_url}/vod/{}/{}", c.file_id, c.format.url_name()),
@@ -80,7 +92,7 @@ pub fn finalize(
         format: fmt.to_owned(),
         start_ms: c.started_wall_ms,
         end_ms: c.ended_wall_ms,
-        duration_ms: plan.duration_ms as i64,
+        duration_ms: duration_ms as i64,
         size_bytes: size,
         path: rel.to_string_lossy().into_owned(),
         stream_param: c.ctx.stream_param.clone(),
@@ -94,4 +106,92 @@ pub fn finalize(
         recording,
         spool_path: c.spool_path,
     })
+}
+
+/// HLS: the spool directory becomes the recording's directory. Segments from an interrupted
+/// run are re-measured from the files (`probe_segment`), a torn tail segment is cut to whole
+/// TS packets or dropped, the final VOD playlist is written, everything is fsynced, and the
+/// directory is renamed into `records/` (atomic; a crash after it is recovered from `dest`).
+fn finalize_hls(
+    spool: &Path,
+    segments: Option<Vec<SegmentInfo>>,
+    dest: &Path,
+) -> io::Result<(u64, u64)> {
+    let dir = if spool.exists() { spool } else { dest };
+    let segments = match segments {
+        Some(s) => s,
+        None => measure_segments(dir)?,
+    };
+    if segments.is_empty() {
+        return Err(io::Error::other("no complete HLS segment"));
+    }
+    let playlist = livetape_hls::rebuild_playlist(&segments, true);
+    let tmp = dir.join(".playlist.tmp");
+    std::fs::write(&tmp, playlist.as_bytes())?;
+    std::fs::rename(&tmp, dir.join(HLS_PLAYLIST))?;
+    let mut size = 0;
+    for s in &segments {
+        let f = std::fs::File::open(dir.join(&s.uri))?;
+        size += f.metadata()?.len();
+        f.sync_all()?;
+    }
+    std::fs::File::open(dir.join(HLS_PLAYLIST))?.sync_all()?;
+    sync_dir(dir)?;
+    if dir != dest {
+        let parent = dest.parent().ok_or_else(|| io::Error::other("no parent"))?;
+        std::fs::create_dir_all(parent)?;
+        std::fs::rename(dir, dest)?;
+        sync_dir(parent)?;
+        if let Some(spool_dir) = spool.parent() {
+            sync_dir(spool_dir)?;
+        }
+    }
+    Ok((size, segments.iter().map(|s| s.duration_ms).sum()))
+}
+
+/// Rebuilds the segment list of an HLS directory from the segment files themselves.
+fn measure_segments(dir: &Path) -> io::Result<Vec<SegmentInfo>> {
+    const TS_PACKET: u64 = 188;
+    let mut names: Vec<(u64, String)> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let index = name
+                .strip_prefix("seg-")?
+                .strip_suffix(".ts")?
+                .parse()
+                .ok()?;
+            Some((index, name))
+        })
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for (index, name) in names {
+        let path = dir.join(&name);
+        let len = std::fs::metadata(&path)?.len();
+        let whole = len - len % TS_PACKET;
+        if whole != len {
+            // A torn last packet from a crash: keep the whole packets.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)?
+                .set_len(whole)?;
+        }
+        let data = std::fs::read(&path)?;
+        match livetape_hls::probe_segment(&data) {
+            Some(p) => out.push(SegmentInfo {
+                index,
+                uri: name,
+                duration_ms: p.duration_ms,
+                bytes: whole,
+                discontinuity: p.discontinuity,
+                first_dts_ms: p.first_dts_ms,
+            }),
+            None => {
+                tracing::warn!(segment = %path.display(), "unreadable HLS segment dropped");
+                std::fs::remove_file(&path)?;
+            }
+        }
+    }
+    Ok(out)
 }

@@ -20,6 +20,7 @@ pub fn tencent_format_code(f: Format) -> i32 {
     match f {
         Format::Flv => 1,
         Format::Mp4 => 3,
+        Format::Hls => 2,
         Format::Aac => 4,
     }
 }
@@ -135,6 +136,9 @@ pub struct Recorder {
     dts_offset: i64,
     /// A push resumed this recording; the offset is fixed at its first audio/video frame.
     resume_pending: bool,
+    /// HLS outputs mark the reconnect with `EXT-X-DISCONTINUITY` at the next frame.
+    discontinuity_pending: bool,
+    hls_target_ms: u64,
     statuses: Vec<RecordStatus>,
 }
 
@@ -165,6 +169,8 @@ impl Recorder {
             last_dts: None,
             dts_offset: 0,
             resume_pending: false,
+            discontinuity_pending: false,
+            hls_target_ms: template.hls_target_s * 1000,
             statuses: Vec::new(),
         }
     }
@@ -191,6 +197,7 @@ impl Recorder {
     /// last frame written, so the same files go on with a continuous timeline.
     pub fn resume(&mut self) {
         self.resume_pending = self.last_dts.is_some();
+        self.discontinuity_pending = self.resume_pending;
     }
 
     /// Codec name, width and height from the video sequence header.
@@ -265,11 +272,14 @@ impl Recorder {
         if split_now {
             self.split_pending = false;
         }
+        let discontinuity = std::mem::take(&mut self.discontinuity_pending);
         for out in &mut self.outputs {
             if out.failed {
                 continue;
             }
+            // HLS is one playlist per push session / resume window (Tencent §3): no splits.
             if let Some(f) = &out.file
+                && out.format != Format::Hls
                 && split_point
                 && (split_now || frame.dts_ms.saturating_sub(f.first_dts) >= self.interval_ms)
                 && let Some(f) = out.file.take()
@@ -286,6 +296,7 @@ impl Recorder {
                     out.format,
                     &self.headers,
                     frame.dts_ms,
+                    self.hls_target_ms,
                     now_ms,
                 ) {
                     Ok(f) => {
@@ -318,9 +329,13 @@ impl Recorder {
                 }
             }
             let Some(f) = out.file.as_mut() else { continue };
-            let res = f
-                .muxer
-                .push(frame, &mut f.spool)
+            let res = if discontinuity {
+                f.muxer.discontinuity(&mut f.spool)
+            } else {
+                Ok(())
+            };
+            let res = res
+                .and_then(|()| f.muxer.push(frame, &mut f.spool))
                 .and_then(|()| f.spool.maybe_flush(now_ms).map_err(Into::into));
             if let Err(e) = res {
                 out.failed = true;
@@ -423,6 +438,7 @@ fn open_file(
     format: Format,
     headers: &Headers,
     first_dts: u64,
+    hls_target_ms: u64,
     now_ms: i64,
 ) -> Result<OpenFile, RecordError> {
     let file_id = new_file_id(ctx.appid);
@@ -433,7 +449,12 @@ fn open_file(
         path: path.clone(),
         source,
     };
-    let mut spool = Spool::create(&path, now_ms).map_err(io)?;
+    let mut spool = if format == Format::Hls {
+        Spool::create_dir(&path, now_ms)
+    } else {
+        Spool::create(&path, now_ms)
+    }
+    .map_err(io)?;
     recover::write_meta(
         &path,
         &recover::SpoolMeta {
@@ -447,14 +468,16 @@ fn open_file(
         },
     )
     .map_err(io)?;
-    let muxer = Muxer::begin(format, headers, first_dts, &mut spool).map_err(|e| match e {
-        muxer::WriteError::Io(source) => io(source),
-        muxer::WriteError::Mux(reason) => RecordError::Mux {
-            stream: ctx.stream.clone(),
-            format: format.as_str(),
-            reason,
+    let muxer = Muxer::begin(format, headers, first_dts, hls_target_ms, &mut spool).map_err(
+        |e| match e {
+            muxer::WriteError::Io(source) => io(source),
+            muxer::WriteError::Mux(reason) => RecordError::Mux {
+                stream: ctx.stream.clone(),
+                format: format.as_str(),
+                reason,
+            },
         },
-    })?;
+    )?;
     tracing::info!(stream = %ctx.stream, sequence = %ctx.sequence, file_id, format = format.as_str(), "recording file opened");
     Ok(OpenFile {
         file_id,

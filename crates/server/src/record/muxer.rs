@@ -5,7 +5,8 @@ use super::spool::Spool;
 use crate::config::Format;
 use bytes::Bytes;
 use livetape_flv::{FlvFileWriter, FlvSink};
-use livetape_media::MediaFrame;
+use livetape_hls::{HlsConfig, HlsOutput, HlsWriter};
+use livetape_media::{MediaFrame, MediaKind};
 use livetape_mp4::{AudioTrack, FragmentWriter, VideoTrack};
 use std::io;
 use std::path::Path;
@@ -53,6 +54,11 @@ pub(crate) enum Muxer {
         writer: FragmentWriter,
         pieces: Vec<Bytes>,
     },
+    Hls {
+        // Boxed: the TS muxer state is several times the size of the other variants.
+        writer: Box<HlsWriter>,
+        out: HlsOutput,
+    },
 }
 
 /// What finalize needs besides the spool itself.
@@ -62,6 +68,10 @@ pub(crate) enum ClosePlan {
     Mp4,
     /// A spool from an earlier run: rebuild the plan from the spool alone.
     Recover,
+    /// HLS: the spool directory is finalized in place and renamed (see finalize).
+    Hls {
+        segments: Vec<livetape_hls::SegmentInfo>,
+    },
 }
 
 pub(crate) struct ResolvedPlan {
@@ -86,6 +96,8 @@ impl ClosePlan {
                 ranges: vec![(p.copy_from, p.copy_len)],
                 duration_ms: p.duration_ms,
             }),
+            Self::Hls { .. } => Err("an HLS spool is not copied".into()),
+            Self::Recover if format == Format::Hls => Err("an HLS spool is not copied".into()),
             Self::Mp4 | Self::Recover => {
                 let p = plan_mp4(spool)?;
                 Ok(ResolvedPlan {
@@ -137,14 +149,68 @@ fn plan_mp4(spool: &Path) -> Result<livetape_mp4::FinalizePlan, String> {
     scanner.finish().map_err(|e| e.to_string())
 }
 
+/// Performs what one `HlsWriter` call produced: finish a segment (and republish the
+/// playlist), open the next, append the bytes.
+fn drain_hls(writer: &HlsWriter, out: &mut HlsOutput, spool: &mut Spool) -> io::Result<()> {
+    if out.closed.take().is_some() {
+        spool.flush()?;
+        // An EVENT playlist of the closed segments: what a crash recovery would rebuild.
+        spool.write_beside(HLS_PLAYLIST, writer.playlist(false).as_bytes())?;
+    }
+    if let Some(opened) = out.opened.take() {
+        spool.open_segment(&opened.uri)?;
+    }
+    if !out.data.is_empty() {
+        spool.append(&out.data)?;
+        out.data.clear();
+    }
+    Ok(())
+}
+
+/// Name of the playlist inside an HLS recording's directory.
+pub const HLS_PLAYLIST: &str = "playlist.m3u8";
+
 impl Muxer {
+    /// HLS only: the next segment follows a reconnect (`EXT-X-DISCONTINUITY`).
+    pub fn discontinuity(&mut self, spool: &mut Spool) -> Result<(), WriteError> {
+        if let Self::Hls { writer, out } = self {
+            writer.mark_discontinuity(out);
+            drain_hls(writer, out, spool)?;
+        }
+        Ok(())
+    }
+
     pub fn begin(
         format: Format,
         headers: &Headers,
         first_dts: u64,
+        hls_target_ms: u64,
         spool: &mut Spool,
     ) -> Result<Self, WriteError> {
         match format {
+            Format::Hls => {
+                let mut writer = HlsWriter::new(HlsConfig {
+                    target_duration_ms: hls_target_ms,
+                });
+                let mut out = HlsOutput::default();
+                // The writer learns the tracks from the sequence headers, as frames.
+                for (kind, sh) in [
+                    (MediaKind::Video, &headers.video),
+                    (MediaKind::Audio, &headers.audio),
+                ] {
+                    if let Some(sh) = sh {
+                        let f = MediaFrame::new(kind, first_dts, sh.clone());
+                        writer
+                            .push(&f, &mut out)
+                            .map_err(|e| WriteError::Mux(e.to_string()))?;
+                    }
+                }
+                drain_hls(&writer, &mut out, spool)?;
+                Ok(Self::Hls {
+                    writer: Box::new(writer),
+                    out,
+                })
+            }
             Format::Flv => {
                 let mut sink = SpoolSink { spool, error: None };
                 let w = FlvFileWriter::start(
@@ -210,6 +276,12 @@ impl Muxer {
                     .map_err(|e| WriteError::Mux(e.to_string()))?;
                 sink.done()
             }
+            Self::Hls { writer, out } => {
+                writer
+                    .push(frame, out)
+                    .map_err(|e| WriteError::Mux(e.to_string()))?;
+                drain_hls(writer, out, spool).map_err(Into::into)
+            }
             Self::Mp4 { writer, pieces } => {
                 if writer.should_flush_before(frame) {
                     writer.flush(pieces);
@@ -242,6 +314,13 @@ impl Muxer {
                 spool.append_all(pieces)?;
                 pieces.clear();
                 Ok(ClosePlan::Mp4)
+            }
+            Self::Hls { writer, out } => {
+                writer.finish(out);
+                drain_hls(writer, out, spool)?;
+                Ok(ClosePlan::Hls {
+                    segments: writer.segments().to_vec(),
+                })
             }
         }
     }

@@ -46,13 +46,17 @@ pub fn read_meta(spool: &Path) -> Result<SpoolMeta, String> {
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
 }
 
-/// Removes a spool and its metadata once its recording is catalogued.
+/// Removes a spool and its metadata once its recording is catalogued. An HLS spool was
+/// renamed into `records/` by finalize, so only its metadata is left to remove.
 pub fn remove(spool: &Path) -> io::Result<()> {
-    std::fs::remove_file(spool)?;
-    match std::fs::remove_file(meta_path(spool)) {
+    let gone = |r: io::Result<()>| match r {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    };
+    if !spool.is_dir() {
+        gone(std::fs::remove_file(spool))?;
     }
+    gone(std::fs::remove_file(meta_path(spool)))
 }
 
 /// What start-up found in the spool directory.
@@ -66,25 +70,45 @@ pub enum Found {
 /// Lists the spools left by an earlier run.
 pub fn scan(spool_dir: &Path) -> io::Result<Vec<Found>> {
     let mut found = Vec::new();
+    let mut metas = Vec::new();
     for entry in std::fs::read_dir(spool_dir)? {
         let path = entry?.path();
-        if path.extension().is_none_or(|e| e != "part") {
-            continue;
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("part") if !meta_path(&path).exists() => found.push(Found::Unreadable {
+                reason: "no metadata beside it".into(),
+                spool: path,
+            }),
+            Some("json") => metas.push(path),
+            _ => {}
         }
-        let meta = match read_meta(&path) {
+    }
+    for meta_file in metas {
+        let meta: SpoolMeta = match std::fs::read(&meta_file)
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        {
             Ok(m) => m,
             Err(reason) => {
                 found.push(Found::Unreadable {
-                    spool: path,
+                    spool: meta_file,
                     reason,
                 });
                 continue;
             }
         };
-        // The file's end: as chosen by an interrupted finalize, else when it was last written.
+        let spool = meta_file.with_extension("part");
+        // An HLS spool may already have been renamed into records/ by an interrupted
+        // finalize (its end time is pinned then); finalize picks it up there.
+        let renamed_hls = meta.format == Format::Hls && meta.ended_wall_ms.is_some();
+        if !spool.exists() && !renamed_hls {
+            // Catalogued and removed, all but this file.
+            let _ = std::fs::remove_file(&meta_file);
+            continue;
+        }
         let ended = match meta.ended_wall_ms {
             Some(e) => e,
-            None => std::fs::metadata(&path)?
+            // The file's end: when it was last written.
+            None => std::fs::metadata(&spool)?
                 .modified()
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -95,7 +119,7 @@ pub fn scan(spool_dir: &Path) -> io::Result<Vec<Found>> {
             ctx: Arc::new(meta.ctx),
             format: meta.format,
             file_id: meta.file_id,
-            spool_path: path,
+            spool_path: spool,
             started_wall_ms: meta.started_wall_ms,
             ended_wall_ms: ended,
             media_start_ms: meta.media_start_ms,

@@ -1,5 +1,8 @@
-//! The spool file of one recording: appended in batches, flushed to the OS at least every
+//! The spool of one recording: appended in batches, flushed to the OS at least every
 //! [`FLUSH_INTERVAL_MS`] so a crash (kill -9) loses at most that much media.
+//!
+//! A spool is one file (FLV, fragmented MP4) or, for HLS, a directory whose current segment
+//! file receives the appends ([`Spool::open_segment`]).
 
 use bytes::Bytes;
 use std::fs::{File, OpenOptions};
@@ -13,7 +16,8 @@ pub const FLUSH_INTERVAL_MS: i64 = 1000;
 
 pub struct Spool {
     path: PathBuf,
-    file: File,
+    /// `None` for a directory spool with no segment open yet.
+    file: Option<File>,
     buf: Vec<u8>,
     /// Bytes handed to the OS so far.
     flushed: u64,
@@ -26,15 +30,50 @@ impl Spool {
         let file = OpenOptions::new().write(true).create_new(true).open(path)?;
         Ok(Self {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
             buf: Vec::with_capacity(WRITE_BUFFER),
             flushed: 0,
             last_flush_ms: now_ms,
         })
     }
 
+    /// A directory spool (HLS): segments are opened inside it one after the other.
+    pub fn create_dir(path: &Path, now_ms: i64) -> io::Result<Self> {
+        // create_dir fails if it exists: an id collision never mixes two recordings.
+        std::fs::create_dir(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: None,
+            buf: Vec::with_capacity(WRITE_BUFFER),
+            flushed: 0,
+            last_flush_ms: now_ms,
+        })
+    }
+
+    /// Directory spools: flushes and closes the current segment, then appends go to `name`.
+    pub fn open_segment(&mut self, name: &str) -> io::Result<()> {
+        self.flush()?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.path.join(name))?;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// Directory spools: writes `name` beside the segments, atomically (temp + rename).
+    pub fn write_beside(&self, name: &str, contents: &[u8]) -> io::Result<()> {
+        let tmp = self.path.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, contents)?;
+        std::fs::rename(tmp, self.path.join(name))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn file(&mut self) -> io::Result<&mut File> {
+        self.file.as_mut().ok_or_else(no_segment)
     }
 
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -43,7 +82,7 @@ impl Spool {
         }
         if bytes.len() >= WRITE_BUFFER {
             // Huge pieces go straight through instead of being copied into the buffer.
-            self.file.write_all(bytes)?;
+            self.file()?.write_all(bytes)?;
             self.flushed += bytes.len() as u64;
         } else {
             self.buf.extend_from_slice(bytes);
@@ -69,7 +108,8 @@ impl Spool {
 
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
-            self.file.write_all(&self.buf)?;
+            let file = self.file.as_mut().ok_or_else(no_segment)?;
+            file.write_all(&self.buf)?;
             self.flushed += self.buf.len() as u64;
             self.buf.clear();
         }
@@ -81,4 +121,8 @@ impl Spool {
     pub fn finish(&mut self) -> io::Result<()> {
         self.flush()
     }
+}
+
+fn no_segment() -> io::Error {
+    io::Error::other("no segment open in a directory spool")
 }
