@@ -63,6 +63,10 @@ pub struct PublishOptions {
     pub loops: u32,
     /// Limit for TCP connect and, separately, for the RTMP handshake up to Publish.Start.
     pub connect_timeout: Duration,
+    /// Stop after this much media (timestamps relative to the first frame): at the first pass
+    /// start or video keyframe (any frame if there is no video) at or beyond the limit, so the
+    /// cut falls on a GOP boundary. `loops` still caps the passes; `None` sends all of them.
+    pub media_limit: Option<Duration>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -213,11 +217,18 @@ async fn send_all(
     };
     let span = last - first + gap;
     let speed = opts.pace.speed();
+    let limit_ms = opts
+        .media_limit
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let mut sent = 0;
     for round in 0..u64::from(opts.loops) {
         let offset = round * span;
-        for f in frames {
+        for (i, f) in frames.iter().enumerate() {
             let rel = f.dts_ms - first + offset;
+            if limit_ms.is_some_and(|l| rel >= l) && (i == 0 || video == 0 || f.is_video_keyframe())
+            {
+                return Ok(sent);
+            }
             if let Some(speed) = speed {
                 let due = start + Duration::from_secs_f64(rel as f64 / 1000.0 / speed);
                 // Write what is queued and answer the server while waiting; no busy loop.
@@ -270,6 +281,7 @@ pub async fn run_many(
             pace,
             loops: 1,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            media_limit: None,
         };
         let frames = Arc::clone(&frames);
         tasks.spawn(async move { (i, publish_frames(frames, &opts).await) });

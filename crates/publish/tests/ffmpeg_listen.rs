@@ -64,6 +64,7 @@ async fn ffmpeg_rtmp_server_receives_identical_frames() {
         pace: Pace::Fast,
         loops: 1,
         connect_timeout: Duration::from_secs(10),
+        media_limit: None,
     };
     // ffmpeg needs a moment before it listens: retry only while the port refuses connections.
     let mut attempts = 0;

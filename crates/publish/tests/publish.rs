@@ -92,6 +92,7 @@ fn opts(url: String, pace: Pace) -> PublishOptions {
         pace,
         loops: 1,
         connect_timeout: Duration::from_secs(10),
+        media_limit: None,
     }
 }
 
@@ -199,6 +200,46 @@ async fn loops_continue_timestamps() {
         let w = &frames[i % 50];
         assert_eq!(g.dts_ms, w.dts_ms + (i / 50) as u64 * span, "frame {i}");
         assert!(g.payload == w.payload);
+    }
+}
+
+/// `media_limit` loops the clip and cuts at the first pass start or keyframe at the limit.
+#[tokio::test]
+async fn media_limit_cuts_at_a_gop_boundary() {
+    let frames: Arc<[MediaFrame]> = load_flv(CLIP_10S).unwrap().into();
+    let n = frames.len();
+    let first = frames.iter().map(|f| f.dts_ms).min().unwrap();
+    // (limit, passes expected to be whole): 10 s ends exactly after pass 1 (its last frame is
+    // at 10.05 s but no keyframe of it reaches 10 s); 25 s cuts pass 3 inside.
+    for (limit_s, whole) in [(10, true), (25, false)] {
+        let (url, srv) = server(None).await;
+        let mut o = opts(format!("{url}/cut{limit_s}"), Pace::Fast);
+        o.loops = u32::MAX;
+        o.media_limit = Some(Duration::from_secs(limit_s));
+        let stats = publish_frames(frames.clone(), &o).await.unwrap();
+        let got = srv.await.unwrap();
+        assert_eq!(stats.frames_sent as usize, got.frames.len());
+        let sent = got.frames.len();
+        if whole {
+            assert_eq!(sent, n);
+            assert_identical(&got.frames, &frames);
+            continue;
+        }
+        assert!(sent > 2 * n && sent < 3 * n, "{sent}");
+        let limit_ms = limit_s * 1000;
+        // The next frame (never sent) is a keyframe at or past the limit...
+        let next = &frames[sent % n];
+        let span = got.frames[n].dts_ms - frames[0].dts_ms;
+        assert!(next.is_video_keyframe());
+        assert!(next.dts_ms - first + 2 * span >= limit_ms);
+        // ...and no keyframe at or past the limit was sent.
+        for f in &got.frames {
+            assert!(
+                !(f.is_video_keyframe() && f.dts_ms - first >= limit_ms),
+                "{}",
+                f.dts_ms
+            );
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! reads the catalogue and storage. Module order below follows that flow.
 
 pub mod api;
+pub mod bench;
 pub mod clock;
 pub mod config;
 mod events;

@@ -34,6 +34,109 @@ enum Command {
         #[arg(long, short, env = "LIVETAPE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Load tests.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// N concurrent RTMP publishers in this one process, all sending the same FLV clip (read
+    /// once into memory), then a summary: streams ok/failed (connect, rejected, publish errors),
+    /// bytes sent, achieved bitrate and this process's own CPU time.
+    ///
+    /// Exits 0 if every stream succeeded, 1 if any failed, 2 on bad arguments or an unreadable clip.
+    Publish(BenchPublishArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchPublishArgs {
+    /// rtmp://HOST[:PORT]/APP[/STREAM_PREFIX][?QUERY]; stream i is STREAM_PREFIX{i}
+    /// (default prefix "bench-"), the query is kept after each stream name.
+    #[arg(long)]
+    url: String,
+    /// Number of concurrent publishers.
+    #[arg(long, default_value_t = 1)]
+    streams: usize,
+    /// Seconds of media per stream: the clip is looped, timestamps continuing, and cut at the
+    /// first video keyframe at or after this. Default: one pass of the clip.
+    #[arg(long, value_name = "S")]
+    duration: Option<f64>,
+    /// FLV clip to send (H.264/H.265/AAC, legacy or Enhanced FLV).
+    #[arg(long, value_name = "CLIP.flv")]
+    file: PathBuf,
+    /// Send each frame when its timestamp is due (the default).
+    #[arg(long, conflicts_with_all = ["fast", "rate"])]
+    realtime: bool,
+    /// Send as fast as the server reads.
+    #[arg(long, conflicts_with = "rate")]
+    fast: bool,
+    /// Send at X times real time.
+    #[arg(long, value_name = "X")]
+    rate: Option<f64>,
+    /// Print the summary as one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn bench_publish(a: BenchPublishArgs) -> std::process::ExitCode {
+    use livetape::bench::{PublishBench, run};
+    use livetape_publish::Pace;
+    use std::process::ExitCode;
+    let pace = match (a.fast, a.rate) {
+        (true, _) => Pace::Fast,
+        (_, Some(r)) if r.is_finite() && r > 0.0 => Pace::Rate(r),
+        (_, Some(r)) => {
+            eprintln!("livetape: --rate must be a positive number, got {r}");
+            return ExitCode::from(2);
+        }
+        _ => Pace::Realtime,
+    };
+    let duration = match a.duration.map(std::time::Duration::try_from_secs_f64) {
+        None => None,
+        Some(Ok(d)) if !d.is_zero() => Some(d),
+        Some(_) => {
+            eprintln!("livetape: --duration must be a positive number of seconds");
+            return ExitCode::from(2);
+        }
+    };
+    let bench = PublishBench {
+        url: a.url,
+        streams: a.streams,
+        duration,
+        file: a.file,
+        pace,
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("livetape: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = match rt.block_on(run(&bench)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("livetape: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if a.json {
+        match serde_json::to_string(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("livetape: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{report}");
+    }
+    if report.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +150,7 @@ fn main() -> std::process::ExitCode {
     let (config, serve) = match cli.command {
         Command::Serve { config } => (config, true),
         Command::CheckConfig { config } => (config, false),
+        Command::Bench(BenchCommand::Publish(args)) => return bench_publish(args),
     };
     let cfg = match Config::load(config.as_deref()) {
         Ok(c) => c,
