@@ -412,6 +412,18 @@ impl Catalog {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Pending events due at `now_ms` (being sent, or waiting for their first attempt).
+    pub async fn outbox_due(&self, now_ms: i64) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND next_attempt_at_ms <= ?",
+        )
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err("outbox_due", ""))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Deletes delivered and dead events created before `before_ms`; pending
     /// ones are never purged. Returns how many rows went.
     pub async fn purge_outbox(&self, before_ms: i64) -> Result<u64> {

@@ -48,6 +48,8 @@ pub struct ServerConfig {
     pub node: String,
     /// A publisher that sends nothing for this long is dropped (errcode 20).
     pub idle_timeout_s: u64,
+    /// On SIGTERM/SIGINT, how long to keep delivering queued callbacks before exiting.
+    pub shutdown_flush_s: u64,
 }
 
 impl Default for ServerConfig {
@@ -61,6 +63,7 @@ impl Default for ServerConfig {
             domain: String::new(),
             node: String::new(),
             idle_timeout_s: DEFAULT_IDLE_TIMEOUT_S,
+            shutdown_flush_s: 10,
         }
     }
 }

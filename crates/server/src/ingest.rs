@@ -21,7 +21,11 @@ pub const READ_BUFFER: usize = 64 * 1024;
 
 pub async fn serve(state: Arc<AppState>, listener: TcpListener) {
     loop {
-        let (sock, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            _ = state.stop.cancelled() => return,
+            r = listener.accept() => r,
+        };
+        let (sock, peer) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -32,7 +36,7 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener) {
         };
         let _ = sock.set_nodelay(true);
         let st = state.clone();
-        tokio::spawn(async move {
+        state.tasks.spawn(async move {
             let mut conn = Connection::new(st, peer);
             let (errcode, reason) = conn.run(sock).await;
             conn.end_push(errcode, &reason).await;
@@ -77,7 +81,13 @@ impl Connection {
         let mut events = Vec::new();
         loop {
             buf.reserve(READ_BUFFER);
-            let n = match tokio::time::timeout(idle, sock.read_buf(&mut buf)).await {
+            let read = tokio::select! {
+                _ = self.st.stop.cancelled() => {
+                    return (errcode::INTERNAL_ERROR, "server shutting down".into());
+                }
+                r = tokio::time::timeout(idle, sock.read_buf(&mut buf)) => r,
+            };
+            let n = match read {
                 Err(_) => {
                     return (
                         errcode::NO_DATA_TIMEOUT,
@@ -295,7 +305,7 @@ impl Connection {
     fn spawn_finalize(&mut self) {
         for c in self.closed.drain(..) {
             let st = self.st.clone();
-            tokio::spawn(crate::commit_file(st, c));
+            self.st.tasks.spawn(crate::commit_file(st, c));
         }
     }
 
@@ -339,7 +349,7 @@ impl Connection {
                         tracing::error!(error = %e, "recording stopped");
                     }
                     for c in closed {
-                        tokio::spawn(crate::commit_file(st2.clone(), c));
+                        st2.tasks.spawn(crate::commit_file(st2.clone(), c));
                     }
                 });
             } else {

@@ -41,6 +41,10 @@ pub struct AppState {
     pub notifier: NotifierWaker,
     /// `node` in push callbacks.
     pub node: String,
+    /// Cancelled when the server stops: no new pushes, publishers are closed.
+    pub(crate) stop: tokio_util::sync::CancellationToken,
+    /// Connection and finalize tasks, awaited by a graceful stop.
+    pub(crate) tasks: tokio_util::task::TaskTracker,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,10 +76,49 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting connections and lets the notifier finish in-flight deliveries.
+    /// Graceful stop: refuse new pushes, close publishers, finalize and catalogue every open
+    /// recording (reconnect windows included), deliver queued callbacks for up to
+    /// `shutdown_flush_s`, then stop. Anything left is picked up by the next start.
     pub async fn shutdown(self) {
-        for t in &self.tasks {
-            t.abort();
+        let st = &self.state;
+        st.stop.cancel();
+        st.tasks.close();
+        st.tasks.wait().await;
+        // Recordings waiting for a reconnect will not get one from this process.
+        let (mut closed, mut errors) = (Vec::new(), Vec::new());
+        for (ctx, statuses) in st
+            .parking
+            .drain(st.clock.now_ms(), &mut closed, &mut errors)
+        {
+            emit_statuses(st, &ctx, statuses).await;
+        }
+        for e in errors {
+            tracing::error!(error = %e, "recording stopped");
+        }
+        for c in closed {
+            commit_file(st.clone(), c).await;
+        }
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_secs(st.cfg.server.shutdown_flush_s);
+        loop {
+            match st.catalog.outbox_due(st.clock.now_ms()).await {
+                Ok(0) => break,
+                Ok(n) if tokio::time::Instant::now() >= deadline => {
+                    tracing::warn!(
+                        pending = n,
+                        "callbacks still queued at exit; the next start sends them"
+                    );
+                    break;
+                }
+                Ok(_) => {
+                    st.notifier.wake();
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox unreadable at exit");
+                    break;
+                }
+            }
         }
         if let Err(e) = self
             .notifier
@@ -84,6 +127,10 @@ impl Running {
         {
             tracing::warn!(error = %e, "notifier shutdown");
         }
+        for t in &self.tasks {
+            t.abort();
+        }
+        tracing::info!("stopped");
     }
 }
 
@@ -125,6 +172,8 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         clock,
         notifier: notifier.waker(),
         node,
+        stop: tokio_util::sync::CancellationToken::new(),
+        tasks: tokio_util::task::TaskTracker::new(),
     });
     recover_spools(&state).await;
     let mut tasks = Vec::new();

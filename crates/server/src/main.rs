@@ -190,9 +190,48 @@ fn main() -> std::process::ExitCode {
             "livetape: rtmp://{} http://{}",
             running.rtmp_addr, running.http_addr
         );
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-        running.shutdown().await;
-        std::process::ExitCode::SUCCESS
+        let mut signals = match Signals::new() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("livetape: cannot listen for signals: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        signals.next().await;
+        tracing::info!(
+            "stopping: finalizing recordings and flushing callbacks (signal again to exit now)"
+        );
+        tokio::select! {
+            () = running.shutdown() => std::process::ExitCode::SUCCESS,
+            () = signals.next() => {
+                // Whatever was not finalized is recovered by the next start.
+                eprintln!("livetape: second signal, exiting now");
+                // Not a return: dropping the runtime would wait for blocking finalize work.
+                std::process::exit(130)
+            }
+        }
     })
+}
+
+/// SIGTERM or SIGINT, whichever comes.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

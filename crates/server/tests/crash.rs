@@ -219,3 +219,60 @@ async fn a_restart_during_the_reconnect_window_finalizes_the_recording() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finalizes_recordings_and_delivers_their_callbacks_before_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rx = Receiver::start().await;
+    let cfg = write_config(
+        dir.path(),
+        &rx.url,
+        "[[record_template]]\nname = \"default\"\nformats = [\"mp4\", \"hls\"]\nresume_s = 600\n",
+    );
+    let mut server = spawn_server(&cfg);
+    let rtmp = server.rtmp;
+    // A push that ended and waits in its reconnect window...
+    assert!(publish(rtmp, "live", "parked", &fixture(CLIP_10S), Pace::Fast).await);
+    rx.next_of(0).await;
+    // ...and one still live.
+    let live = tokio::spawn(async move {
+        publish(rtmp, "live", "live", &fixture(CLIP_10S), Pace::Realtime).await
+    });
+    let spool = dir.path().join("data/spool");
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::fs::read_dir(&spool).unwrap().count() < 8 {
+        // 2 recordings × 2 formats × (spool + metadata): both are being written.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "recordings never started"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "graceful stop exits 0: {exit:?}");
+    let _ = live.await;
+
+    // Everything was finalized by the stop itself, not left for recovery...
+    assert_eq!(
+        std::fs::read_dir(&spool).unwrap().count(),
+        0,
+        "no spool left behind"
+    );
+    // ...and its callbacks were delivered before the process exited.
+    let mut got = Vec::new();
+    while let Some(d) = rx.try_next() {
+        got.push(d.body);
+    }
+    let files: Vec<_> = got.iter().filter(|b| b["event_type"] == 100).collect();
+    assert_eq!(files.len(), 4, "2 streams × mp4+hls: {got:?}");
+    let end = got
+        .iter()
+        .find(|b| b["event_type"] == 0 && b["stream_id"] == "live")
+        .expect("event 0 for the cut push");
+    assert_eq!(end["errcode"], 5, "closed by the server: {end}");
+}

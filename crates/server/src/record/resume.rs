@@ -62,11 +62,19 @@ impl Parking {
         Some((p.recorder.context().clone(), p.recorder.take_statuses()))
     }
 
-    /// Closes every parked recording (shutdown).
-    pub fn drain(&self, now_ms: i64, closed: &mut Vec<ClosedFile>, errors: &mut Vec<RecordError>) {
+    /// Closes every parked recording (shutdown); returns their status changes.
+    pub fn drain(
+        &self,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) -> Vec<(RecordContext, Vec<RecordStatus>)> {
         let all: Vec<Parked> = self.lock().drain().map(|(_, p)| p).collect();
-        for mut p in all {
-            p.recorder.finish(now_ms, closed, errors);
-        }
+        all.into_iter()
+            .map(|mut p| {
+                p.recorder.finish(now_ms, closed, errors);
+                (p.recorder.context().clone(), p.recorder.take_statuses())
+            })
+            .collect()
     }
 }
