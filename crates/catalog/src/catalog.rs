@@ -202,6 +202,18 @@ impl Catalog {
         .map_err(db_err("get_push", format_args!("sequence={sequence}")))
     }
 
+    /// Push sessions that never ended: after a crash, the pushes it cut.
+    pub async fn open_pushes(&self) -> Result<Vec<PushSession>> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            push_cols!(),
+            " FROM push_sessions WHERE ended_at_ms IS NULL ORDER BY started_at_ms"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("open_pushes", ""))
+    }
+
     // ---- recordings ----------------------------------------------------
 
     /// Inserts a finished recording and its events (Tencent event 100) in one

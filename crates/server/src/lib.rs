@@ -176,6 +176,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         tasks: tokio_util::task::TaskTracker::new(),
     });
     recover_spools(&state).await;
+    end_cut_pushes(&state).await;
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(ingest::serve(state.clone(), rtmp)));
     let app = api::router(state.clone());
@@ -228,6 +229,53 @@ async fn recover_spools(st: &Arc<AppState>) {
             }
         }
     }
+}
+
+/// Pushes that were live when the previous run died get their end (and event 0) now. Their
+/// `push_duration` runs to this start, the only end time known.
+async fn end_cut_pushes(st: &Arc<AppState>) {
+    let open = match st.catalog.open_pushes().await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list pushes cut by a restart");
+            return;
+        }
+    };
+    let now = st.clock.now_ms();
+    let snapshot = st.templates.snapshot();
+    for p in open {
+        let facts = events::PushFacts {
+            callbacks: snapshot.callback_template_for(&p.appname),
+            domain: p.app,
+            appname: p.appname,
+            stream: p.stream_id,
+            sequence: p.sequence,
+            node: p.node,
+            user_ip: p.client_ip,
+            stream_param: p.stream_param,
+            width: p.width,
+            height: p.height,
+        };
+        let duration = (now - p.started_at_ms).max(0) as u64;
+        let reason = "server restart";
+        let code = livetape_tencent::errcode::INTERNAL_ERROR;
+        let ev = events::push_end(&st.cfg, &facts, duration, code, reason, now);
+        match st
+            .catalog
+            .end_push(&facts.sequence, now, code, reason, ev.into_iter().collect())
+            .await
+        {
+            Ok(_) => tracing::info!(
+                stream = facts.stream,
+                sequence = facts.sequence,
+                "push cut by a restart ended"
+            ),
+            Err(e) => {
+                tracing::error!(sequence = facts.sequence, error = %e, "could not end a cut push")
+            }
+        }
+    }
+    st.notifier.wake();
 }
 
 /// Finalizes a closed file, catalogues it with its event 100, then drops its spool.

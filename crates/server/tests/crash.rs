@@ -67,6 +67,7 @@ fn write_config(dir: &Path, receiver: &str, extra: &str) -> std::path::PathBuf {
             [[callback_template]]
             name = "cb"
             key = "{CALLBACK_KEY}"
+            stream_begin_url = "{receiver}/begin"
             stream_end_url = "{receiver}/end"
             record_url = "{receiver}/record"
             retry_interval_s = 1
@@ -129,9 +130,25 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
 
     let mut server = spawn_server(&cfg);
     let mut files = Vec::new();
-    for _ in 0..3 {
-        files.push(rx.next_of(100).await.body);
+    let mut ends = Vec::new();
+    let mut begin = None;
+    while files.len() < 3 || ends.is_empty() {
+        let d = rx.next().await;
+        match d.body["event_type"].as_i64() {
+            Some(100) => files.push(d.body),
+            Some(0) => ends.push(d.body),
+            Some(1) => begin = Some(d.body),
+            _ => {}
+        }
     }
+    // The push the crash cut gets its event 0 from the next start, paired with its event 1.
+    assert_eq!(ends.len(), 1);
+    assert_eq!(ends[0]["errcode"], 5);
+    assert_eq!(ends[0]["errmsg"], "server restart");
+    assert_eq!(
+        ends[0]["sequence"],
+        begin.expect("event 1 before the crash")["sequence"]
+    );
     let (mut video_counts, mut audio_counts) = (Vec::new(), Vec::new());
     for f in &files {
         assert_signed(f);
