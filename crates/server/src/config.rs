@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 pub const INTERVAL_RANGE_S: std::ops::RangeInclusive<u64> = 30..=7200;
 /// Tencent's API range for `FlowContinueDuration` (§3.1).
 pub const RESUME_RANGE_S: std::ops::RangeInclusive<u64> = 0..=1800;
+/// Tencent's `StorageTime` range is 0–1500 days; 0 keeps files forever.
+pub const MAX_STORAGE_DAYS: u64 = 1500;
 /// Accepted HLS target segment lengths.
 pub const HLS_TARGET_RANGE_S: std::ops::RangeInclusive<u64> = 1..=60;
 /// Tencent closes a push after about 70 s without data (errcode 8/20).
@@ -30,6 +32,30 @@ pub struct Config {
     pub record_rule: Option<Vec<RecordRule>>,
     pub callback_template: Vec<CallbackTemplate>,
     pub callback_rule: Vec<CallbackRule>,
+    pub storage: StorageConfig,
+}
+
+/// Disk usage policy of the data dir.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// No recording starts, and running ones stop cleanly, while the data dir's filesystem has
+    /// less free space than this (room is kept for the catalogue and for finalizing).
+    pub min_free_bytes: u64,
+    /// Total size budget of the recordings; the oldest are deleted past it. 0 = no budget.
+    pub max_bytes: u64,
+    /// How often retention (template `storage_days` and `max_bytes`) is enforced.
+    pub retention_check_s: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            min_free_bytes: 256 * 1024 * 1024,
+            max_bytes: 0,
+            retention_check_s: 600,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -164,6 +190,10 @@ pub struct RecordTemplate {
     /// HLS: target segment length; segments are cut at the first keyframe after it.
     #[serde(default = "default_hls_target")]
     pub hls_target_s: u64,
+    /// Retention (Tencent `StorageTime`, in days): recordings older than this are deleted.
+    /// 0 = kept forever.
+    #[serde(default)]
+    pub storage_days: u64,
 }
 
 fn default_hls_target() -> u64 {
@@ -185,6 +215,7 @@ impl RecordTemplate {
             interval_s: default_interval(),
             resume_s: 0,
             hls_target_s: default_hls_target(),
+            storage_days: 0,
         }
     }
 }
@@ -314,6 +345,9 @@ impl Config {
         if s.data_dir.as_os_str().is_empty() {
             return Err(invalid("server.data_dir", "must not be empty"));
         }
+        if self.storage.retention_check_s == 0 {
+            return Err(invalid("storage.retention_check_s", "must be at least 1"));
+        }
         if s.idle_timeout_s == 0 {
             return Err(invalid("server.idle_timeout_s", "must be at least 1"));
         }
@@ -353,6 +387,12 @@ impl Config {
             }
         }
         for (i, t) in self.record_template.iter().enumerate() {
+            if t.storage_days > MAX_STORAGE_DAYS {
+                return Err(invalid(
+                    format!("record_template[{i}].storage_days"),
+                    format!("{} is over {MAX_STORAGE_DAYS}", t.storage_days),
+                ));
+            }
             if !HLS_TARGET_RANGE_S.contains(&t.hls_target_s) {
                 return Err(invalid(
                     format!("record_template[{i}].hls_target_s"),

@@ -36,8 +36,7 @@ use std::sync::{Arc, RwLock};
 pub const KNOWN_FORMATS: [&str; 4] = ["flv", "mp4", "hls", "aac"];
 pub use crate::config::HLS_TARGET_RANGE_S;
 pub const DEFAULT_HLS_TARGET_S: u32 = 10;
-/// Tencent's `StorageTime` range is 0–1500 days; 0 keeps files forever.
-pub const MAX_STORAGE_DAYS: u64 = 1500;
+pub use crate::config::MAX_STORAGE_DAYS;
 /// Tencent's `TemplateName` limit.
 pub const MAX_TEMPLATE_NAME_LEN: usize = 255;
 const DEFAULT_INTERVAL_S: u32 = 1800;
@@ -171,6 +170,7 @@ fn record_template(d: &RecordTemplateDef) -> RecordTemplate {
         interval_s: u64::from(d.interval_s),
         resume_s: u64::from(d.resume_s),
         hls_target_s: u64::from(d.hls_target_s),
+        storage_days: u64::from(d.storage_days),
     }
 }
 
@@ -200,7 +200,7 @@ pub fn seed_from_config(cfg: &Config) -> TemplateSeed {
                 interval_s: u32_of(t.interval_s),
                 hls_target_s: u32_of(t.hls_target_s),
                 resume_s: u32_of(t.resume_s),
-                storage_days: 0,
+                storage_days: u32_of(t.storage_days),
                 name: t.name,
             })
             .collect(),

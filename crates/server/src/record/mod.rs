@@ -568,6 +568,7 @@ mod tests {
             interval_s,
             resume_s: 0,
             hls_target_s: 10,
+            storage_days: 0,
         };
         let ctx = RecordContext {
             appid: 1,
