@@ -36,7 +36,7 @@ macro_rules! recording_cols {
     () => {
         "file_id, sequence, app, appname, stream_id, format, start_ms, end_ms, duration_ms, \
          size_bytes, path, video_url, stream_param, video_codec, width, height, media_start_ms, \
-         created_at_ms"
+         created_at_ms, expires_at_ms"
     };
 }
 macro_rules! outbox_cols {
@@ -45,6 +45,13 @@ macro_rules! outbox_cols {
          retry_interval_ms, next_attempt_at_ms, created_at_ms, delivered_at_ms, last_error, state"
     };
 }
+
+/// Served by the partial index `idx_recordings_expires` (checked in internal_tests).
+pub(crate) const EXPIRED_SQL: &str = concat!(
+    "SELECT ",
+    recording_cols!(),
+    " FROM recordings WHERE expires_at_ms <= ? ORDER BY expires_at_ms, file_id LIMIT ?"
+);
 
 /// Handle to the catalogue database. Cheap to clone (shares the pool).
 #[derive(Debug, Clone)]
@@ -231,7 +238,7 @@ impl Catalog {
         sqlx::query(concat!(
             "INSERT INTO recordings (",
             recording_cols!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&rec.file_id)
         .bind(&rec.sequence)
@@ -251,6 +258,7 @@ impl Catalog {
         .bind(i64::from(rec.height))
         .bind(rec.media_start_ms)
         .bind(rec.created_at_ms)
+        .bind(rec.expires_at_ms)
         .execute(&mut *tx)
         .await
         .map_err(db_err(OP, key()))?;
@@ -292,8 +300,10 @@ impl Catalog {
         Ok((u64::try_from(total).unwrap_or(0), rows))
     }
 
-    /// Removes a recording row and returns it, so the caller can delete the
-    /// file. `None` if there was no such row.
+    /// Removes a recording row outright and returns it. Nothing remembers its
+    /// file: a crash before the caller deletes it leaks the file. Only for
+    /// rows without a file of ours (tests, tools); the server deletes with
+    /// [`Catalog::tombstone_recording`].
     pub async fn delete_recording(&self, file_id: &str) -> Result<Option<Recording>> {
         sqlx::query_as(concat!(
             "DELETE FROM recordings WHERE file_id = ? RETURNING ",
@@ -306,6 +316,108 @@ impl Catalog {
             "delete_recording",
             format_args!("file_id={file_id}"),
         ))
+    }
+
+    // ---- retention -----------------------------------------------------
+
+    /// First step of deleting a recording: in one transaction the row is
+    /// removed (it is no longer listed or served) and its path is queued in
+    /// `garbage`. The caller then removes the file and calls
+    /// [`Catalog::forget_garbage`]; after a crash, [`Catalog::garbage`] lists
+    /// what is left to remove. Returns the deleted row, `None` if there was
+    /// none (so of two concurrent deleters exactly one gets it).
+    pub async fn tombstone_recording(
+        &self,
+        file_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<Recording>> {
+        const OP: &str = "tombstone_recording";
+        let key = || format!("file_id={file_id}");
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(db_err(OP, key()))?;
+        let row: Option<Recording> = sqlx::query_as(concat!(
+            "DELETE FROM recordings WHERE file_id = ? RETURNING ",
+            recording_cols!()
+        ))
+        .bind(file_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err(OP, key()))?;
+        let Some(row) = row else {
+            // Nothing changed; dropping the transaction rolls it back.
+            return Ok(None);
+        };
+        sqlx::query("INSERT INTO garbage (file_id, path, created_at_ms) VALUES (?, ?, ?)")
+            .bind(&row.file_id)
+            .bind(&row.path)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err(OP, key()))?;
+        tx.commit().await.map_err(db_err(OP, key()))?;
+        Ok(Some(row))
+    }
+
+    /// Recordings whose `expires_at_ms` is at or before `now_ms`, earliest
+    /// expiry first (index order), at most `limit` (clamped to
+    /// [`MAX_LIST_LIMIT`]). Rows kept forever (`NULL`) never appear.
+    pub async fn expired_recordings(&self, now_ms: i64, limit: u32) -> Result<Vec<Recording>> {
+        sqlx::query_as(EXPIRED_SQL)
+            .bind(now_ms)
+            .bind(i64::from(limit.min(MAX_LIST_LIMIT)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err("expired_recordings", ""))
+    }
+
+    /// The oldest recordings by start time (ties by `file_id`), at most
+    /// `limit` (clamped to [`MAX_LIST_LIMIT`]).
+    pub async fn oldest_recordings(&self, limit: u32) -> Result<Vec<Recording>> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            recording_cols!(),
+            " FROM recordings ORDER BY start_ms, file_id LIMIT ?"
+        ))
+        .bind(i64::from(limit.min(MAX_LIST_LIMIT)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err("oldest_recordings", ""))
+    }
+
+    /// Total size of every catalogued recording, in bytes.
+    ///
+    /// A plain `SUM` (one table scan): retention asks once per check, every
+    /// few minutes, and a few hundred thousand rows sum in milliseconds, so a
+    /// maintained counter (and its triggers) is not worth it yet.
+    pub async fn total_recording_bytes(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(size_bytes), 0) FROM recordings")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err("total_recording_bytes", ""))?;
+        // Sizes are stored from u64 values that fit i64; a sum is never negative.
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Files queued for removal by [`Catalog::tombstone_recording`] and not
+    /// yet forgotten, as `(file_id, path)`, oldest first.
+    pub async fn garbage(&self) -> Result<Vec<(String, String)>> {
+        sqlx::query_as("SELECT file_id, path FROM garbage ORDER BY created_at_ms, file_id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err("garbage", ""))
+    }
+
+    /// Drops a garbage row once its file is gone. Returns whether it existed.
+    pub async fn forget_garbage(&self, file_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM garbage WHERE file_id = ?")
+            .bind(file_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err("forget_garbage", format_args!("file_id={file_id}")))?;
+        Ok(done.rows_affected() > 0)
     }
 
     // ---- outbox --------------------------------------------------------

@@ -97,11 +97,12 @@ async fn open_applies_migrations_and_durability_pragmas() {
     let applied: i64 = one("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
         .await
         .get(0);
-    assert_eq!(applied, 2);
+    assert_eq!(applied, 3);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' \
          AND name IN ('push_sessions', 'recordings', 'outbox', 'record_templates', \
-         'record_rules', 'callback_templates', 'callback_rules', 'catalog_meta') ORDER BY name",
+         'record_rules', 'callback_templates', 'callback_rules', 'catalog_meta', 'garbage') \
+         ORDER BY name",
     )
     .fetch_all(pool)
     .await
@@ -112,6 +113,7 @@ async fn open_applies_migrations_and_durability_pragmas() {
             "callback_rules",
             "callback_templates",
             "catalog_meta",
+            "garbage",
             "outbox",
             "push_sessions",
             "record_rules",
@@ -180,4 +182,27 @@ async fn template_foreign_keys_are_enforced_by_the_schema() {
         assert!(is_fk, "{sql}: {err}");
     }
     assert!(cat.get_record_template("hd").await.unwrap().is_some());
+}
+
+/// Retention polls for expired rows every few minutes: that must be an index range
+/// scan in expiry order, not a scan + sort of every recording.
+#[tokio::test]
+async fn expiry_scan_uses_the_partial_index() {
+    let cat = Catalog::open_in_memory().await.unwrap();
+    let qb = sqlx::QueryBuilder::new(format!(
+        "EXPLAIN QUERY PLAN {}",
+        crate::catalog::EXPIRED_SQL
+    ));
+    let lines = plan(&cat, qb).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("SEARCH recordings USING")
+                && l.contains("idx_recordings_expires")),
+        "expected the expiry index, got {lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("TEMP B-TREE")),
+        "{lines:?}"
+    );
 }

@@ -9,14 +9,14 @@
 //! - an outbox row is written in the same transaction as the change that
 //!   causes it, so a committed change always has its webhook queued and a
 //!   rolled-back change never does;
-//! - a successful write has been fsynced (WAL, `synchronous=FULL`).
+//! - a successful write has been fsynced (WAL, `synchronous=FULL`);
+//! - deleting a recording is two-phase: `tombstone_recording` removes the
+//!   row and queues its path in `garbage` in one transaction; the caller
+//!   removes the file, then `forget_garbage`. A crash in between leaves the
+//!   garbage row, so no file is ever orphaned silently.
 //!
 //! Time is always passed in by the caller (`now_ms`); the catalogue reads no
 //! clock.
-//!
-//! TODO(tombstones): `delete_recording` currently removes the row outright;
-//! a tombstone step (row marked deleted, file removed, then row purged) is
-//! planned so a crash between the two cannot leak files.
 
 mod catalog;
 mod error;

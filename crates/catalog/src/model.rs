@@ -71,6 +71,8 @@ pub struct Recording {
     /// Timestamp of the first media frame in the file (stream clock).
     pub media_start_ms: i64,
     pub created_at_ms: i64,
+    /// When retention may delete the file (epoch ms); `None` = kept forever.
+    pub expires_at_ms: Option<i64>,
 }
 
 /// Sort direction of [`RecordingQuery`] (by `start_ms`, then `file_id`).

@@ -52,6 +52,7 @@ fn rec(file_id: &str, stream_id: &str, start_ms: i64) -> Recording {
         height: 360,
         media_start_ms: 33,
         created_at_ms: start_ms + 10_500,
+        expires_at_ms: None,
     }
 }
 
@@ -127,6 +128,129 @@ async fn recording_round_trip_and_delete() {
     assert_eq!(cat.delete_recording("f1").await.unwrap(), Some(r));
     assert_eq!(cat.get_recording("f1").await.unwrap(), None);
     assert_eq!(cat.delete_recording("f1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn tombstone_moves_the_row_to_garbage() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = open(dir.path()).await;
+    let mut r = rec("f1", "s1", 10_000);
+    r.expires_at_ms = Some(99_000);
+    cat.insert_recording(&r, vec![]).await.unwrap();
+    // expires_at_ms round-trips.
+    assert_eq!(cat.get_recording("f1").await.unwrap(), Some(r.clone()));
+    assert!(cat.garbage().await.unwrap().is_empty());
+
+    assert_eq!(
+        cat.tombstone_recording("f1", 50_000).await.unwrap(),
+        Some(r.clone())
+    );
+    assert_eq!(cat.get_recording("f1").await.unwrap(), None);
+    let garbage = vec![("f1".to_owned(), r.path.clone())];
+    assert_eq!(cat.garbage().await.unwrap(), garbage);
+    // A second deleter gets nothing and queues nothing.
+    assert_eq!(cat.tombstone_recording("f1", 50_001).await.unwrap(), None);
+    assert_eq!(cat.garbage().await.unwrap(), garbage);
+
+    // The garbage row is durable: a restart finds it.
+    cat.close().await;
+    let cat = open(dir.path()).await;
+    assert_eq!(cat.garbage().await.unwrap(), garbage);
+    assert!(cat.forget_garbage("f1").await.unwrap());
+    assert!(!cat.forget_garbage("f1").await.unwrap());
+    assert!(cat.garbage().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn tombstone_is_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = open(dir.path()).await;
+    let old = rec("f1", "s1", 0);
+    cat.insert_recording(&old, vec![]).await.unwrap();
+    cat.tombstone_recording("f1", 1).await.unwrap().unwrap();
+    // A new row under the same id while the old file is still queued: its tombstone
+    // fails on the garbage insert, after the row delete. The delete must roll back too.
+    let mut new = rec("f1", "s1", 5);
+    new.path = "live/s1/other.flv".into();
+    cat.insert_recording(&new, vec![]).await.unwrap();
+    let err = cat.tombstone_recording("f1", 2).await.unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    assert!(err.to_string().contains("file_id=f1"), "{err}");
+    assert_eq!(cat.get_recording("f1").await.unwrap(), Some(new.clone()));
+    assert_eq!(
+        cat.garbage().await.unwrap(),
+        [("f1".to_owned(), old.path.clone())]
+    );
+    // Once the old file is dealt with, the new row goes the normal way.
+    cat.forget_garbage("f1").await.unwrap();
+    assert_eq!(
+        cat.tombstone_recording("f1", 3).await.unwrap(),
+        Some(new.clone())
+    );
+    assert_eq!(cat.garbage().await.unwrap(), [("f1".to_owned(), new.path)]);
+}
+
+#[tokio::test]
+async fn expired_oldest_and_total_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = open(dir.path()).await;
+    assert_eq!(cat.total_recording_bytes().await.unwrap(), 0);
+    assert!(
+        cat.expired_recordings(i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(cat.oldest_recordings(10).await.unwrap().is_empty());
+    // (file_id, start, expires, size)
+    let rows = [
+        ("e1", 30, Some(500), 1),
+        ("e2", 10, Some(300), 20),
+        ("e3", 20, Some(300), 300),
+        ("keep", 0, None, 4_000),
+        ("later", 40, Some(900), 50_000),
+    ];
+    for (id, start, exp, size) in rows {
+        let mut r = rec(id, "s1", start);
+        r.expires_at_ms = exp;
+        r.size_bytes = size;
+        cat.insert_recording(&r, vec![]).await.unwrap();
+    }
+    assert_eq!(cat.total_recording_bytes().await.unwrap(), 54_321);
+
+    // Inclusive bound, earliest expiry first (ties by file_id), NULL never expires.
+    let at = |now, limit| {
+        let cat = cat.clone();
+        async move {
+            ids(&cat.expired_recordings(now, limit).await.unwrap())
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(at(299, 10).await.is_empty());
+    assert_eq!(at(300, 10).await, ["e2", "e3"]);
+    assert_eq!(at(500, 10).await, ["e2", "e3", "e1"]);
+    assert_eq!(at(500, 1).await, ["e2"]);
+    assert_eq!(at(i64::MAX, 10).await, ["e2", "e3", "e1", "later"]);
+
+    // Oldest by start time, expiry or not.
+    assert_eq!(
+        ids(&cat.oldest_recordings(3).await.unwrap()),
+        ["keep", "e2", "e3"]
+    );
+
+    cat.tombstone_recording("later", 1).await.unwrap().unwrap();
+    assert_eq!(cat.total_recording_bytes().await.unwrap(), 4_321);
+    assert_eq!(at(i64::MAX, 10).await, ["e2", "e3", "e1"]);
+    // Sizes past u32 are summed in 64 bits.
+    cat.insert_recording(&rec("big", "s1", 50), vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        cat.total_recording_bytes().await.unwrap(),
+        5_000_000_000 + 4_321
+    );
 }
 
 #[tokio::test]

@@ -252,20 +252,10 @@ async fn delete_recording(
     State(st): State<Arc<AppState>>,
     Path(file_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let r = st
-        .catalog
-        .delete_recording(&file_id)
+    // Row and file go together (tombstone → file → forget), as for retention.
+    crate::retention::delete(&st, &file_id, crate::retention::Reason::Api)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("recording {file_id}")))?;
-    // Row first, then file: a crash in between leaves an orphan file (harmless, swept by
-    // retention), never a row pointing at a missing file.
-    if let Some(path) = st.storage.resolve(&r.path)
-        && let Err(e) = tokio::fs::remove_file(&path).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(file_id, path = %path.display(), error = %e, "could not delete recording file");
-    }
-    tracing::info!(file_id, "recording deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -51,7 +51,7 @@ pub struct StorageConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
-            min_free_bytes: 256 * 1024 * 1024,
+            min_free_bytes: 64 * 1024 * 1024,
             max_bytes: 0,
             retention_check_s: 600,
         }

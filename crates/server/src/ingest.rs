@@ -138,6 +138,15 @@ impl Connection {
             Event::Media(frame) => {
                 if let Some(rec) = self.push.as_mut().and_then(|p| p.recorder.as_mut()) {
                     let now = self.st.clock.now_ms();
+                    if self.st.disk.low() && !rec.stopped() {
+                        let reason = format!(
+                            "free space {} B below min_free_bytes {} B",
+                            self.st.disk.free(),
+                            self.st.disk.floor()
+                        );
+                        tracing::warn!(stream = rec.context().stream, reason, "recording stopped");
+                        rec.stop(&reason, now, &mut self.closed, &mut self.errors);
+                    }
                     rec.push(&frame, now, &mut self.closed, &mut self.errors);
                     for e in self.errors.drain(..) {
                         tracing::error!(error = %e, "recording stopped");
@@ -284,12 +293,28 @@ impl Connection {
                         sequence: sequence.clone(),
                         stream_param: stream_param.clone(),
                         callbacks,
+                        storage_days: t.storage_days,
                     },
                     &t,
                     st.storage.spool_dir(),
                 )
             }),
         };
+        let mut recorder = recorder;
+        if let Some(rec) = recorder.as_mut()
+            && rec.last_dts_is_none()
+            && st.disk.refresh() < st.disk.floor()
+        {
+            let reason = format!(
+                "free space {} B below min_free_bytes {} B",
+                st.disk.free(),
+                st.disk.floor()
+            );
+            tracing::warn!(app, stream, reason, "push not recorded");
+            rec.refuse(&reason);
+            let (ctx, statuses) = (rec.context().clone(), rec.take_statuses());
+            crate::emit_statuses(&st, &ctx, statuses).await;
+        }
         tracing::info!(peer = %self.peer, app, stream, sequence, recording = recorder.is_some(), "publish started");
         let _ = session.accept_publish();
         self.push = Some(ActivePush {

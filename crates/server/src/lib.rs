@@ -11,6 +11,7 @@ pub mod ingest;
 mod outbox;
 pub mod query;
 pub mod record;
+pub(crate) mod retention;
 pub mod storage;
 pub mod templates;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub notifier: NotifierWaker,
     /// `node` in push callbacks.
     pub node: String,
+    /// Free space of the data dir against `[storage] min_free_bytes`.
+    pub disk: storage::DiskGuard,
     /// Cancelled when the server stops: no new pushes, publishers are closed.
     pub(crate) stop: tokio_util::sync::CancellationToken,
     /// Connection and finalize tasks, awaited by a graceful stop.
@@ -76,6 +79,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// Enforces retention now (at the clock's current time) instead of waiting for the next
+    /// `retention_check_s` tick; returns how many recordings were deleted.
+    pub async fn run_retention(&self) -> usize {
+        retention::enforce(&self.state, self.state.clock.now_ms()).await
+    }
+
     /// Graceful stop: refuse new pushes, close publishers, finalize and catalogue every open
     /// recording (reconnect windows included), deliver queued callbacks for up to
     /// `shutdown_flush_s`, then stop. Anything left is picked up by the next start.
@@ -162,6 +171,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     } else {
         cfg.server.node.clone()
     };
+    let (cfg_root, cfg_floor) = (storage.root().to_path_buf(), cfg.storage.min_free_bytes);
     let state = Arc::new(AppState {
         cfg,
         catalog,
@@ -172,12 +182,15 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         clock,
         notifier: notifier.waker(),
         node,
+        disk: storage::DiskGuard::new(&cfg_root, cfg_floor),
         stop: tokio_util::sync::CancellationToken::new(),
         tasks: tokio_util::task::TaskTracker::new(),
     });
     recover_spools(&state).await;
     end_cut_pushes(&state).await;
+    retention::sweep_garbage(&state).await;
     let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(watch_disk(state.clone())));
     tasks.push(tokio::spawn(ingest::serve(state.clone(), rtmp)));
     let app = api::router(state.clone());
     tasks.push(tokio::spawn(async move {
@@ -185,6 +198,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
             tracing::error!(error = %e, "http server stopped");
         }
     }));
+    retention::spawn(state.clone());
     tracing::info!(%rtmp_addr, %http_addr, "livetape serving");
     Ok(Running {
         rtmp_addr,
@@ -193,6 +207,35 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         tasks,
         notifier,
     })
+}
+
+/// Refreshes the free-space reading twice a second, logging floor crossings.
+async fn watch_disk(st: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    let mut was_low = false;
+    loop {
+        tokio::select! {
+            _ = st.stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let free = st.disk.refresh();
+        let low = st.disk.low();
+        if low != was_low {
+            if low {
+                tracing::warn!(
+                    free,
+                    floor = st.disk.floor(),
+                    "free space below min_free_bytes: recordings stop, new pushes are not recorded"
+                );
+            } else {
+                tracing::info!(
+                    free,
+                    "free space back above min_free_bytes: new pushes are recorded"
+                );
+            }
+            was_low = low;
+        }
+    }
 }
 
 /// Turns every spool left by an earlier run into a catalogued recording (before any new
@@ -205,8 +248,20 @@ async fn recover_spools(st: &Arc<AppState>) {
             return;
         }
     };
+    // A recording deleted (tombstoned) after its commit but before its spool was removed must
+    // not come back from that spool.
+    let deleted: std::collections::HashSet<String> = match st.catalog.garbage().await {
+        Ok(g) => g.into_iter().map(|(id, _)| id).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read deletions; recovery skipped");
+            return;
+        }
+    };
     for f in found {
         match f {
+            record::recover::Found::Spool(c) if deleted.contains(&c.file_id) => {
+                let _ = record::recover::remove(&c.spool_path);
+            }
             record::recover::Found::Unreadable { spool, reason } => {
                 tracing::error!(spool = %spool.display(), reason, "spool without readable metadata; left in place");
             }

@@ -142,6 +142,55 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Space available to us on the filesystem holding `path`.
+pub fn free_bytes(path: &Path) -> io::Result<u64> {
+    let s = rustix::fs::statvfs(path)?;
+    Ok(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// The free-space floor (`[storage] min_free_bytes`): below it no recording starts and running
+/// ones stop cleanly, which keeps room for the catalogue and for finalizing what was written.
+/// Refreshed by a background task (and at each publish) so the per-frame check is one load.
+#[derive(Debug)]
+pub struct DiskGuard {
+    root: PathBuf,
+    floor: u64,
+    free: std::sync::atomic::AtomicU64,
+}
+
+impl DiskGuard {
+    pub fn new(root: &Path, floor: u64) -> Self {
+        let g = Self {
+            root: root.to_path_buf(),
+            floor,
+            free: std::sync::atomic::AtomicU64::new(u64::MAX),
+        };
+        g.refresh();
+        g
+    }
+
+    /// Re-reads the free space; returns it.
+    pub fn refresh(&self) -> u64 {
+        // If statvfs fails we cannot know: do not block recording on it.
+        let free = free_bytes(&self.root).unwrap_or(u64::MAX);
+        self.free.store(free, std::sync::atomic::Ordering::Relaxed);
+        free
+    }
+
+    pub fn free(&self) -> u64 {
+        self.free.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    /// Below the floor: recording must not start or go on.
+    pub fn low(&self) -> bool {
+        self.free() < self.floor
+    }
+}
+
 /// fsync a directory so a create/rename inside it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
@@ -166,22 +215,45 @@ pub fn materialize(
         .create(true)
         .truncate(true)
         .open(dest)?;
-    out.write_all(prefix)?;
-    let mut total = prefix.len() as u64;
-    for &(off, len) in ranges {
-        src.seek(SeekFrom::Start(off))?;
-        let copied = io::copy(&mut Read2::take(&mut src, len), &mut out)?;
-        if copied != len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("spool {} ended early at {}", spool.display(), off + copied),
-            ));
+    let result = (|| {
+        out.write_all(prefix)?;
+        let mut total = prefix.len() as u64;
+        for &(off, len) in ranges {
+            src.seek(SeekFrom::Start(off))?;
+            let copied = io::copy(&mut Read2::take(&mut src, len), &mut out)?;
+            if copied != len {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("spool {} ended early at {}", spool.display(), off + copied),
+                ));
+            }
+            total += copied;
         }
-        total += copied;
+        out.sync_all()?;
+        Ok(total)
+    })();
+    match result {
+        Ok(total) => {
+            sync_dir(dir)?;
+            Ok(total)
+        }
+        Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+            // No room for the finalized copy. Never lose the recording: the spool itself is a
+            // valid file of the same format (FLV without the seek index, or fragmented MP4),
+            // so it becomes the final file, by rename (no space needed).
+            drop(out);
+            let _ = fs::remove_file(dest);
+            tracing::warn!(spool = %spool.display(), "disk full: keeping the spool as the final file");
+            fs::rename(spool, dest)?;
+            File::open(dest)?.sync_all()?;
+            sync_dir(dir)?;
+            if let Some(spool_dir) = spool.parent() {
+                sync_dir(spool_dir)?;
+            }
+            Ok(fs::metadata(dest)?.len())
+        }
+        Err(e) => Err(e),
     }
-    out.sync_all()?;
-    sync_dir(dir)?;
-    Ok(total)
 }
 
 // `io::copy` specialises `Take<&mut File>` → `File` into copy_file_range on Linux.

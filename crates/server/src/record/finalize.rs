@@ -15,6 +15,8 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+const MS_PER_DAY: i64 = 86_400_000;
+
 /// A file whose spool is complete and closed, waiting to be finalized.
 pub struct ClosedFile {
     pub ctx: Arc<RecordContext>,
@@ -101,6 +103,11 @@ pub fn finalize(
         height,
         media_start_ms: c.media_start_ms as i64,
         created_at_ms: now_ms,
+        expires_at_ms: (c.ctx.storage_days > 0).then(|| {
+            let days = i64::try_from(c.ctx.storage_days).unwrap_or(i64::MAX);
+            c.ended_wall_ms
+                .saturating_add(days.saturating_mul(MS_PER_DAY))
+        }),
     };
     Ok(FinishedFile {
         recording,

@@ -47,6 +47,9 @@ pub struct RecordContext {
     /// redirects the events of a running recording.
     #[serde(default)]
     pub callbacks: Option<crate::config::CallbackTemplate>,
+    /// The template's retention (days, 0 = forever), pinned like `callbacks`.
+    #[serde(default)]
+    pub storage_days: u64,
 }
 
 /// Errors while writing a recording; they stop that recording, never the push.
@@ -357,6 +360,62 @@ impl Recorder {
         }
     }
 
+    /// Recording is refused for this push (e.g. the disk is below its free-space floor): every
+    /// format reports `record_start_failed` and nothing is written.
+    pub fn refuse(&mut self, reason: &str) {
+        for out in &mut self.outputs {
+            out.failed = true;
+            self.statuses.push(RecordStatus {
+                format: out.format,
+                kind: StatusKind::StartFailed,
+                file_id: None,
+                error: Some(reason.to_owned()),
+            });
+        }
+    }
+
+    /// Stops every format cleanly (e.g. the disk fell below its floor): what was written is
+    /// closed as valid files to be catalogued; the push itself goes on, unrecorded.
+    pub fn stop(
+        &mut self,
+        reason: &str,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) {
+        for out in &mut self.outputs {
+            if out.failed {
+                continue;
+            }
+            out.failed = true;
+            let file_id = out.file.as_ref().map(|f| f.file_id.clone());
+            if let Some(f) = out.file.take() {
+                match close_file(&self.ctx, &self.headers, out.format, f, now_ms) {
+                    Ok(c) => closed.push(c),
+                    Err(e) => errors.push(e),
+                }
+            }
+            if out.started {
+                self.statuses.push(RecordStatus {
+                    format: out.format,
+                    kind: StatusKind::Error,
+                    file_id,
+                    error: Some(reason.to_owned()),
+                });
+            }
+        }
+    }
+
+    /// Nothing recorded yet (a fresh recorder rather than a resumed one).
+    pub fn last_dts_is_none(&self) -> bool {
+        self.last_dts.is_none()
+    }
+
+    /// True once every format has stopped (or never started).
+    pub fn stopped(&self) -> bool {
+        self.outputs.iter().all(|o| o.failed)
+    }
+
     /// Pushes everything buffered to the OS (the push ended but the files stay open, e.g.
     /// waiting out a reconnect window): a crash now loses nothing already received.
     pub fn flush(&mut self, errors: &mut Vec<RecordError>) {
@@ -578,6 +637,7 @@ mod tests {
             sequence: "1".into(),
             stream_param: String::new(),
             callbacks: None,
+            storage_days: 0,
         };
         let mut rec = Recorder::new(ctx, &template, storage.spool_dir());
         let (mut closed, mut errors) = (Vec::new(), Vec::new());

@@ -163,12 +163,13 @@ impl TestServer {
             [server]
             rtmp_listen = "127.0.0.1:0"
             http_listen = "127.0.0.1:0"
-            data_dir = "{}"
             public_url = "http://127.0.0.1:1"
             {server_keys}
-            "#,
-            dir.path().display()
+            "#
         );
+        if !server_keys.contains("data_dir") {
+            toml.push_str(&format!("data_dir = \"{}\"\n", dir.path().display()));
+        }
         if callbacks {
             toml.push_str(&format!(
                 r#"
