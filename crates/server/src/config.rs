@@ -294,10 +294,10 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(path));
         }
-        // LIVETAPE_LOG and LIVETAPE_CONFIG are the binary's own variables, not config keys.
+        // LIVETAPE_LOG, LIVETAPE_CONFIG and LIVETAPE_CRASH_AT are the binary's own variables.
         fig = fig.merge(
             Env::prefixed("LIVETAPE_")
-                .ignore(&["log", "config"])
+                .ignore(&["log", "config", "crash_at"])
                 .split("__"),
         );
         let cfg: Config = fig.extract().map_err(Box::new)?;

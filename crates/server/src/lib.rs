@@ -6,6 +6,7 @@ pub mod bench;
 pub mod clock;
 pub mod config;
 mod events;
+pub mod failpoint;
 pub mod hub;
 pub mod ingest;
 mod outbox;
@@ -262,10 +263,20 @@ async fn recover_spools(st: &Arc<AppState>) {
             record::recover::Found::Spool(c) if deleted.contains(&c.file_id) => {
                 let _ = record::recover::remove(&c.spool_path);
             }
+            record::recover::Found::Spool(c)
+                if c.spool_path.exists() && record::recover::is_empty(&c.spool_path) =>
+            {
+                tracing::info!(file_id = c.file_id, "empty spool discarded");
+                if c.spool_path.is_dir() {
+                    let _ = std::fs::remove_dir(&c.spool_path);
+                }
+                let _ = record::recover::remove(&c.spool_path);
+            }
             record::recover::Found::Unreadable { spool, reason } => {
                 tracing::error!(spool = %spool.display(), reason, "spool without readable metadata; left in place");
             }
             record::recover::Found::Spool(c) => {
+                failpoint::hit("recover.spool");
                 match st.catalog.get_recording(&c.file_id).await {
                     Ok(Some(_)) => {
                         // Catalogued before the crash; only the spool deletion was missed.
@@ -366,6 +377,7 @@ pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
         return;
     }
     st.notifier.wake();
+    failpoint::hit("commit.catalogued");
     if let Err(e) = record::recover::remove(&done.spool_path) {
         tracing::warn!(file_id, error = %e, "could not remove spool");
     }

@@ -140,7 +140,9 @@ fn bench_publish(a: BenchPublishArgs) -> std::process::ExitCode {
 }
 
 fn main() -> std::process::ExitCode {
+    // Logs go to stderr: stdout carries only the bound addresses (scripts and tests read them).
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LIVETAPE_LOG")
                 .unwrap_or_else(|_| "info".into()),

@@ -36,6 +36,7 @@ impl Outbox for CatalogOutbox {
     }
 
     async fn delivered(&self, id: i64, now_ms: i64) -> Result<(), CatalogError> {
+        crate::failpoint::hit("notify.acked");
         self.0.mark_delivered(id, now_ms).await.map(drop)
     }
 

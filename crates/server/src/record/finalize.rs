@@ -83,6 +83,7 @@ pub fn finalize(
         let size = materialize(&c.spool_path, &plan.prefix, &plan.ranges, &dest).map_err(io)?;
         (size, plan.duration_ms)
     };
+    crate::failpoint::hit("finalize.copied");
     let (video_codec, width, height) = c.video.clone().unwrap_or_default();
     let recording = Recording {
         video_url: format!("{public_url}/vod/{}/{}", c.file_id, c.format.url_name()),

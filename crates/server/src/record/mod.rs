@@ -291,6 +291,7 @@ impl Recorder {
                     Ok(c) => closed.push(c),
                     Err(e) => errors.push(e),
                 }
+                crate::failpoint::hit("record.split");
             }
             if out.file.is_none() {
                 match open_file(
@@ -508,12 +509,8 @@ fn open_file(
         path: path.clone(),
         source,
     };
-    let mut spool = if format == Format::Hls {
-        Spool::create_dir(&path, now_ms)
-    } else {
-        Spool::create(&path, now_ms)
-    }
-    .map_err(io)?;
+    // Metadata first: a crash between the two leaves a stale metadata file (dropped at the
+    // next start), never a spool that recovery cannot place.
     recover::write_meta(
         &path,
         &recover::SpoolMeta {
@@ -527,6 +524,13 @@ fn open_file(
         },
     )
     .map_err(io)?;
+    let mut spool = if format == Format::Hls {
+        Spool::create_dir(&path, now_ms)
+    } else {
+        Spool::create(&path, now_ms)
+    }
+    .map_err(io)?;
+
     let muxer = Muxer::begin(format, headers, first_dts, hls_target_ms, &mut spool).map_err(
         |e| match e {
             muxer::WriteError::Io(source) => io(source),

@@ -129,3 +129,17 @@ pub fn scan(spool_dir: &Path) -> io::Result<Vec<Found>> {
     }
     Ok(found)
 }
+
+/// A spool that holds no media at all (created just before a crash): nothing to recover.
+pub fn is_empty(spool: &Path) -> bool {
+    if spool.is_dir() {
+        std::fs::read_dir(spool).map_or(true, |d| {
+            !d.filter_map(|e| e.ok()).any(|e| {
+                e.file_name().to_string_lossy().ends_with(".ts")
+                    && e.metadata().is_ok_and(|m| m.len() >= 188)
+            })
+        })
+    } else {
+        std::fs::metadata(spool).is_ok_and(|m| m.len() == 0)
+    }
+}
