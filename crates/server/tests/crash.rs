@@ -190,6 +190,9 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
         video_counts.push(v);
         audio_counts.push(a);
     }
+    eprintln!(
+        "recovered video frames per format after kill -9: {video_counts:?}, audio {audio_counts:?}"
+    );
     // Both formats lost at most ~1 s (the unflushed buffer) relative to each other.
     let spread = video_counts.iter().max().unwrap() - video_counts.iter().min().unwrap();
     assert!(spread <= 31, "{video_counts:?}");
