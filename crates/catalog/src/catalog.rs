@@ -46,6 +46,40 @@ macro_rules! outbox_cols {
     };
 }
 
+/// Strict per-stream delivery order: an outbox row is held back while an earlier (smaller id)
+/// row of its stream is still pending, whatever that row's next attempt time, so a receiver
+/// back from an outage gets each stream's events in creation order. Delivered and dead rows
+/// hold back nothing, and neither do recording-status events (332): a receiver that refuses
+/// them (many only handle 1/0/100) must not delay a stream's push and file events. One seek
+/// in `idx_outbox_stream_state_id` per candidate row.
+macro_rules! outbox_unblocked {
+    () => {
+        " AND NOT EXISTS (SELECT 1 FROM outbox AS earlier \
+         WHERE earlier.stream_id = outbox.stream_id AND earlier.state = 'pending' \
+         AND earlier.id < outbox.id AND earlier.event_type <> 332)"
+    };
+}
+
+/// Plans checked in internal_tests.
+pub(crate) const DUE_EVENTS_SQL: &str = concat!(
+    "SELECT ",
+    outbox_cols!(),
+    " FROM outbox WHERE state = 'pending' AND next_attempt_at_ms <= ?",
+    outbox_unblocked!(),
+    " ORDER BY id LIMIT ?"
+);
+/// Walks `idx_outbox_state_due` in time order and stops at the first unblocked row (a plain
+/// `MIN` with the extra condition would visit every pending row).
+pub(crate) const NEXT_DUE_SQL: &str = concat!(
+    "SELECT next_attempt_at_ms FROM outbox WHERE state = 'pending'",
+    outbox_unblocked!(),
+    " ORDER BY next_attempt_at_ms LIMIT 1"
+);
+pub(crate) const OUTBOX_DUE_SQL: &str = concat!(
+    "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND next_attempt_at_ms <= ?",
+    outbox_unblocked!()
+);
+
 /// Served by the partial index `idx_recordings_expires` (checked in internal_tests).
 pub(crate) const EXPIRED_SQL: &str = concat!(
     "SELECT ",
@@ -434,26 +468,29 @@ impl Catalog {
         tx.commit().await.map_err(db_err(OP, ""))
     }
 
-    /// Pending events whose next attempt is due at or before `now_ms`, in
-    /// delivery (id) order, at most `limit` (clamped to [`MAX_LIST_LIMIT`]).
+    /// Pending events whose next attempt is due at or before `now_ms` and
+    /// that no earlier pending event of the same stream holds back (strict
+    /// per-stream order, see `outbox_unblocked!`), in delivery (id) order, at
+    /// most `limit` (clamped to [`MAX_LIST_LIMIT`]). So at most one event per
+    /// stream: its oldest pending one.
     pub async fn due_events(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxEvent>> {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            outbox_cols!(),
-            " FROM outbox WHERE state = 'pending' AND next_attempt_at_ms <= ? ORDER BY id LIMIT ?"
-        ))
-        .bind(now_ms)
-        .bind(i64::from(limit.min(MAX_LIST_LIMIT)))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err("due_events", ""))
+        sqlx::query_as(DUE_EVENTS_SQL)
+            .bind(now_ms)
+            .bind(i64::from(limit.min(MAX_LIST_LIMIT)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err("due_events", ""))
     }
 
-    /// The earliest `next_attempt_at_ms` among pending events, so the
-    /// notifier can sleep until then; `None` when nothing is pending.
+    /// The earliest `next_attempt_at_ms` among pending events not held back
+    /// by an earlier pending event of their stream (those [`Catalog::due_events`]
+    /// can return), so the notifier can sleep until then; `None` when nothing
+    /// is sendable. A held-back row's own time is ignored: it may be long
+    /// past, and the notifier would then poll for a row it cannot send instead
+    /// of sleeping until the row holding it back is due.
     pub async fn next_due_at(&self) -> Result<Option<i64>> {
-        sqlx::query_scalar("SELECT MIN(next_attempt_at_ms) FROM outbox WHERE state = 'pending'")
-            .fetch_one(&self.pool)
+        sqlx::query_scalar(NEXT_DUE_SQL)
+            .fetch_optional(&self.pool)
             .await
             .map_err(db_err("next_due_at", ""))
     }
@@ -536,15 +573,16 @@ impl Catalog {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Pending events due at `now_ms` (being sent, or waiting for their first attempt).
+    /// Pending events due at `now_ms` (being sent, or waiting for their
+    /// first attempt) and not held back by an earlier pending event of their
+    /// stream: what [`Catalog::due_events`] would return, without the limit.
+    /// A row behind an in-flight one is counted once that one is delivered.
     pub async fn outbox_due(&self, now_ms: i64) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND next_attempt_at_ms <= ?",
-        )
-        .bind(now_ms)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err("outbox_due", ""))?;
+        let n: i64 = sqlx::query_scalar(OUTBOX_DUE_SQL)
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err("outbox_due", ""))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 

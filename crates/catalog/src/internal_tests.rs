@@ -97,7 +97,7 @@ async fn open_applies_migrations_and_durability_pragmas() {
     let applied: i64 = one("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
         .await
         .get(0);
-    assert_eq!(applied, 3);
+    assert_eq!(applied, 4);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' \
          AND name IN ('push_sessions', 'recordings', 'outbox', 'record_templates', \
@@ -200,6 +200,56 @@ async fn expiry_scan_uses_the_partial_index() {
             .any(|l| l.starts_with("SEARCH recordings USING")
                 && l.contains("idx_recordings_expires")),
         "expected the expiry index, got {lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("TEMP B-TREE")),
+        "{lines:?}"
+    );
+}
+
+/// The strict-order check runs once per candidate outbox row (and `next_due_at` after every
+/// notifier scan): each must be one seek in `idx_outbox_stream_state_id`, and the outer query
+/// must stay on an index, not a scan of every delivered row kept for inspection.
+#[tokio::test]
+async fn outbox_order_checks_use_the_stream_index() {
+    use crate::catalog::{DUE_EVENTS_SQL, NEXT_DUE_SQL, OUTBOX_DUE_SQL};
+    let cat = Catalog::open_in_memory().await.unwrap();
+    for (what, sql) in [
+        ("due_events", DUE_EVENTS_SQL),
+        ("next_due_at", NEXT_DUE_SQL),
+        ("outbox_due", OUTBOX_DUE_SQL),
+    ] {
+        let lines = plan(
+            &cat,
+            sqlx::QueryBuilder::new(format!("EXPLAIN QUERY PLAN {sql}")),
+        )
+        .await;
+        assert!(
+            lines.iter().any(|l| l.starts_with("SEARCH earlier USING")
+                && l.contains("idx_outbox_stream_state_id")
+                && l.contains("stream_id=? AND state=? AND id<?")),
+            "{what}: order check not served by the stream index: {lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("SEARCH outbox USING") && l.contains("INDEX")),
+            "{what}: expected an index SEARCH of the outer rows: {lines:?}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.starts_with("SCAN")),
+            "{what}: full scan in {lines:?}"
+        );
+    }
+    // The sleep deadline comes straight from the time index, without sorting pending rows.
+    let lines = plan(
+        &cat,
+        sqlx::QueryBuilder::new(format!("EXPLAIN QUERY PLAN {NEXT_DUE_SQL}")),
+    )
+    .await;
+    assert!(
+        lines.iter().any(|l| l.contains("idx_outbox_state_due")),
+        "{lines:?}"
     );
     assert!(
         !lines.iter().any(|l| l.contains("TEMP B-TREE")),

@@ -4,13 +4,17 @@ use livetape_catalog::{
 use std::path::Path;
 
 fn ev(event_id: &str, event_type: i32, created_at_ms: i64) -> NewEvent {
+    ev_on("s1", event_id, event_type, created_at_ms)
+}
+
+fn ev_on(stream_id: &str, event_id: &str, event_type: i32, created_at_ms: i64) -> NewEvent {
     NewEvent {
         event_id: event_id.into(),
         event_type,
         url: "http://hook.example/cb".into(),
         body: format!(r#"{{"event_type":{event_type}}}"#),
         sign_key: "k".into(),
-        stream_id: "s1".into(),
+        stream_id: stream_id.into(),
         max_attempts: 3,
         retry_interval_ms: 60_000,
         created_at_ms,
@@ -83,14 +87,24 @@ async fn push_session_round_trip_with_events() {
     assert_eq!(s.errcode, Some(1));
     assert_eq!(s.errmsg.as_deref(), Some("normal"));
 
-    let types: Vec<i32> = cat
+    let mut queued: Vec<i32> = cat
+        .list_outbox(Some(OutboxState::Pending), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event_type)
+        .collect();
+    queued.reverse();
+    assert_eq!(queued, [1, 0]);
+    // Same stream: the stop event waits until the start event is settled.
+    let due: Vec<i32> = cat
         .due_events(i64::MAX, 10)
         .await
         .unwrap()
         .iter()
         .map(|e| e.event_type)
         .collect();
-    assert_eq!(types, [1, 0]);
+    assert_eq!(due, [1]);
 
     // Unknown session: reported, but the stop event is still queued.
     let ended = cat
@@ -425,10 +439,11 @@ async fn outbox_lifecycle() {
     let dir = tempfile::tempdir().unwrap();
     let cat = open(dir.path()).await;
     assert_eq!(cat.next_due_at().await.unwrap(), None);
+    // One stream each: per-stream ordering has its own test.
     cat.insert_events(vec![
-        ev("e1", 100, 100),
-        ev("e2", 100, 200),
-        ev("e3", 0, 300),
+        ev_on("s1", "e1", 100, 100),
+        ev_on("s2", "e2", 100, 200),
+        ev_on("s3", "e3", 0, 300),
     ])
     .await
     .unwrap();
@@ -532,6 +547,79 @@ async fn outbox_lifecycle() {
     assert_eq!(left, ["e4", "e3"]);
 }
 
+fn event_ids(rows: &[livetape_catalog::OutboxEvent]) -> Vec<&str> {
+    rows.iter().map(|e| e.event_id.as_str()).collect()
+}
+
+/// Strict per-stream order: a pending row holds back every later row of its stream, whatever
+/// its own next attempt time; delivered and dead rows hold back nothing. `next_due_at` and
+/// `outbox_due` only count rows that could be sent.
+#[tokio::test]
+async fn pending_event_holds_back_later_events_of_its_stream() {
+    let cat = Catalog::open_in_memory().await.unwrap();
+    cat.insert_events(vec![
+        ev_on("a", "a1", 1, 100),
+        ev_on("b", "b1", 1, 100),
+        ev_on("a", "a2", 100, 110),
+        ev_on("a", "a3", 0, 120),
+        ev_on("b", "b2", 0, 130),
+    ])
+    .await
+    .unwrap();
+    let due = cat.due_events(1_000, 10).await.unwrap();
+    assert_eq!(event_ids(&due), ["a1", "b1"], "only each stream's head");
+    let (a1, b1) = (due[0].id, due[1].id);
+    assert_eq!(cat.next_due_at().await.unwrap(), Some(100));
+    assert_eq!(cat.outbox_due(1_000).await.unwrap(), 2);
+    assert_eq!(cat.outbox_due(99).await.unwrap(), 0);
+
+    // a1 is refused and waits for its retry: a2 and a3 are due by time but held back.
+    assert!(
+        cat.mark_failed(a1, 1, Some(5_000), "HTTP 503")
+            .await
+            .unwrap()
+    );
+    assert_eq!(event_ids(&cat.due_events(1_000, 10).await.unwrap()), ["b1"]);
+    assert_eq!(cat.outbox_due(1_000).await.unwrap(), 1);
+    assert_eq!(cat.next_due_at().await.unwrap(), Some(100), "b1");
+
+    assert!(cat.mark_delivered(b1, 1_000).await.unwrap());
+    let due = cat.due_events(1_000, 10).await.unwrap();
+    assert_eq!(event_ids(&due), ["b2"]);
+    assert_eq!(cat.next_due_at().await.unwrap(), Some(130), "b2");
+    assert!(cat.mark_delivered(due[0].id, 1_000).await.unwrap());
+
+    // Only blocked rows are left: their past due times (110, 120) are not reported, or an
+    // idle notifier would wake for nothing; the blocker's retry time is.
+    assert!(cat.due_events(1_000, 10).await.unwrap().is_empty());
+    assert_eq!(cat.outbox_due(1_000).await.unwrap(), 0);
+    assert_eq!(cat.next_due_at().await.unwrap(), Some(5_000));
+    assert_eq!(event_ids(&cat.due_events(5_000, 10).await.unwrap()), ["a1"]);
+
+    // a1 given up: a dead row blocks nothing, a2 is next.
+    assert!(cat.mark_failed(a1, 3, None, "HTTP 503").await.unwrap());
+    let due = cat.due_events(5_000, 10).await.unwrap();
+    assert_eq!(event_ids(&due), ["a2"]);
+    assert_eq!(cat.next_due_at().await.unwrap(), Some(110));
+    assert_eq!(cat.outbox_due(5_000).await.unwrap(), 1);
+
+    // A new event of a settled stream is due at once; a3 still waits for a2.
+    cat.insert_events(vec![ev_on("b", "b3", 100, 6_000)])
+        .await
+        .unwrap();
+    assert_eq!(
+        event_ids(&cat.due_events(6_000, 10).await.unwrap()),
+        ["a2", "b3"]
+    );
+    assert!(cat.mark_delivered(due[0].id, 6_000).await.unwrap());
+    assert_eq!(
+        event_ids(&cat.due_events(6_000, 10).await.unwrap()),
+        ["a3", "b3"]
+    );
+    // The limit counts due rows only, in id order.
+    assert_eq!(event_ids(&cat.due_events(6_000, 1).await.unwrap()), ["a3"]);
+}
+
 #[tokio::test]
 async fn pending_events_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
@@ -539,7 +627,9 @@ async fn pending_events_survive_reopen() {
     cat.insert_recording(&rec("f1", "s1", 0), vec![ev("rec-f1", 100, 7)])
         .await
         .unwrap();
-    cat.insert_events(vec![ev("x", 1, 8)]).await.unwrap();
+    cat.insert_events(vec![ev_on("s2", "x", 1, 8)])
+        .await
+        .unwrap();
     cat.close().await;
 
     let cat = open(dir.path()).await; // migrations are idempotent

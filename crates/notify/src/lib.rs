@@ -7,11 +7,9 @@
 //! catalogue; time comes from an injected [`Clock`].
 //!
 //! **Ordering guarantee**: events with the same [`PendingEvent::ordering_key`] (e.g. one stream)
-//! are never in flight concurrently, and among those due at the same time the lower `id` is
-//! sent first. An earlier event that *failed* and waits for its retry does **not** hold back
-//! later ones (no head-of-line blocking for up to 12 minutes), so after a failure a receiver can
-//! see a later event before the retried earlier one, exactly as with Tencent, which promises no
-//! ordering at all.
+//! are never in flight at the same time and start in id order. Holding later events back while
+//! an earlier one waits for its retry is the [`Outbox`]'s job (`due` returns only what may be
+//! sent now); livetape's catalogue does that per stream, so ordering survives outages.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
