@@ -237,23 +237,28 @@ pub fn materialize(
             sync_dir(dir)?;
             Ok(total)
         }
-        Err(e) if e.kind() == io::ErrorKind::StorageFull => {
-            // No room for the finalized copy. Never lose the recording: the spool itself is a
-            // valid file of the same format (FLV without the seek index, or fragmented MP4),
-            // so it becomes the final file, by rename (no space needed).
+        Err(e) => {
             drop(out);
             let _ = fs::remove_file(dest);
-            tracing::warn!(spool = %spool.display(), "disk full: keeping the spool as the final file");
-            fs::rename(spool, dest)?;
-            File::open(dest)?.sync_all()?;
-            sync_dir(dir)?;
-            if let Some(spool_dir) = spool.parent() {
-                sync_dir(spool_dir)?;
-            }
-            Ok(fs::metadata(dest)?.len())
+            Err(e)
         }
-        Err(e) => Err(e),
     }
+}
+
+/// No room for a finalized copy: the spool itself (a valid FLV or fragmented MP4) becomes the
+/// final file, by rename, which needs no space. Returns its size.
+pub fn adopt_spool(spool: &Path, dest: &Path) -> io::Result<u64> {
+    let dir = dest
+        .parent()
+        .ok_or_else(|| io::Error::other("no parent dir"))?;
+    fs::create_dir_all(dir)?;
+    fs::rename(spool, dest)?;
+    File::open(dest)?.sync_all()?;
+    sync_dir(dir)?;
+    if let Some(spool_dir) = spool.parent() {
+        sync_dir(spool_dir)?;
+    }
+    Ok(fs::metadata(dest)?.len())
 }
 
 // `io::copy` specialises `Take<&mut File>` → `File` into copy_file_range on Linux.

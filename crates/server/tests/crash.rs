@@ -36,7 +36,10 @@ fn spawn_crashing(config: &Path, crash_at: Option<&str>) -> Option<Proc> {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetape"));
     cmd.args(["serve", "--config"])
         .arg(config)
-        .env("LIVETAPE_LOG", "warn")
+        .env(
+            "LIVETAPE_LOG",
+            std::env::var("TEST_SERVER_LOG").unwrap_or("warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(p) = crash_at {
@@ -470,4 +473,60 @@ async fn crash_at_a_split_loses_no_frame_of_the_closed_file() {
     // The file closed at the split holds exactly the first 30 s (GOP 2 s): 900 frames.
     assert_eq!(probe_counts(&p).0, 900);
     assert_eq!(decode_errors(&p), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once_and_the_next_start_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rx = Receiver::start().await;
+    // The receiver refuses everything at first, so a graceful stop would wait out
+    // shutdown_flush_s (60 s here) trying to deliver.
+    rx.script("/record", &[503; 1000]);
+    rx.script("/end", &[503; 1000]);
+    let cfg = write_config(
+        dir.path(),
+        &rx.url,
+        "[[record_template]]\nname = \"default\"\nformats = [\"mp4\"]\n",
+    );
+    let extra = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "[server]",
+        "[server]\nshutdown_flush_s = 60",
+        1,
+    );
+    std::fs::write(&cfg, extra).unwrap();
+    let mut server = spawn_server(&cfg);
+    let rtmp = server.rtmp;
+    let live = tokio::spawn(async move {
+        publish(rtmp, "live", "twice", &fixture(CLIP_10S), Pace::Realtime).await
+    });
+    // Recording has started once its record_start_succeeded (332) is attempted.
+    while rx.next().await.body["event_type"] != 332 {}
+    let pid = server.child.id().to_string();
+    let started = std::time::Instant::now();
+    let term = || {
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        )
+    };
+    term();
+    // The stop is under way once the publisher was closed (its event 0 is being sent).
+    while rx.next().await.body["event_type"] != 0 {}
+    term();
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "second signal: immediate exit");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let _ = live.await;
+    // The next start (receiver healthy now) has everything: the file and its events.
+    rx.clear_script("/record");
+    rx.clear_script("/end");
+    let server = spawn_server(&cfg);
+    let f = rx.next_of(100).await.body;
+    let p = dir.path().join("twice.mp4");
+    fetch(server.http, f["video_url"].as_str().unwrap(), &p).await;
+    assert_eq!(decode_errors(&p), "");
+    assert!(probe_counts(&p).0 > 0);
 }

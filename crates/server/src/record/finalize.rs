@@ -72,15 +72,40 @@ pub fn finalize(
         };
         finalize_hls(&c.spool_path, segments, &dest).map_err(io)?
     } else {
+        // A spool adopted by an interrupted disk-full finalize is already at `dest`.
+        let source = if c.spool_path.exists() {
+            c.spool_path.as_path()
+        } else {
+            dest.as_path()
+        };
         let plan = c
             .plan
-            .resolve(c.format, &c.spool_path)
+            .resolve(c.format, source)
             .map_err(|e| RecordError::Mux {
                 stream: c.ctx.stream.clone(),
                 format: fmt,
                 reason: e,
             })?;
-        let size = materialize(&c.spool_path, &plan.prefix, &plan.ranges, &dest).map_err(io)?;
+        let size = if !c.spool_path.exists() && dest.exists() {
+            // Adopted by an interrupted disk-full finalize: the file is already in place.
+            std::fs::metadata(&dest).map_err(io)?.len()
+        } else {
+            match materialize(&c.spool_path, &plan.prefix, &plan.ranges, &dest) {
+                Ok(size) => size,
+                Err(e) if e.kind() == io::ErrorKind::StorageFull => {
+                    tracing::warn!(
+                        file_id = c.file_id,
+                        "disk full: the spool itself becomes the final file"
+                    );
+                    let mut meta = super::recover::read_meta(&c.spool_path)
+                        .map_err(|e| io(io::Error::other(format!("spool metadata: {e}"))))?;
+                    meta.adopted = Some(rel.to_string_lossy().into_owned());
+                    super::recover::write_meta(&c.spool_path, &meta).map_err(io)?;
+                    crate::storage::adopt_spool(&c.spool_path, &dest).map_err(io)?
+                }
+                Err(e) => return Err(io(e)),
+            }
+        };
         (size, plan.duration_ms)
     };
     crate::failpoint::hit("finalize.copied");

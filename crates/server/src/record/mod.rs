@@ -521,6 +521,7 @@ fn open_file(
             media_start_ms: first_dts,
             video: video_info(headers),
             ended_wall_ms: None,
+            adopted: None,
         },
     )
     .map_err(io)?;
@@ -673,5 +674,73 @@ mod tests {
     #[test]
     fn flv_split_60s() {
         split_exactly(Format::Flv, "clip-60s.flv", 30, 2, (1800, 2814));
+    }
+
+    /// Disk full during finalize: the spool itself is adopted as the final file, and a crash
+    /// right after that is recovered from the adopted file. Needs root (a real tmpfs).
+    #[test]
+    fn finalize_adopts_the_spool_when_the_disk_is_full() {
+        let mnt = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2500k", "tmpfs"])
+            .arg(mnt.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mounting a tmpfs needs root (CI runs as root)");
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(self.0)
+                    .status();
+            }
+        }
+        let _u = Unmount(mnt.path());
+        let storage = Storage::open(mnt.path()).unwrap();
+        let template = RecordTemplate {
+            name: "t".into(),
+            formats: vec![Format::Flv],
+            interval_s: 1800,
+            resume_s: 0,
+            hls_target_s: 10,
+            storage_days: 0,
+        };
+        let ctx = RecordContext {
+            appid: 1,
+            domain: String::new(),
+            appname: "live".into(),
+            stream: "full".into(),
+            sequence: "1".into(),
+            stream_param: String::new(),
+            callbacks: None,
+            storage_days: 0,
+        };
+        let mut rec = Recorder::new(ctx, &template, storage.spool_dir());
+        let (mut closed, mut errors) = (Vec::new(), Vec::new());
+        for (i, f) in fixture_frames("clip-10s-1M.flv").iter().enumerate() {
+            rec.push(f, 1_000_000 + i as i64, &mut closed, &mut errors);
+        }
+        rec.finish(2_000_000, &mut closed, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let c = closed.pop().unwrap();
+        let spool = c.spool_path.clone();
+        let spool_len = std::fs::metadata(&spool).unwrap().len();
+        // 1.45 MB spool on a 2.5 MB disk: no room for a second copy.
+        let done = finalize(c, &storage, "http://x", 0).unwrap_or_else(|e| panic!("{e}"));
+        let dest = storage.root().join(&done.recording.path);
+        assert!(!spool.exists(), "the spool was moved, not copied");
+        assert_eq!(done.recording.size_bytes, spool_len);
+        assert_eq!(probe(&dest), (300, 470));
+        // A crash before the catalogue commit: recovery finds the adopted file.
+        let found = recover::scan(&storage.spool_dir()).unwrap();
+        let [recover::Found::Spool(again)] = <[_; 1]>::try_from(found).ok().unwrap() else {
+            panic!("expected the adopted recording");
+        };
+        let redone = finalize(again, &storage, "http://x", 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(redone.recording.path, done.recording.path);
+        assert_eq!(redone.recording.size_bytes, spool_len);
+        assert!((9_900..=10_100).contains(&redone.recording.duration_ms));
     }
 }

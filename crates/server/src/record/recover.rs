@@ -26,6 +26,10 @@ pub struct SpoolMeta {
     /// file name) as the interrupted finalize.
     #[serde(default)]
     pub ended_wall_ms: Option<i64>,
+    /// Set just before a disk-full finalize renames the spool itself into `records/` (as this
+    /// relative path): recovery then catalogues that file instead of looking for the spool.
+    #[serde(default)]
+    pub adopted: Option<String>,
 }
 
 pub fn meta_path(spool: &Path) -> PathBuf {
@@ -99,8 +103,9 @@ pub fn scan(spool_dir: &Path) -> io::Result<Vec<Found>> {
         let spool = meta_file.with_extension("part");
         // An HLS spool may already have been renamed into records/ by an interrupted
         // finalize (its end time is pinned then); finalize picks it up there.
-        let renamed_hls = meta.format == Format::Hls && meta.ended_wall_ms.is_some();
-        if !spool.exists() && !renamed_hls {
+        let renamed =
+            (meta.format == Format::Hls && meta.ended_wall_ms.is_some()) || meta.adopted.is_some();
+        if !spool.exists() && !renamed {
             // Catalogued and removed, all but this file.
             let _ = std::fs::remove_file(&meta_file);
             continue;
