@@ -72,21 +72,11 @@ async fn below_the_free_space_floor_recording_stops_cleanly_and_resumes_when_spa
         "{detail}"
     );
     // What was written before the stop is a valid, catalogued, playable file.
-    let f = file.unwrap();
-    let rec = s.recording(f["file_id"].as_str().unwrap()).await;
-    let bytes = reqwest::get(s.local_url(rec["video_url"].as_str().unwrap()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let tmp = std::env::temp_dir().join(format!("{}.mp4", f["file_id"].as_str().unwrap()));
-    std::fs::write(&tmp, &bytes).unwrap();
+    let tmp = s.download(&file.unwrap()).await;
     let (v, a) = probe_counts(&tmp);
     assert!(v > 60 && v < 1800, "a partial recording: {v} video frames");
     assert!(a > 0);
     assert_eq!(decode_errors(&tmp), "");
-    let _ = std::fs::remove_file(&tmp);
 
     // While below the floor, a new push is accepted but not recorded. (Finalizing and dropping
     // the spool moved the free space around the floor; pin it below.)
@@ -121,17 +111,7 @@ async fn below_the_free_space_floor_recording_stops_cleanly_and_resumes_when_spa
             break f;
         }
     };
-    let rec = s.recording(f["file_id"].as_str().unwrap()).await;
-    let bytes = reqwest::get(s.local_url(rec["video_url"].as_str().unwrap()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let tmp = std::env::temp_dir().join(format!("{}.mp4", f["file_id"].as_str().unwrap()));
-    std::fs::write(&tmp, &bytes).unwrap();
-    assert_eq!(probe_counts(&tmp), (300, 470));
-    let _ = std::fs::remove_file(&tmp);
+    assert_eq!(probe_counts(&s.download(&f).await), (300, 470));
     let v: Value = reqwest::get(s.http("/v1/recordings?stream_id=refused"))
         .await
         .unwrap()

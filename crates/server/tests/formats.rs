@@ -6,25 +6,6 @@ use common::*;
 use serde_json::Value;
 use std::path::Path;
 
-async fn download(s: &TestServer, f: &Value) -> std::path::PathBuf {
-    let rec = s.recording(f["file_id"].as_str().unwrap()).await;
-    let url = rec["video_url"].as_str().unwrap();
-    let bytes = reqwest::get(s.local_url(url))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(bytes.len() as u64, f["file_size"].as_u64().unwrap());
-    let name = url.rsplit('/').next().unwrap();
-    let p = s
-        .dir
-        .path()
-        .join(format!("{}-{name}", f["file_id"].as_str().unwrap()));
-    std::fs::write(&p, &bytes).unwrap();
-    p
-}
-
 /// ffmpeg `-c copy` of the fixture with some streams dropped (`-vn` / `-an`).
 async fn publish_with(s: &TestServer, stream: &str, drop: &str) -> bool {
     let status = tokio::process::Command::new("ffmpeg")
@@ -77,7 +58,7 @@ async fn aac_is_recorded_from_audio_video_and_audio_only_pushes() {
     got.sort_by_key(|f| f["file_format"].as_str().unwrap().to_owned());
     assert_eq!(got[0]["file_format"], "aac");
     assert!(got[0]["video_url"].as_str().unwrap().ends_with("/f0.m4a"));
-    let m4a = download(&s, &got[0]).await;
+    let m4a = s.download(&got[0]).await;
     assert_eq!(codec_names(&m4a), ["aac"]);
     assert_eq!(probe_counts(&m4a), (0, 470));
     assert_eq!(decode_errors(&m4a), "");
@@ -90,7 +71,7 @@ async fn aac_is_recorded_from_audio_video_and_audio_only_pushes() {
     assert!(publish_with(&s, "audio", "-vn").await);
     for _ in 0..2 {
         let f = s.receiver.next_of(100).await.body;
-        let p = download(&s, &f).await;
+        let p = s.download(&f).await;
         assert_eq!(probe_counts(&p), (0, 470), "{}", f["file_format"]);
         assert_eq!(decode_errors(&p), "");
     }
@@ -111,7 +92,7 @@ async fn aac_is_recorded_from_audio_video_and_audio_only_pushes() {
     );
     let f = s.receiver.next_of(100).await.body;
     assert_eq!(f["file_format"], "mp4");
-    let p = download(&s, &f).await;
+    let p = s.download(&f).await;
     assert_eq!(probe_counts(&p), (300, 0));
     let v: Value = reqwest::get(s.http("/v1/recordings?stream_id=video"))
         .await
@@ -146,7 +127,7 @@ async fn a_reconnect_inside_the_window_continues_the_same_files() {
         files.push(s.receiver.next_of(100).await.body);
     }
     for f in &files {
-        let p = download(&s, f).await;
+        let p = s.download(f).await;
         assert_eq!(
             probe_counts(&p),
             (600, 940),
@@ -174,7 +155,7 @@ async fn a_reconnect_inside_the_window_continues_the_same_files() {
     for _ in 0..2 {
         let f = s.receiver.next_of(100).await.body;
         assert!(!files.iter().any(|g| g["file_id"] == f["file_id"]));
-        let p = download(&s, &f).await;
+        let p = s.download(&f).await;
         assert_eq!(probe_counts(&p), (300, 470));
     }
 }

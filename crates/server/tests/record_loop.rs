@@ -536,16 +536,7 @@ async fn a_second_publisher_is_refused_while_the_first_goes_on() {
     );
     assert!(first.await.unwrap(), "first publisher unaffected");
     let f = s.receiver.next_of(100).await.body;
-    let rec = s.recording(f["file_id"].as_str().unwrap()).await;
-    let bytes = reqwest::get(s.local_url(rec["video_url"].as_str().unwrap()))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let tmp = s.dir.path().join("solo.mp4");
-    std::fs::write(&tmp, &bytes).unwrap();
-    assert_eq!(probe_counts(&tmp), (300, 470));
+    assert_eq!(probe_counts(&s.download(&f).await), (300, 470));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -137,6 +137,8 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub receiver: Receiver,
     cfg: Config,
+    /// Where [`TestServer::download`] puts files (not the data dir, which may be a tiny tmpfs).
+    downloads: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -196,7 +198,29 @@ impl TestServer {
             dir,
             receiver,
             cfg,
+            downloads: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// Downloads the recording an event 100 announced, through its playback URL, checks its
+    /// size against `file_size`, and returns the local copy.
+    pub async fn download(&self, event: &Value) -> PathBuf {
+        let rec = self.recording(event["file_id"].as_str().unwrap()).await;
+        let url = rec["video_url"].as_str().unwrap();
+        let bytes = reqwest::get(self.local_url(url))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(bytes.len() as u64, event["file_size"].as_u64().unwrap());
+        let name = url.rsplit('/').next().unwrap();
+        let p = self
+            .downloads
+            .path()
+            .join(format!("{}-{name}", event["file_id"].as_str().unwrap()));
+        std::fs::write(&p, &bytes).unwrap();
+        p
     }
 
     /// Stops the server and starts a new one on the same data dir and config (new ports).
@@ -206,6 +230,7 @@ impl TestServer {
             dir,
             receiver,
             cfg,
+            downloads,
         } = self;
         running.shutdown().await;
         let running = livetape::start(cfg.clone(), Arc::new(SystemClock))
@@ -216,6 +241,7 @@ impl TestServer {
             dir,
             receiver,
             cfg,
+            downloads,
         }
     }
 
