@@ -21,6 +21,7 @@
 mod catalog;
 mod error;
 mod model;
+mod synth;
 mod templates;
 
 pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
@@ -28,6 +29,9 @@ pub use error::{CatalogError, Result};
 pub use model::{
     NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, Recording, RecordingQuery, SortOrder,
     UnknownOutboxState,
+};
+pub use synth::{
+    SEED_STREAM_PREFIX, SeedReport, SeedSpec, seed_appname, seed_stream_for, seed_stream_name,
 };
 pub use templates::{
     CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef, StoredRule,

@@ -74,6 +74,13 @@ pub struct PublishStats {
     /// Bytes written to the socket, handshake included.
     pub bytes_sent: u64,
     pub frames_sent: u64,
+    /// Of `frames_sent`, the coded video frames and audio frames, sequence headers not
+    /// counted: what a recording of the publish must hold (ffprobe's packet counts).
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    /// Wall clock (ms since the Unix epoch) when the unpublish left this process: the reference
+    /// for "stream end → callback" latencies.
+    pub unpublished_unix_ms: u64,
     /// From Publish.Start until the server closed (or the drain grace ran out).
     pub duration: Duration,
     /// Bytes the server acknowledged (RTMP Acknowledgement messages).
@@ -183,16 +190,30 @@ pub async fn publish_frames(
     }
 
     let start = Instant::now();
-    let frames_sent = send_all(&mut conn, &frames, opts, start).await?;
+    let sent = send_all(&mut conn, &frames, opts, start).await?;
     conn.session.finish()?;
     conn.flush("sending FCUnpublish").await?;
+    let unpublished_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     conn.close_gracefully(DRAIN_GRACE).await;
     Ok(PublishStats {
         bytes_sent: conn.written,
-        frames_sent,
+        frames_sent: sent.video + sent.audio + sent.other,
+        video_frames: sent.video,
+        audio_frames: sent.audio,
+        unpublished_unix_ms,
         duration: start.elapsed(),
         ack_bytes: conn.session.acked_bytes(),
     })
+}
+
+/// Messages sent, by kind.
+#[derive(Default)]
+struct Sent {
+    video: u64,
+    audio: u64,
+    other: u64,
 }
 
 async fn send_all(
@@ -200,9 +221,10 @@ async fn send_all(
     frames: &[MediaFrame],
     opts: &PublishOptions,
     start: Instant,
-) -> Result<u64, PublishError> {
+) -> Result<Sent, PublishError> {
+    let mut sent = Sent::default();
     let Some(first) = frames.iter().map(|f| f.dts_ms).min() else {
-        return Ok(0);
+        return Ok(sent);
     };
     let last = frames.iter().map(|f| f.dts_ms).max().unwrap_or(first);
     // Each loop continues one nominal frame interval after the previous loop's last frame.
@@ -220,7 +242,6 @@ async fn send_all(
     let limit_ms = opts
         .media_limit
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let mut sent = 0;
     for round in 0..u64::from(opts.loops) {
         let offset = round * span;
         for (i, f) in frames.iter().enumerate() {
@@ -248,7 +269,13 @@ async fn send_all(
                 let shifted = MediaFrame::new(f.kind, f.dts_ms + offset, Bytes::clone(&f.payload));
                 conn.session.send_frame(&shifted)?;
             }
-            sent += 1;
+            match (f.video(), f.audio()) {
+                (Some(Ok(v)), _) if v.packet == livetape_media::VideoPacket::Frame => {
+                    sent.video += 1
+                }
+                (_, Some(Ok(a))) if !a.sequence_header => sent.audio += 1,
+                _ => sent.other += 1,
+            }
             conn.backpressure().await?;
         }
     }

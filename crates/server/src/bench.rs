@@ -1,6 +1,9 @@
 //! `livetape bench publish`: N concurrent RTMP publishers in one process, all sending the same
 //! FLV held once in memory (payloads shared, see `livetape_publish`), and a summary of what
 //! happened: streams ok/failed by cause, bytes, achieved bitrate and the process's own CPU.
+//! [`query`]: the catalogue query benchmark (`seed-catalog`, `query`).
+
+pub mod query;
 
 use livetape_media::MediaFrame;
 use livetape_publish::{
@@ -91,6 +94,18 @@ pub struct BenchReport {
     pub cpu_percent_per_realtime_stream: Option<f64>,
     /// `stream <i>: <error>` for every failed stream, by stream index.
     pub errors: Vec<String>,
+    /// One entry per stream that succeeded, by index: what its recording must hold and when it
+    /// unpublished (for end → callback latencies).
+    pub per_stream: Vec<StreamReport>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamReport {
+    pub index: usize,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    pub bytes_sent: u64,
+    pub unpublished_unix_ms: u64,
 }
 
 /// The URLs of streams `0..n`: `{base}/{prefix}{i}{?query}`.
@@ -216,12 +231,12 @@ pub async fn run(b: &PublishBench) -> Result<BenchReport, BenchError> {
         let frames = Arc::clone(&frames);
         tasks.spawn(async move { (i, publish_frames(frames, &opts).await) });
     }
-    let mut ok: Vec<PublishStats> = Vec::with_capacity(b.streams);
+    let mut ok: Vec<(usize, PublishStats)> = Vec::with_capacity(b.streams);
     let mut failures = FailureCounts::default();
     let mut errors = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         match joined {
-            Ok((_, Ok(stats))) => ok.push(stats),
+            Ok((i, Ok(stats))) => ok.push((i, stats)),
             Ok((i, Err(e))) => {
                 classify(&e)(&mut failures);
                 errors.push((i, format!("stream {i}: {e}")));
@@ -237,6 +252,18 @@ pub async fn run(b: &PublishBench) -> Result<BenchReport, BenchError> {
         .zip(process_cpu())
         .map(|(a, b)| b.saturating_sub(a).as_secs_f64());
     errors.sort();
+    ok.sort_by_key(|(i, _)| *i);
+    let per_stream = ok
+        .iter()
+        .map(|(i, s)| StreamReport {
+            index: *i,
+            video_frames: s.video_frames,
+            audio_frames: s.audio_frames,
+            bytes_sent: s.bytes_sent,
+            unpublished_unix_ms: s.unpublished_unix_ms,
+        })
+        .collect();
+    let ok: Vec<PublishStats> = ok.into_iter().map(|(_, s)| s).collect();
 
     let bytes_sent: u64 = ok.iter().map(|s| s.bytes_sent).sum();
     let kbps = |bytes: u64, secs: f64| {
@@ -274,6 +301,7 @@ pub async fn run(b: &PublishBench) -> Result<BenchReport, BenchError> {
             .filter(|_| media_s > 0.0)
             .map(|c| c / b.streams as f64 / media_s * 100.0),
         errors: errors.into_iter().map(|(_, e)| e).collect(),
+        per_stream,
     })
 }
 

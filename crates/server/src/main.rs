@@ -47,6 +47,170 @@ enum BenchCommand {
     ///
     /// Exits 0 if every stream succeeded, 1 if any failed, 2 on bad arguments or an unreadable clip.
     Publish(BenchPublishArgs),
+    /// Appends N synthetic recordings to a catalogue (creating and migrating it if needed), in
+    /// one transaction: S streams `cam-{i}` under the apps live/edu/shop, a few busy and most
+    /// quiet, spread over the last D days; rows as the server writes them, served unchanged.
+    SeedCatalog(BenchSeedArgs),
+    /// Latency (p50/p99/max) of Live_Tape_GetFilelist and /v1/recordings against a running
+    /// server (--url, which must have no [api] key) and/or of the same catalogue queries
+    /// in-process on the same database file (--db: the SQLite floor). Streams and windows are
+    /// drawn as seed-catalog spread them; pass the same --streams and --days.
+    ///
+    /// Exits 0 on success, 1 if a request failed or the two sides disagree, 2 on bad arguments.
+    Query(BenchQueryArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchSeedArgs {
+    /// Catalogue file, e.g. DATA_DIR/catalog.db.
+    #[arg(long)]
+    db: PathBuf,
+    #[arg(long, default_value_t = 1_000_000)]
+    files: u64,
+    #[arg(long, default_value_t = 10_000)]
+    streams: u32,
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+    /// As [server] appid: the file_id prefix.
+    #[arg(long, default_value_t = 1_250_000_000)]
+    appid: u64,
+    /// As [server] public_url: the video_url prefix.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    public_url: String,
+    #[arg(long, default_value = "push.example.com")]
+    domain: String,
+    /// End of the seeded period, epoch ms (default: now).
+    #[arg(long)]
+    end_ms: Option<i64>,
+}
+
+#[derive(clap::Args)]
+struct BenchQueryArgs {
+    /// http://HOST:PORT of the server.
+    #[arg(long)]
+    url: Option<String>,
+    /// The server's catalogue file, for the in-process floor.
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Requests per case (and per floor measurement).
+    #[arg(long, default_value_t = 1000)]
+    requests: usize,
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 10_000)]
+    streams: u32,
+    #[arg(long, default_value_t = 90)]
+    days: u32,
+    /// End of the seeded period, epoch ms (default: now).
+    #[arg(long)]
+    end_ms: Option<i64>,
+    /// Only cases whose name contains this (repeatable).
+    #[arg(long = "case")]
+    cases: Vec<String>,
+    /// Also print each case's EXPLAIN QUERY PLAN (needs --db).
+    #[arg(long)]
+    plans: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn bench_seed(a: BenchSeedArgs) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let spec = livetape_catalog::SeedSpec {
+        files: a.files,
+        streams: a.streams.max(1),
+        days: a.days.max(1),
+        end_ms: a.end_ms.unwrap_or_else(now_ms),
+        appid: a.appid,
+        public_url: a.public_url.trim_end_matches('/').to_owned(),
+        domain: a.domain,
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("livetape: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(livetape::bench::query::seed(&a.db, &spec)) {
+        Ok(r) => {
+            println!(
+                "seeded {} recordings in {:.2} s ({} in {}; end_ms {})",
+                r.inserted,
+                r.elapsed.as_secs_f64(),
+                r.total_rows,
+                a.db.display(),
+                spec.end_ms
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("livetape: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench_query(a: BenchQueryArgs) -> std::process::ExitCode {
+    use livetape::bench::query::{QueryBench, QueryBenchError, run};
+    use std::process::ExitCode;
+    let bench = QueryBench {
+        url: a.url,
+        db: a.db,
+        requests: a.requests,
+        concurrency: a.concurrency,
+        streams: a.streams,
+        days: a.days,
+        end_ms: a.end_ms.unwrap_or_else(now_ms),
+        only: a.cases,
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("livetape: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = match rt.block_on(run(&bench)) {
+        Ok(r) => r,
+        Err(e @ QueryBenchError::Args(_)) => {
+            eprintln!("livetape: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("livetape: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if a.json {
+        match serde_json::to_string(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("livetape: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{report}");
+        if a.plans {
+            for c in &report.cases {
+                println!("{}: {}", c.case, c.example);
+                println!("  count: {}", c.plan_count.join("; "));
+                println!("  page:  {}", c.plan_page.join("; "));
+            }
+        }
+    }
+    if report.cases.iter().any(|c| c.answers_agree == Some(false)) {
+        eprintln!("livetape: server and floor answered differently");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 #[derive(clap::Args)]
@@ -153,6 +317,8 @@ fn main() -> std::process::ExitCode {
         Command::Serve { config } => (config, true),
         Command::CheckConfig { config } => (config, false),
         Command::Bench(BenchCommand::Publish(args)) => return bench_publish(args),
+        Command::Bench(BenchCommand::SeedCatalog(args)) => return bench_seed(args),
+        Command::Bench(BenchCommand::Query(args)) => return bench_query(args),
     };
     let cfg = match Config::load(config.as_deref()) {
         Ok(c) => c,
