@@ -12,9 +12,11 @@ use std::collections::HashMap;
 pub(crate) const INITIAL_CHUNK_SIZE: u32 = 128;
 /// A 24-bit timestamp field with this value means "see the 32-bit extended timestamp".
 pub(crate) const EXTENDED: u32 = 0x00ff_ffff;
-/// Reassembly buffers keep spare capacity between messages up to this much; more is released
-/// so that an idle chunk stream does not pin a large allocation.
-const RETAIN_CAPACITY: usize = 64 * 1024;
+/// A message split over several chunks is reassembled into one allocation of its declared
+/// length, so the payload handed out wastes nothing while it waits to be written. The length is
+/// the peer's word: at most this much is reserved up front (bigger messages grow as chunks
+/// arrive), which bounds what `MAX_PARTIAL_MESSAGES` unfinished messages can reserve.
+const REASSEMBLY_PREALLOC: usize = 256 * 1024;
 
 /// A reassembled message with its raw (wrapping) 32-bit timestamp.
 #[derive(Debug)]
@@ -131,6 +133,9 @@ impl ChunkDecoder {
                 let payload = buf.split_to(h.payload_len).freeze();
                 return Ok(Some(message(s, payload)));
             }
+            if !h.in_progress {
+                s.buf = BytesMut::with_capacity((h.msg.len as usize).min(REASSEMBLY_PREALLOC));
+            }
             s.buf.extend_from_slice(body);
             buf.advance(h.header_len + h.payload_len);
             if !h.in_progress {
@@ -139,10 +144,8 @@ impl ChunkDecoder {
             self.partial_bytes += h.payload_len;
             s.received += h.payload_len as u32;
             if s.received == s.len {
-                let payload = s.buf.split().freeze();
-                if s.buf.capacity() > RETAIN_CAPACITY {
-                    s.buf = BytesMut::new();
-                }
+                // The next message gets its own allocation; none is kept between messages.
+                let payload = std::mem::take(&mut s.buf).freeze();
                 s.received = 0;
                 self.partial_messages = self.partial_messages.saturating_sub(1);
                 self.partial_bytes = self.partial_bytes.saturating_sub(payload.len());

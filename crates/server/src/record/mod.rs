@@ -276,7 +276,8 @@ impl Recorder {
             self.split_pending = false;
         }
         let discontinuity = std::mem::take(&mut self.discontinuity_pending);
-        for out in &mut self.outputs {
+        for i in 0..self.outputs.len() {
+            let out = &mut self.outputs[i];
             if out.failed {
                 continue;
             }
@@ -342,22 +343,55 @@ impl Recorder {
                 .and_then(|()| f.muxer.push(frame, &mut f.spool))
                 .and_then(|()| f.spool.maybe_flush(now_ms).map_err(Into::into));
             if let Err(e) = res {
-                out.failed = true;
-                let e = self::err(&self.ctx, out.format, &f.spool, e);
-                self.statuses.push(RecordStatus {
-                    format: out.format,
-                    kind: StatusKind::Error,
-                    file_id: Some(f.file_id.clone()),
-                    error: Some(e.to_string()),
-                });
-                errors.push(e);
-                // What was written stays a valid spool: close it so it is still catalogued.
-                if let Some(f) = out.file.take()
-                    && let Ok(c) = close_file(&self.ctx, &self.headers, out.format, f, now_ms)
-                {
-                    closed.push(c);
-                }
+                self.fail(i, e, now_ms, closed, errors);
             }
+        }
+    }
+
+    /// Writes what the spools have queued (ingest calls it after each socket read, so frame
+    /// payloads are written before the read buffer they live in is reused). MP4 fragments in
+    /// progress stay open.
+    pub fn write_out(
+        &mut self,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) {
+        for i in 0..self.outputs.len() {
+            let Some(f) = self.outputs[i].file.as_mut() else {
+                continue;
+            };
+            if let Err(e) = f.spool.flush() {
+                self.fail(i, e.into(), now_ms, closed, errors);
+            }
+        }
+    }
+
+    /// A write to output `i` failed: that format stops for the rest of this push.
+    fn fail(
+        &mut self,
+        i: usize,
+        e: muxer::WriteError,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) {
+        let out = &mut self.outputs[i];
+        let Some(f) = out.file.as_ref() else { return };
+        out.failed = true;
+        let e = self::err(&self.ctx, out.format, &f.spool, e);
+        self.statuses.push(RecordStatus {
+            format: out.format,
+            kind: StatusKind::Error,
+            file_id: Some(f.file_id.clone()),
+            error: Some(e.to_string()),
+        });
+        errors.push(e);
+        // What was written stays a valid spool: close it so it is still catalogued.
+        if let Some(f) = out.file.take()
+            && let Ok(c) = close_file(&self.ctx, &self.headers, out.format, f, now_ms)
+        {
+            closed.push(c);
         }
     }
 

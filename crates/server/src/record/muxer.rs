@@ -38,7 +38,12 @@ impl FlvSink for SpoolSink<'_> {
         }
     }
     fn put_bytes(&mut self, bytes: Bytes) {
-        self.put_slice(&bytes);
+        // Frame payloads: queued as they are, shared with the socket buffer.
+        if self.error.is_none()
+            && let Err(e) = self.spool.append_bytes(bytes)
+        {
+            self.error = Some(e);
+        }
     }
 }
 
