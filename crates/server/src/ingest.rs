@@ -97,7 +97,7 @@ impl Connection {
                     _ = self.st.stop.cancelled() => {
                         return (errcode::INTERNAL_ERROR, "server shutting down".into());
                     }
-                    () = tokio::time::sleep(READ_COALESCE) => {}
+                    () = tokio::time::sleep_until(next_tick(tokio::time::Instant::now())) => {}
                 }
             }
             make_room(&mut buf, want);
@@ -450,6 +450,18 @@ impl Connection {
     }
 }
 
+/// The next point on a process-wide grid of [`READ_COALESCE`] steps after `now`. Every
+/// connection sleeps until a grid point, so their timers fire together: the runtime wakes once
+/// per step for all streams, not once per stream (a thread wake-up is a context switch, which
+/// is most of what a sleeping-then-reading stream costs).
+fn next_tick(now: tokio::time::Instant) -> tokio::time::Instant {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| now);
+    let step = READ_COALESCE.as_nanos();
+    let ticks = now.duration_since(epoch).as_nanos() / step + 1;
+    epoch + Duration::from_nanos(u64::try_from(ticks * step).unwrap_or(u64::MAX))
+}
+
 /// Makes room for a read of `want` bytes without growing an allocation in place (`reserve`
 /// doubles, so a long-lived connection would creep up to several times `want`): the buffer is
 /// reclaimed when nothing split off it is alive any more, else the unparsed tail (at most a
@@ -503,6 +515,18 @@ mod tests {
                 alive.push(keep);
             }
         }
+    }
+
+    #[test]
+    fn ticks_fall_on_one_grid() {
+        let t0 = tokio::time::Instant::now();
+        let a = super::next_tick(t0);
+        let b = super::next_tick(t0 + std::time::Duration::from_millis(7));
+        let c = super::next_tick(a);
+        assert!(a > t0 && a - t0 <= super::READ_COALESCE);
+        // Two connections sleeping at different moments within a step wake together.
+        assert!(b == a || b == c);
+        assert_eq!(c - a, super::READ_COALESCE);
     }
 
     #[test]
