@@ -31,23 +31,27 @@ struct SpoolSink<'a> {
 
 impl FlvSink for SpoolSink<'_> {
     fn put_slice(&mut self, bytes: &[u8]) {
-        if self.error.is_none()
-            && let Err(e) = self.spool.append(bytes)
-        {
-            self.error = Some(e);
+        if self.error.is_none() {
+            let r = self.spool.append(bytes);
+            self.keep_error(r);
         }
     }
     fn put_bytes(&mut self, bytes: Bytes) {
         // Frame payloads: queued as they are, shared with the socket buffer.
-        if self.error.is_none()
-            && let Err(e) = self.spool.append_bytes(bytes)
-        {
-            self.error = Some(e);
+        if self.error.is_none() {
+            let r = self.spool.append_bytes(bytes);
+            self.keep_error(r);
         }
     }
 }
 
 impl SpoolSink<'_> {
+    fn keep_error(&mut self, r: io::Result<()>) {
+        if let Err(e) = r {
+            self.error = Some(e);
+        }
+    }
+
     fn done(self) -> Result<(), WriteError> {
         self.error.map_or(Ok(()), |e| Err(WriteError::Io(e)))
     }

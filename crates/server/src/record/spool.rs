@@ -24,8 +24,9 @@ pub const FLUSH_INTERVAL_MS: i64 = 1000;
 const MAX_IOVECS: usize = 128;
 /// Queued pieces that trigger a `writev` regardless of their size (many tiny audio frames).
 const FLUSH_PIECES: usize = MAX_IOVECS;
-/// Headers and small payloads are copied into a scratch buffer allocated this big, then handed
-/// out as `Bytes` slices of it: one allocation per batch or so, not one per tag.
+/// Headers, small payloads and generated data are copied into a scratch buffer allocated at
+/// least this big, then handed out as `Bytes` slices of it; it is reclaimed in place once
+/// written, so steady-state appends allocate nothing.
 const SCRATCH: usize = 4 * 1024;
 /// Payloads up to this size are copied into the scratch buffer rather than queued as they
 /// are: an audio frame next to its tag header costs one iovec instead of three.
@@ -96,17 +97,15 @@ impl Spool {
         &self.path
     }
 
-    /// Appends a copy of `bytes` (headers, generated data).
+    /// Appends a copy of `bytes` (headers, generated data such as TS packets).
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if bytes.len() > INLINE_LIMIT {
-            return self.queue(Bytes::copy_from_slice(bytes));
-        }
         if self.scratch.capacity() - self.scratch.len() < bytes.len() {
             self.seal();
-            // Reused in place once its queued slices are written; else (a batch bigger than
-            // SCRATCH) the old allocation lives on in those slices until then.
-            if !self.scratch.try_reclaim(SCRATCH) {
-                self.scratch = BytesMut::with_capacity(SCRATCH);
+            // Reused in place once its queued slices are written (after every read at
+            // steady state); else the old allocation lives on in those slices until then.
+            let size = SCRATCH.max(bytes.len());
+            if !self.scratch.try_reclaim(size) {
+                self.scratch = BytesMut::with_capacity(size);
             }
         }
         self.scratch.extend_from_slice(bytes);
