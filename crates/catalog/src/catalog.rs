@@ -11,6 +11,7 @@ use crate::error::{CatalogError, Result, db_err, to_i64};
 use crate::model::{
     NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, Recording, RecordingQuery, SortOrder,
 };
+use crate::writer::{Write, Writer};
 
 /// Upper bound on one `list_recordings`/`list_outbox` page, so a careless
 /// query parameter cannot make us materialise the whole table.
@@ -96,6 +97,8 @@ pub(crate) const EXPIRED_SQL: &str = concat!(
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub(crate) pool: SqlitePool,
+    /// The hot writes, group-committed (see `writer`).
+    writer: Writer,
 }
 
 impl Catalog {
@@ -152,7 +155,8 @@ impl Catalog {
             .run(&pool)
             .await
             .map_err(CatalogError::Migrate)?;
-        Ok(Catalog { pool })
+        let writer = Writer::spawn(pool.clone());
+        Ok(Catalog { pool, writer })
     }
 
     /// Waits for in-flight queries and closes every connection (checkpointing
@@ -166,38 +170,18 @@ impl Catalog {
         &self.pool
     }
 
+    /// Transactions the group-commit writer has committed (each holds one or more writes).
+    pub fn writer_commits(&self) -> u64 {
+        self.writer.commits()
+    }
+
     // ---- push sessions -------------------------------------------------
 
     /// Records the start of a publish and, in the same transaction, enqueues
     /// its push event (Tencent event 1), if any.
     pub async fn begin_push(&self, push: &NewPush, event: Option<NewEvent>) -> Result<()> {
-        const OP: &str = "begin_push";
-        let key = || format!("sequence={}", push.sequence);
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_WRITE)
-            .await
-            .map_err(db_err(OP, key()))?;
-        sqlx::query(concat!(
-            "INSERT INTO push_sessions (",
-            push_cols!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)"
-        ))
-        .bind(&push.sequence)
-        .bind(&push.app)
-        .bind(&push.appname)
-        .bind(&push.stream_id)
-        .bind(&push.stream_param)
-        .bind(&push.client_ip)
-        .bind(&push.node)
-        .bind(push.started_at_ms)
-        .bind(i64::from(push.width))
-        .bind(i64::from(push.height))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err(OP, key()))?;
-        insert_events_in(&mut tx, OP, event).await?;
-        tx.commit().await.map_err(db_err(OP, key()))
+        let write = Write::BeginPush(Box::new(push.clone()), event);
+        self.writer.submit(write).await.map(drop)
     }
 
     /// Records the end of a publish and, in the same transaction, enqueues
@@ -214,27 +198,14 @@ impl Catalog {
         errmsg: &str,
         events: Vec<NewEvent>,
     ) -> Result<bool> {
-        const OP: &str = "end_push";
-        let key = || format!("sequence={sequence}");
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_WRITE)
-            .await
-            .map_err(db_err(OP, key()))?;
-        let updated = sqlx::query(
-            "UPDATE push_sessions SET ended_at_ms = ?, errcode = ?, errmsg = ? WHERE sequence = ?",
-        )
-        .bind(ended_at_ms)
-        .bind(errcode)
-        .bind(errmsg)
-        .bind(sequence)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err(OP, key()))?
-        .rows_affected();
-        insert_events_in(&mut tx, OP, events).await?;
-        tx.commit().await.map_err(db_err(OP, key()))?;
-        Ok(updated > 0)
+        let write = Write::EndPush {
+            sequence: sequence.to_owned(),
+            ended_at_ms,
+            errcode,
+            errmsg: errmsg.to_owned(),
+            events,
+        };
+        Ok(self.writer.submit(write).await? > 0)
     }
 
     pub async fn get_push(&self, sequence: &str) -> Result<Option<PushSession>> {
@@ -267,43 +238,8 @@ impl Catalog {
     /// transaction: either both are stored or neither is. The caller must
     /// have fsynced the file before calling.
     pub async fn insert_recording(&self, rec: &Recording, events: Vec<NewEvent>) -> Result<()> {
-        const OP: &str = "insert_recording";
-        let key = || format!("file_id={}", rec.file_id);
-        let size_bytes = to_i64(OP, "size_bytes", rec.size_bytes)?;
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_WRITE)
-            .await
-            .map_err(db_err(OP, key()))?;
-        sqlx::query(concat!(
-            "INSERT INTO recordings (",
-            recording_cols!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&rec.file_id)
-        .bind(&rec.sequence)
-        .bind(&rec.app)
-        .bind(&rec.appname)
-        .bind(&rec.stream_id)
-        .bind(&rec.format)
-        .bind(rec.start_ms)
-        .bind(rec.end_ms)
-        .bind(rec.duration_ms)
-        .bind(size_bytes)
-        .bind(&rec.path)
-        .bind(&rec.video_url)
-        .bind(&rec.stream_param)
-        .bind(&rec.video_codec)
-        .bind(i64::from(rec.width))
-        .bind(i64::from(rec.height))
-        .bind(rec.media_start_ms)
-        .bind(rec.created_at_ms)
-        .bind(rec.expires_at_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err(OP, key()))?;
-        insert_events_in(&mut tx, OP, events).await?;
-        tx.commit().await.map_err(db_err(OP, key()))
+        let write = Write::InsertRecording(Box::new(rec.clone()), events);
+        self.writer.submit(write).await.map(drop)
     }
 
     pub async fn get_recording(&self, file_id: &str) -> Result<Option<Recording>> {
@@ -510,14 +446,10 @@ impl Catalog {
 
     /// Enqueues events on their own (one transaction for all of them).
     pub async fn insert_events(&self, events: Vec<NewEvent>) -> Result<()> {
-        const OP: &str = "insert_events";
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_WRITE)
+        self.writer
+            .submit(Write::InsertEvents(events))
             .await
-            .map_err(db_err(OP, ""))?;
-        insert_events_in(&mut tx, OP, events).await?;
-        tx.commit().await.map_err(db_err(OP, ""))
+            .map(drop)
     }
 
     /// Pending events whose next attempt is due at or before `now_ms` and
@@ -550,17 +482,11 @@ impl Catalog {
     /// Marks a pending event delivered. Returns false if the event does not
     /// exist or is no longer pending.
     pub async fn mark_delivered(&self, id: i64, now_ms: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'delivered', delivered_at_ms = ?, \
-             attempts = attempts + 1, last_error = NULL \
-             WHERE id = ? AND state = 'pending'",
-        )
-        .bind(now_ms)
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err("mark_delivered", format_args!("id={id}")))?;
-        Ok(done.rows_affected() > 0)
+        Ok(self
+            .writer
+            .submit(Write::MarkDelivered { id, now_ms })
+            .await?
+            > 0)
     }
 
     /// Records a failed attempt. `attempts_done` is the total number of
@@ -575,25 +501,13 @@ impl Catalog {
         next_attempt_at_ms: Option<i64>,
         error: &str,
     ) -> Result<bool> {
-        let state = match next_attempt_at_ms {
-            Some(_) => OutboxState::Pending,
-            None => OutboxState::Dead,
+        let write = Write::MarkFailed {
+            id,
+            attempts_done,
+            next_attempt_at_ms,
+            error: error.to_owned(),
         };
-        let done = sqlx::query(
-            "UPDATE outbox SET attempts = ?, \
-             next_attempt_at_ms = COALESCE(?, next_attempt_at_ms), \
-             last_error = ?, state = ? \
-             WHERE id = ? AND state = 'pending'",
-        )
-        .bind(i64::from(attempts_done))
-        .bind(next_attempt_at_ms)
-        .bind(error)
-        .bind(state.as_str())
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err("mark_failed", format_args!("id={id}")))?;
-        Ok(done.rows_affected() > 0)
+        Ok(self.writer.submit(write).await? > 0)
     }
 
     /// Newest-first listing of the outbox, optionally filtered by state
@@ -652,7 +566,145 @@ impl Catalog {
     }
 }
 
-async fn insert_events_in(
+// ---- the group-committed writes (run by `writer` inside its transaction) ----
+
+pub(crate) async fn begin_push_in(
+    conn: &mut SqliteConnection,
+    push: &NewPush,
+    event: Option<NewEvent>,
+) -> Result<u64> {
+    const OP: &str = "begin_push";
+    let done = sqlx::query(concat!(
+        "INSERT INTO push_sessions (",
+        push_cols!(),
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)"
+    ))
+    .bind(&push.sequence)
+    .bind(&push.app)
+    .bind(&push.appname)
+    .bind(&push.stream_id)
+    .bind(&push.stream_param)
+    .bind(&push.client_ip)
+    .bind(&push.node)
+    .bind(push.started_at_ms)
+    .bind(i64::from(push.width))
+    .bind(i64::from(push.height))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err(OP, format_args!("sequence={}", push.sequence)))?;
+    insert_events_in(conn, OP, event).await?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn end_push_in(
+    conn: &mut SqliteConnection,
+    sequence: &str,
+    ended_at_ms: i64,
+    errcode: i32,
+    errmsg: &str,
+    events: Vec<NewEvent>,
+) -> Result<u64> {
+    const OP: &str = "end_push";
+    let updated = sqlx::query(
+        "UPDATE push_sessions SET ended_at_ms = ?, errcode = ?, errmsg = ? WHERE sequence = ?",
+    )
+    .bind(ended_at_ms)
+    .bind(errcode)
+    .bind(errmsg)
+    .bind(sequence)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err(OP, format_args!("sequence={sequence}")))?
+    .rows_affected();
+    insert_events_in(conn, OP, events).await?;
+    Ok(updated)
+}
+
+pub(crate) async fn insert_recording_in(
+    conn: &mut SqliteConnection,
+    rec: &Recording,
+    events: Vec<NewEvent>,
+) -> Result<u64> {
+    const OP: &str = "insert_recording";
+    let size_bytes = to_i64(OP, "size_bytes", rec.size_bytes)?;
+    let done = sqlx::query(concat!(
+        "INSERT INTO recordings (",
+        recording_cols!(),
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(&rec.file_id)
+    .bind(&rec.sequence)
+    .bind(&rec.app)
+    .bind(&rec.appname)
+    .bind(&rec.stream_id)
+    .bind(&rec.format)
+    .bind(rec.start_ms)
+    .bind(rec.end_ms)
+    .bind(rec.duration_ms)
+    .bind(size_bytes)
+    .bind(&rec.path)
+    .bind(&rec.video_url)
+    .bind(&rec.stream_param)
+    .bind(&rec.video_codec)
+    .bind(i64::from(rec.width))
+    .bind(i64::from(rec.height))
+    .bind(rec.media_start_ms)
+    .bind(rec.created_at_ms)
+    .bind(rec.expires_at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err(OP, format_args!("file_id={}", rec.file_id)))?;
+    insert_events_in(conn, OP, events).await?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn mark_delivered_in(
+    conn: &mut SqliteConnection,
+    id: i64,
+    now_ms: i64,
+) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE outbox SET state = 'delivered', delivered_at_ms = ?, \
+         attempts = attempts + 1, last_error = NULL \
+         WHERE id = ? AND state = 'pending'",
+    )
+    .bind(now_ms)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err("mark_delivered", format_args!("id={id}")))?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn mark_failed_in(
+    conn: &mut SqliteConnection,
+    id: i64,
+    attempts_done: u32,
+    next_attempt_at_ms: Option<i64>,
+    error: &str,
+) -> Result<u64> {
+    let state = match next_attempt_at_ms {
+        Some(_) => OutboxState::Pending,
+        None => OutboxState::Dead,
+    };
+    let done = sqlx::query(
+        "UPDATE outbox SET attempts = ?, \
+         next_attempt_at_ms = COALESCE(?, next_attempt_at_ms), \
+         last_error = ?, state = ? \
+         WHERE id = ? AND state = 'pending'",
+    )
+    .bind(i64::from(attempts_done))
+    .bind(next_attempt_at_ms)
+    .bind(error)
+    .bind(state.as_str())
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err("mark_failed", format_args!("id={id}")))?;
+    Ok(done.rows_affected())
+}
+
+pub(crate) async fn insert_events_in(
     conn: &mut SqliteConnection,
     op: &'static str,
     events: impl IntoIterator<Item = NewEvent>,

@@ -19,6 +19,14 @@ pub enum CatalogError {
         #[source]
         source: sqlx::Error,
     },
+    /// The write applied but its group commit failed (or the writer stopped): nothing of it
+    /// is durable.
+    #[error("catalog: {op}({key}): not committed: {reason}")]
+    Commit {
+        op: &'static str,
+        key: String,
+        reason: String,
+    },
     /// A caller-supplied unsigned value does not fit the signed 64-bit column.
     #[error("catalog: {op}: {field}={value} is out of range")]
     OutOfRange {

@@ -256,3 +256,74 @@ async fn outbox_order_checks_use_the_stream_index() {
         "{lines:?}"
     );
 }
+
+fn recording(file_id: &str) -> crate::Recording {
+    crate::Recording {
+        file_id: file_id.into(),
+        sequence: "seq".into(),
+        app: "example.com".into(),
+        appname: "live".into(),
+        stream_id: "s".into(),
+        format: "flv".into(),
+        start_ms: 1,
+        end_ms: 2,
+        duration_ms: 1,
+        size_bytes: 10,
+        path: format!("live/s/{file_id}.flv"),
+        video_url: format!("http://x/vod/{file_id}/f.flv"),
+        stream_param: String::new(),
+        video_codec: "h264".into(),
+        width: 640,
+        height: 360,
+        media_start_ms: 0,
+        created_at_ms: 3,
+        expires_at_ms: None,
+    }
+}
+
+/// A burst of writes shares transactions (group commit), and a failing write in a batch is
+/// reported to its own caller only: the others of its batch are durable.
+#[tokio::test]
+async fn a_burst_of_writes_is_group_committed_and_isolated() {
+    let dir = tempfile::tempdir().unwrap();
+    let cat = Catalog::open(&dir.path().join("c.db")).await.unwrap();
+    cat.insert_recording(&recording("dup"), vec![])
+        .await
+        .unwrap();
+    let before = cat.writer_commits();
+    let ids: Vec<String> = (0..200).map(|i| format!("f{i}")).collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, id) in ids.iter().enumerate() {
+        let (cat, id) = (cat.clone(), id.clone());
+        tasks.spawn(async move {
+            let id = if i == 100 { "dup".to_string() } else { id };
+            (
+                id.clone(),
+                cat.insert_recording(&recording(&id), vec![]).await,
+            )
+        });
+    }
+    let mut failed = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (id, r) = r.unwrap();
+        if let Err(e) = r {
+            assert!(e.is_conflict(), "{e}");
+            failed.push(id);
+        }
+    }
+    assert_eq!(failed, ["dup"]);
+    let commits = cat.writer_commits() - before;
+    assert!(
+        commits < 200,
+        "{commits} commits for 200 writes: no batching"
+    );
+    let (total, _) = cat
+        .list_recordings(&RecordingQuery {
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(total, 200, "199 new rows + the first `dup`");
+    cat.close().await;
+}

@@ -23,6 +23,7 @@ mod error;
 mod model;
 mod synth;
 mod templates;
+mod writer;
 
 pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
 pub use error::{CatalogError, Result};
