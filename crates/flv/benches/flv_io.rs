@@ -92,6 +92,7 @@ fn write_spool(clip: &Clip, out: &mut Vec<u8>) -> u64 {
         clip.metadata.as_ref(),
         clip.video_sh.as_ref(),
         clip.audio_sh.as_ref(),
+        livetape_flv::metadata_reserve(1800),
         out,
     )
     .expect("fixture headers fit");

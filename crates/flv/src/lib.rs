@@ -18,7 +18,9 @@ mod reader;
 mod writer;
 
 pub use reader::{FlvHeader, FlvReader, FlvTag};
-pub use writer::{FinalizePlan, FlvFileWriter, MAX_INDEXED_KEYFRAMES, Recovered, Recovery};
+pub use writer::{
+    FinalizePlan, FlvFileWriter, MAX_INDEXED_KEYFRAMES, Recovered, Recovery, metadata_reserve,
+};
 
 use bytes::{Bytes, BytesMut};
 use livetape_media::MediaKind;

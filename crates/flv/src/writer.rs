@@ -17,11 +17,25 @@ use livetape_media::{
 pub const MAX_INDEXED_KEYFRAMES: usize = 100_000;
 
 const METADATA_CREATOR: &str = "livetape";
+/// `onMetaData` bytes besides the keyframe index (every field present, generous): see
+/// [`metadata_reserve`].
+const METADATA_FIXED_RESERVE: usize = 1024;
+/// AMF0 bytes per keyframe index entry: one number in `filepositions`, one in `times`.
+const KEYFRAME_ENTRY_BYTES: usize = 18;
+
+/// Body bytes to reserve for the spool's `onMetaData` so that the final one, with a keyframe
+/// index of up to `keyframes` entries, can be written over it in place (no copy of the file).
+pub fn metadata_reserve(keyframes: usize) -> usize {
+    METADATA_FIXED_RESERVE + KEYFRAME_ENTRY_BYTES * keyframes.min(MAX_INDEXED_KEYFRAMES)
+}
 /// Legacy FLV SoundRate values.
 const LEGACY_AUDIO_RATES: [u32; 4] = [5512, 11025, 22050, 44100];
 
 /// How to produce the final file: write `prefix`, then append spool bytes
-/// `[copy_from, copy_from + copy_len)` verbatim (e.g. with `copy_file_range`).
+/// `[copy_from, copy_from + copy_len)` verbatim (e.g. with `copy_file_range`). When the new
+/// metadata fits the room the spool reserved for it, `prefix` is exactly as long as what it
+/// replaces ([`FinalizePlan::in_place`]): writing it over the spool's first `copy_from` bytes
+/// turns the spool itself into the final file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FinalizePlan {
     /// FLV header + the new `onMetaData` tag + its PreviousTagSize.
@@ -30,6 +44,13 @@ pub struct FinalizePlan {
     pub copy_len: u64,
     pub final_len: u64,
     pub duration_ms: u64,
+}
+
+impl FinalizePlan {
+    /// The prefix replaces the spool's head byte for byte: no copy needed.
+    pub fn in_place(&self) -> bool {
+        self.prefix.len() as u64 == self.copy_from
+    }
 }
 
 /// What the spool tells us about the recording; everything the final `onMetaData` needs.
@@ -334,6 +355,9 @@ pub struct FlvFileWriter {
     spool_len: u64,
     /// Spool offset of the first tag after the spool's own `onMetaData`; the copy starts here.
     tags_start: u64,
+    /// Body size of the spool's `onMetaData` tag (its own metadata plus zero padding): a final
+    /// metadata body up to this size is written in place.
+    meta_capacity: u64,
     stats: Stats,
 }
 
@@ -342,6 +366,10 @@ impl FlvFileWriter {
     /// sequence headers), then the sequence headers at timestamp 0. Timestamps of pushed frames
     /// are `dts_ms - base_dts_ms` (the file's first frame should be at 0).
     ///
+    /// The metadata tag is padded with zeros after its AMF0 value to `metadata_reserve` body
+    /// bytes (see [`metadata_reserve`]; players parse the value and skip to the tag's end), so
+    /// the final metadata can later be written over it in place.
+    ///
     /// A publisher's `@setDataFrame` wrapper is stripped (zero-copy). Fails, writing nothing,
     /// only if a body exceeds the 24-bit tag size.
     pub fn start<S: FlvSink + ?Sized>(
@@ -349,8 +377,10 @@ impl FlvFileWriter {
         metadata: Option<&Bytes>,
         video_seq_header: Option<&Bytes>,
         audio_seq_header: Option<&Bytes>,
+        metadata_reserve: usize,
         out: &mut S,
     ) -> Result<Self, FlvError> {
+        let metadata_reserve = metadata_reserve.min(MAX_TAG_DATA_SIZE as usize);
         let metadata = metadata.and_then(publisher_on_metadata);
         // Check sizes before emitting anything so an error leaves the sink untouched.
         for body in [metadata.as_ref(), video_seq_header, audio_seq_header]
@@ -388,14 +418,24 @@ impl FlvFileWriter {
             (a, v) => (a.is_some(), v.is_some()),
         };
         out.put_slice(&file_header(has_audio, has_video));
+        let capacity = metadata.len().max(metadata_reserve);
         let mut w = Self {
             base_dts_ms,
             spool_len: FILE_HEADER_LEN as u64,
             tags_start: 0,
+            meta_capacity: capacity as u64,
             stats: Stats {
                 publisher_framerate: probe.publisher_framerate,
                 ..Stats::default()
             },
+        };
+        let metadata = if capacity > metadata.len() {
+            let mut padded = BytesMut::with_capacity(capacity);
+            padded.extend_from_slice(&metadata);
+            padded.resize(capacity, 0);
+            padded.freeze()
+        } else {
+            metadata
         };
         w.spool_len += write_tag(out, MediaKind::Script, 0, &metadata, w.spool_len)?;
         w.tags_start = w.spool_len;
@@ -485,12 +525,20 @@ impl FlvFileWriter {
         // AMF0 numbers are fixed-size, so the metadata length does not depend on the values:
         // a first pass with placeholder positions gives the prefix length.
         let draft = self.stats.metadata(Some((0, self.tags_start, 0)));
-        let prefix_len = FILE_HEADER_LEN as u64 + tag_len(draft.len() as u32);
+        // Padded to the spool's metadata tag when it fits: the prefix then replaces the
+        // spool's head exactly and the spool becomes the final file without a copy.
+        let body_len = if draft.len() as u64 <= self.meta_capacity {
+            self.meta_capacity as usize
+        } else {
+            draft.len()
+        };
+        let prefix_len = FILE_HEADER_LEN as u64 + tag_len(body_len as u32);
         let final_len = prefix_len + copy_len;
-        let body = self
+        let mut body = self
             .stats
             .metadata(Some((prefix_len, self.tags_start, final_len)));
         debug_assert_eq!(body.len(), draft.len());
+        body.resize(body_len, 0);
         let size = body.len() as u32;
         let mut prefix = BytesMut::with_capacity(prefix_len as usize);
         prefix.extend_from_slice(&file_header(self.stats.has_audio, self.stats.has_video));
@@ -573,6 +621,7 @@ impl Recovery {
                 base_dts_ms: 0,
                 spool_len: tag.offset,
                 tags_start: tag.offset,
+                meta_capacity: 0,
                 stats: Stats::default(),
             };
             // Our spools always open with an onMetaData tag, which the final file replaces.
@@ -582,6 +631,7 @@ impl Recovery {
                 w.stats.absorb_metadata(&tag.body);
                 w.spool_len = end;
                 w.tags_start = end;
+                w.meta_capacity = tag.body.len() as u64;
             }
             self.writer = Some(w);
             if is_metadata {
@@ -611,6 +661,7 @@ impl Recovery {
             base_dts_ms: 0,
             spool_len: header_end,
             tags_start: header_end,
+            meta_capacity: 0,
             stats: Stats::default(),
         });
         let valid_len = writer.spool_len;
@@ -675,8 +726,8 @@ mod tests {
     /// A small recording: frames every 40 ms from `base`, keyframe every 25 frames.
     fn record(base: u64, n: u64) -> (FlvFileWriter, Vec<u8>) {
         let mut out = Vec::<u8>::new();
-        let mut w =
-            FlvFileWriter::start(base, None, Some(&avc_sh()), Some(&aac_sh()), &mut out).unwrap();
+        let mut w = FlvFileWriter::start(base, None, Some(&avc_sh()), Some(&aac_sh()), 0, &mut out)
+            .unwrap();
         for i in 0..n {
             w.push(&video(base + i * 40, i % 25 == 0), &mut out)
                 .unwrap();
@@ -694,6 +745,40 @@ mod tests {
         f
     }
 
+    /// `metadata_reserve(n)` holds the final metadata (every field present) of a file with
+    /// `n` indexed keyframes, so such a file is finalized in place; with recovery too, which
+    /// learns the room from the spool's metadata tag.
+    #[test]
+    fn reserved_room_fits_n_keyframes_and_survives_recovery() {
+        for n in [0usize, 1, 50, 4096] {
+            let mut out = Vec::<u8>::new();
+            let mut w = FlvFileWriter::start(
+                0,
+                None,
+                Some(&avc_sh()),
+                Some(&aac_sh()),
+                metadata_reserve(n),
+                &mut out,
+            )
+            .unwrap();
+            // n keyframes besides the sequence header, which the index also lists.
+            for i in 0..n.saturating_sub(1) as u64 {
+                w.push(&video(i * 40, true), &mut out).unwrap();
+                w.push(&audio(i * 40 + 5), &mut out).unwrap();
+            }
+            let plan = w.finalize_plan();
+            assert!(plan.in_place(), "{n} keyframes");
+            let mut in_place = out.clone();
+            in_place[..plan.prefix.len()].copy_from_slice(&plan.prefix);
+            assert_eq!(in_place, finalize(&w, &out));
+            let mut rec = FlvFileWriter::recover();
+            rec.feed(&in_place);
+            let again = rec.finish().unwrap().writer.finalize_plan();
+            assert!(again.in_place());
+            assert_eq!(again.prefix, plan.prefix, "recovery rewrites the same head");
+        }
+    }
+
     #[test]
     fn rebases_to_zero() {
         let (_, spool) = record(5000, 3);
@@ -703,7 +788,7 @@ mod tests {
         assert_eq!(ts, [0, 0, 0, 0, 5, 40, 45, 80, 85]);
         // A frame from before the base is clamped, not wrapped.
         let mut out = Vec::<u8>::new();
-        let mut w = FlvFileWriter::start(5000, None, None, None, &mut out).unwrap();
+        let mut w = FlvFileWriter::start(5000, None, None, None, 0, &mut out).unwrap();
         w.push(&audio(4990), &mut out).unwrap();
         assert_eq!(tags(&out).last().unwrap().timestamp_ms, 0);
     }
@@ -766,7 +851,8 @@ mod tests {
             .encode(&mut meta);
         let meta = Bytes::from(meta);
         let mut out = Vec::<u8>::new();
-        let mut w = FlvFileWriter::start(0, Some(&meta), Some(&avc_sh()), None, &mut out).unwrap();
+        let mut w =
+            FlvFileWriter::start(0, Some(&meta), Some(&avc_sh()), None, 0, &mut out).unwrap();
         assert_eq!(&tags(&out)[0].body[..], &meta[16..]);
         // A mid-stream @setDataFrame is absorbed, not written.
         let before = w.spool_len();

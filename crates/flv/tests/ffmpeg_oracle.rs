@@ -124,12 +124,17 @@ fn source() -> Source {
 
 /// Records `src` into a spool in memory (pieces as a vectored-write driver would get them).
 fn record(src: &Source, base: u64) -> (FlvFileWriter, Vec<u8>) {
+    record_reserving(src, base, 0)
+}
+
+fn record_reserving(src: &Source, base: u64, reserve: usize) -> (FlvFileWriter, Vec<u8>) {
     let mut pieces: Vec<Bytes> = Vec::new();
     let mut w = FlvFileWriter::start(
         base,
         Some(&src.metadata),
         Some(&src.vsh),
         Some(&src.ash),
+        reserve,
         &mut pieces,
     )
     .unwrap();
@@ -157,18 +162,41 @@ fn finalize_file(plan: &FinalizePlan, spool: &Path, dst: &Path) {
     assert_eq!(out.metadata().unwrap().len(), plan.final_len);
 }
 
+/// The tag's name and value; a reserved tag has zero padding after them.
 fn on_metadata(tags: &[FlvTag]) -> Amf0Value {
     let t = &tags[0];
     assert_eq!(t.tag_type, 18);
-    let mut v = Amf0Value::decode_all(&t.body).unwrap();
-    assert_eq!(v[0], Amf0Value::String("onMetaData".into()));
-    v.remove(1)
+    let (name, used) = Amf0Value::decode(&t.body).unwrap();
+    assert_eq!(name, Amf0Value::String("onMetaData".into()));
+    let (value, used2) = Amf0Value::decode(&t.body[used..]).unwrap();
+    assert!(t.body[used + used2..].iter().all(|&b| b == 0), "padding");
+    value
 }
 
 #[test]
 fn fixture_spool_and_final_file_play_and_seek() {
+    check_spool_and_final_file(0);
+}
+
+/// With room reserved for the final metadata, the final file is the spool with its head
+/// overwritten (no copy), byte for byte what the copying plan produces, and ffmpeg plays and
+/// indexes it the same.
+#[test]
+fn reserved_metadata_finalizes_in_place() {
     let src = source();
-    let (w, spool) = record(&src, 0);
+    let (w, _) = record_reserving(&src, 0, livetape_flv::metadata_reserve(16));
+    assert!(w.finalize_plan().in_place());
+    let (w, _) = record_reserving(&src, 0, 300);
+    assert!(
+        !w.finalize_plan().in_place(),
+        "the final metadata cannot fit 300 bytes"
+    );
+    check_spool_and_final_file(livetape_flv::metadata_reserve(16));
+}
+
+fn check_spool_and_final_file(reserve: usize) {
+    let src = source();
+    let (w, spool) = record_reserving(&src, 0, reserve);
     let dir = tempfile::tempdir().unwrap();
     let spool_path = dir.path().join("x.flv.part");
     let final_path = dir.path().join("x.flv");
@@ -179,7 +207,13 @@ fn fixture_spool_and_final_file_play_and_seek() {
     assert_eq!(ffprobe_counts(&spool_path), (300, 470));
 
     let plan = w.finalize_plan();
+    assert_eq!(plan.in_place(), reserve > 0);
     finalize_file(&plan, &spool_path, &final_path);
+    if plan.in_place() {
+        let mut in_place = spool.clone();
+        in_place[..plan.prefix.len()].copy_from_slice(&plan.prefix);
+        assert_eq!(in_place, fs::read(&final_path).unwrap());
+    }
     assert_eq!(ffprobe_counts(&final_path), (300, 470));
 
     // Decodes cleanly, and ffmpeg accepts our metadata (it warns on a bad keyframes object).

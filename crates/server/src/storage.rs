@@ -261,6 +261,18 @@ pub fn adopt_spool(spool: &Path, dest: &Path) -> io::Result<u64> {
     Ok(fs::metadata(dest)?.len())
 }
 
+/// Writes `head` over the first bytes of `path` and cuts it to `len` (a torn tail left by a
+/// crash goes): the in-place finalize of a spool whose head had room reserved for it.
+pub fn rewrite_head(path: &Path, head: &[u8], len: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let f = OpenOptions::new().write(true).open(path)?;
+    f.write_all_at(head, 0)?;
+    if f.metadata()?.len() != len {
+        f.set_len(len)?;
+    }
+    Ok(())
+}
+
 // `io::copy` specialises `Take<&mut File>` → `File` into copy_file_range on Linux.
 use std::io::Read as Read2;
 

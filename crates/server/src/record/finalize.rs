@@ -58,22 +58,17 @@ pub fn finalize(
         c.format.ext(),
     );
     let dest = storage.root().join(&rel);
-    // Pin the end time before writing the final file (see recover::SpoolMeta).
-    if let Ok(mut meta) = super::recover::read_meta(&c.spool_path)
-        && meta.ended_wall_ms != Some(c.ended_wall_ms)
-    {
-        meta.ended_wall_ms = Some(c.ended_wall_ms);
-        super::recover::write_meta(&c.spool_path, &meta).map_err(io)?;
-    }
     let (size, duration_ms) = if c.format == Format::Hls {
+        pin_meta(&c.spool_path, c.ended_wall_ms, None).map_err(io)?;
         let segments = match c.plan {
             ClosePlan::Hls { segments } => Some(segments),
             _ => None,
         };
         finalize_hls(&c.spool_path, segments, &dest).map_err(io)?
     } else {
-        // A spool adopted by an interrupted disk-full finalize is already at `dest`.
-        let source = if c.spool_path.exists() {
+        let spool_exists = c.spool_path.exists();
+        // A spool adopted by an interrupted in-place or disk-full finalize is already at `dest`.
+        let source = if spool_exists {
             c.spool_path.as_path()
         } else {
             dest.as_path()
@@ -86,10 +81,27 @@ pub fn finalize(
                 format: fmt,
                 reason: e,
             })?;
-        let size = if !c.spool_path.exists() && dest.exists() {
+        let rel_str = rel.to_string_lossy().into_owned();
+        let size = if plan.in_place {
+            // The spool becomes the final file: its head is rewritten, then it is renamed into
+            // place. The destination is pinned first, so a crash after the rename is recovered
+            // from `dest` (and writing the same head again is harmless).
+            let final_len = plan.prefix.len() as u64 + plan.ranges.iter().map(|r| r.1).sum::<u64>();
+            if spool_exists {
+                pin_meta(&c.spool_path, c.ended_wall_ms, Some(rel_str)).map_err(io)?;
+            }
+            crate::storage::rewrite_head(source, &plan.prefix, final_len).map_err(io)?;
+            if spool_exists {
+                crate::storage::adopt_spool(&c.spool_path, &dest).map_err(io)?
+            } else {
+                final_len
+            }
+        } else if !spool_exists && dest.exists() {
+            pin_meta(&c.spool_path, c.ended_wall_ms, None).map_err(io)?;
             // Adopted by an interrupted disk-full finalize: the file is already in place.
             std::fs::metadata(&dest).map_err(io)?.len()
         } else {
+            pin_meta(&c.spool_path, c.ended_wall_ms, None).map_err(io)?;
             match materialize(&c.spool_path, &plan.prefix, &plan.ranges, &dest) {
                 Ok(size) => size,
                 Err(e) if e.kind() == io::ErrorKind::StorageFull => {
@@ -97,10 +109,7 @@ pub fn finalize(
                         file_id = c.file_id,
                         "disk full: the spool itself becomes the final file"
                     );
-                    let mut meta = super::recover::read_meta(&c.spool_path)
-                        .map_err(|e| io(io::Error::other(format!("spool metadata: {e}"))))?;
-                    meta.adopted = Some(rel.to_string_lossy().into_owned());
-                    super::recover::write_meta(&c.spool_path, &meta).map_err(io)?;
+                    pin_meta(&c.spool_path, c.ended_wall_ms, Some(rel_str)).map_err(io)?;
                     crate::storage::adopt_spool(&c.spool_path, &dest).map_err(io)?
                 }
                 Err(e) => return Err(io(e)),
@@ -139,6 +148,22 @@ pub fn finalize(
         recording,
         spool_path: c.spool_path,
     })
+}
+
+/// Pins, in the spool's metadata, the end time (so a recovery picks the same final name) and,
+/// when the spool itself is about to become the final file, its destination. One write, and
+/// none when nothing changes.
+fn pin_meta(spool: &Path, ended_wall_ms: i64, adopted: Option<String>) -> io::Result<()> {
+    let Ok(mut meta) = super::recover::read_meta(spool) else {
+        return Ok(());
+    };
+    let adopted = adopted.or_else(|| meta.adopted.clone());
+    if meta.ended_wall_ms == Some(ended_wall_ms) && meta.adopted == adopted {
+        return Ok(());
+    }
+    meta.ended_wall_ms = Some(ended_wall_ms);
+    meta.adopted = adopted;
+    super::recover::write_meta(spool, &meta)
 }
 
 /// HLS: the spool directory becomes the recording's directory. Segments from an interrupted

@@ -302,6 +302,7 @@ impl Recorder {
                     &self.headers,
                     frame.dts_ms,
                     self.hls_target_ms,
+                    self.interval_ms,
                     now_ms,
                 ) {
                     Ok(f) => {
@@ -526,6 +527,7 @@ pub fn new_file_id(appid: u64) -> String {
     format!("{appid}_{:032x}", rand::random::<u128>())
 }
 
+#[allow(clippy::too_many_arguments)] // each is a distinct fact about the new file
 fn open_file(
     ctx: &Arc<RecordContext>,
     spool_dir: &std::path::Path,
@@ -533,6 +535,7 @@ fn open_file(
     headers: &Headers,
     first_dts: u64,
     hls_target_ms: u64,
+    interval_ms: u64,
     now_ms: i64,
 ) -> Result<OpenFile, RecordError> {
     let file_id = new_file_id(ctx.appid);
@@ -562,20 +565,26 @@ fn open_file(
     let mut spool = if format == Format::Hls {
         Spool::create_dir(&path, now_ms)
     } else {
-        Spool::create(&path, now_ms)
+        Spool::create(&path, now_ms, format == Format::Flv)
     }
     .map_err(io)?;
 
-    let muxer = Muxer::begin(format, headers, first_dts, hls_target_ms, &mut spool).map_err(
-        |e| match e {
-            muxer::WriteError::Io(source) => io(source),
-            muxer::WriteError::Mux(reason) => RecordError::Mux {
-                stream: ctx.stream.clone(),
-                format: format.as_str(),
-                reason,
-            },
+    let muxer = Muxer::begin(
+        format,
+        headers,
+        first_dts,
+        hls_target_ms,
+        interval_ms,
+        &mut spool,
+    )
+    .map_err(|e| match e {
+        muxer::WriteError::Io(source) => io(source),
+        muxer::WriteError::Mux(reason) => RecordError::Mux {
+            stream: ctx.stream.clone(),
+            format: format.as_str(),
+            reason,
         },
-    )?;
+    })?;
     tracing::info!(stream = %ctx.stream, sequence = %ctx.sequence, file_id, format = format.as_str(), "recording file opened");
     Ok(OpenFile {
         file_id,

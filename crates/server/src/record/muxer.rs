@@ -70,6 +70,21 @@ pub(crate) enum Muxer {
     },
 }
 
+/// Keyframe index entries an FLV spool reserves room for, so its final metadata is written
+/// in place instead of copying the file: one per second of the split interval (GOPs of 1 s
+/// or longer), at most [`MAX_INDEX_RESERVE`]. A file with more keyframes is copied instead.
+fn index_reserve(interval_ms: u64) -> usize {
+    match interval_ms / 1000 {
+        0 => MAX_INDEX_RESERVE,
+        s => usize::try_from(s)
+            .unwrap_or(usize::MAX)
+            .min(MAX_INDEX_RESERVE),
+    }
+}
+
+/// 4096 entries ≈ 74 KiB of zero padding at most in a file's metadata tag.
+const MAX_INDEX_RESERVE: usize = 4096;
+
 /// What finalize needs besides the spool itself.
 pub(crate) enum ClosePlan {
     Flv(livetape_flv::FinalizePlan),
@@ -87,6 +102,9 @@ pub(crate) struct ResolvedPlan {
     pub prefix: Bytes,
     pub ranges: Vec<(u64, u64)>,
     pub duration_ms: u64,
+    /// Writing `prefix` over the spool's head makes the spool the final file (FLV with room
+    /// reserved for its metadata): no copy.
+    pub in_place: bool,
 }
 
 impl ClosePlan {
@@ -95,12 +113,14 @@ impl ClosePlan {
             Self::Recover if format == Format::Flv => {
                 let p = recover_flv(spool)?;
                 Ok(ResolvedPlan {
+                    in_place: p.in_place(),
                     prefix: p.prefix,
                     ranges: vec![(p.copy_from, p.copy_len)],
                     duration_ms: p.duration_ms,
                 })
             }
             Self::Flv(p) => Ok(ResolvedPlan {
+                in_place: p.in_place(),
                 prefix: p.prefix,
                 ranges: vec![(p.copy_from, p.copy_len)],
                 duration_ms: p.duration_ms,
@@ -113,6 +133,7 @@ impl ClosePlan {
                     prefix: p.prefix,
                     ranges: p.copy_ranges.iter().map(|r| (r.offset, r.len)).collect(),
                     duration_ms: p.duration_ms,
+                    in_place: false,
                 })
             }
         }
@@ -194,6 +215,7 @@ impl Muxer {
         headers: &Headers,
         first_dts: u64,
         hls_target_ms: u64,
+        interval_ms: u64,
         spool: &mut Spool,
     ) -> Result<Self, WriteError> {
         match format {
@@ -227,6 +249,7 @@ impl Muxer {
                     headers.metadata.as_ref(),
                     headers.video.as_ref(),
                     headers.audio.as_ref(),
+                    livetape_flv::metadata_reserve(index_reserve(interval_ms)),
                     &mut sink,
                 )
                 .map_err(|e| WriteError::Mux(e.to_string()))?;

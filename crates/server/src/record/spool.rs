@@ -32,6 +32,14 @@ const SCRATCH: usize = 4 * 1024;
 /// are: an audio frame next to its tag header costs one iovec instead of three.
 const INLINE_LIMIT: usize = 512;
 
+/// With write-behind on, the kernel is asked to start writing a spool's data to disk once this
+/// much has been handed to it since the last request. A finished file must be on disk before
+/// it is catalogued (its `fsync` at finalize); writing behind as it records leaves that fsync
+/// almost nothing to do, so when many streams end together their callbacks are not queued
+/// behind seconds of dirty page cache (a 10 s, 1 Mbit/s push is ~1.3 MB; 200 of them
+/// ending at once were ~0.7 s of disk writes). Costs one `fadvise` per 64 KiB.
+pub const WRITE_BEHIND_BYTES: u64 = 64 * 1024;
+
 pub struct Spool {
     path: PathBuf,
     /// `None` for a directory spool with no segment open yet.
@@ -43,46 +51,57 @@ pub struct Spool {
     /// Bytes handed to the OS so far.
     flushed: u64,
     last_flush_ms: i64,
+    /// Start writeback as we go (formats whose spool becomes the final file: FLV, HLS).
+    write_behind: bool,
+    /// Bytes written into the current file (an HLS segment restarts it).
+    file_len: u64,
+    /// Where the current file's last write-behind request started and ended.
+    behind_from: u64,
+    behind_to: u64,
 }
 
 impl Spool {
-    pub fn create(path: &Path, now_ms: i64) -> io::Result<Self> {
+    /// A file spool. `write_behind`: see [`WRITE_BEHIND_BYTES`]; off for spools that are
+    /// only read back and copied (MP4), whose pages finalize reads again.
+    pub fn create(path: &Path, now_ms: i64, write_behind: bool) -> io::Result<Self> {
         // create_new: a file id collision must never overwrite another recording.
         let file = OpenOptions::new().write(true).create_new(true).open(path)?;
-        Ok(Self {
-            path: path.to_path_buf(),
-            file: Some(file),
-            pending: Vec::new(),
-            pending_len: 0,
-            scratch: BytesMut::new(),
-            flushed: 0,
-            last_flush_ms: now_ms,
-        })
+        Ok(Self::new(path, Some(file), now_ms, write_behind))
     }
 
     /// A directory spool (HLS): segments are opened inside it one after the other.
     pub fn create_dir(path: &Path, now_ms: i64) -> io::Result<Self> {
         // create_dir fails if it exists: an id collision never mixes two recordings.
         std::fs::create_dir(path)?;
-        Ok(Self {
+        Ok(Self::new(path, None, now_ms, true))
+    }
+
+    fn new(path: &Path, file: Option<File>, now_ms: i64, write_behind: bool) -> Self {
+        Self {
             path: path.to_path_buf(),
-            file: None,
+            file,
             pending: Vec::new(),
             pending_len: 0,
             scratch: BytesMut::new(),
             flushed: 0,
             last_flush_ms: now_ms,
-        })
+            write_behind,
+            file_len: 0,
+            behind_from: 0,
+            behind_to: 0,
+        }
     }
 
     /// Directory spools: flushes and closes the current segment, then appends go to `name`.
     pub fn open_segment(&mut self, name: &str) -> io::Result<()> {
         self.flush()?;
+        self.write_behind_now();
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(self.path.join(name))?;
         self.file = Some(file);
+        (self.file_len, self.behind_from, self.behind_to) = (0, 0, 0);
         Ok(())
     }
 
@@ -169,15 +188,42 @@ impl Spool {
         let file = self.file.as_mut().ok_or_else(no_segment)?;
         write_all_vectored(file, &self.pending)?;
         self.flushed += self.pending_len as u64;
+        self.file_len += self.pending_len as u64;
         self.pending.clear();
         self.pending_len = 0;
+        if self.file_len - self.behind_to >= WRITE_BEHIND_BYTES {
+            self.write_behind_now();
+        }
         Ok(())
     }
 
-    /// Last flush at close. No fsync: the spool is only an input to finalize, whose output is
-    /// fsynced before it is catalogued.
+    /// Asks the kernel to start writing out what it has of the current file (without waiting).
+    /// `POSIX_FADV_DONTNEED` starts writeback of the dirty pages in the range and drops the
+    /// clean ones; the range also covers the previous request's bytes, by now written, so
+    /// a recording does not crowd the page cache either.
+    fn write_behind_now(&mut self) {
+        let Some(file) = self.file.as_ref().filter(|_| self.write_behind) else {
+            return;
+        };
+        let len = self.file_len - self.behind_from;
+        if let Some(len) = std::num::NonZeroU64::new(len) {
+            // Advice only: a failure changes nothing that finalize's fsync does not cover.
+            let _ = rustix::fs::fadvise(
+                file,
+                self.behind_from,
+                Some(len),
+                rustix::fs::Advice::DontNeed,
+            );
+        }
+        (self.behind_from, self.behind_to) = (self.behind_to, self.file_len);
+    }
+
+    /// Last flush at close, and writeback of the rest starts at once. No fsync here: finalize
+    /// fsyncs the final file before it is catalogued.
     pub fn finish(&mut self) -> io::Result<()> {
-        self.flush()
+        self.flush()?;
+        self.write_behind_now();
+        Ok(())
     }
 }
 
@@ -227,7 +273,7 @@ mod tests {
     fn pieces_reach_the_file_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
-        let mut spool = Spool::create(&path, 0).unwrap();
+        let mut spool = Spool::create(&path, 0, true).unwrap();
         let mut expect = Vec::new();
         for i in 0..5000u32 {
             let header = i.to_be_bytes();
@@ -251,7 +297,7 @@ mod tests {
     fn nothing_is_written_before_a_batch_fills_or_a_flush() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
-        let mut spool = Spool::create(&path, 0).unwrap();
+        let mut spool = Spool::create(&path, 0, true).unwrap();
         spool.append_bytes(Bytes::from_static(b"abc")).unwrap();
         spool.append(b"de").unwrap();
         spool.maybe_flush(FLUSH_INTERVAL_MS - 1).unwrap();
