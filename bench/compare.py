@@ -223,7 +223,7 @@ template = "default"
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
-            env={**os.environ, "RUST_LOG": "warn"},
+            env={**os.environ, "RUST_LOG": os.environ.get("BENCH_LIVETAPE_LOG", "warn")},
         )
         line = self.proc.stdout.readline().split()  # "livetape: rtmp://ADDR http://ADDR"
         if len(line) != 3:
@@ -530,7 +530,10 @@ class Bench:
                 )
                 log(f"  {kind}: " + " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()))
                 self.record(scen, kind, **res)
-                shutil.rmtree(srv.root, ignore_errors=True)
+                if not self.args.keep:
+                    shutil.rmtree(srv.root, ignore_errors=True)
+                else:
+                    log(f"  kept {srv.root}")
 
     def scenario_query(self):
         scen = f"query {self.args.query_files} files"
