@@ -256,3 +256,24 @@ async fn outbox_order_checks_use_the_stream_index() {
         "{lines:?}"
     );
 }
+
+/// `/metrics` reads the outbox depth at every scrape: only the pending rows, found by index.
+#[tokio::test]
+async fn outbox_pending_stats_reads_only_pending_rows() {
+    let cat = Catalog::open_in_memory().await.unwrap();
+    let lines = plan(
+        &cat,
+        sqlx::QueryBuilder::new(format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::catalog::OUTBOX_PENDING_STATS_SQL
+        )),
+    )
+    .await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("SEARCH outbox USING") && l.contains("(state=?)")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("SCAN")), "{lines:?}");
+}

@@ -33,6 +33,16 @@ pub struct Config {
     pub callback_template: Vec<CallbackTemplate>,
     pub callback_rule: Vec<CallbackRule>,
     pub storage: StorageConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `GET /metrics`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Require `[api] key` as a bearer token on `/metrics` too. Off by default: most scrapers
+    /// are set up without credentials, and the metrics hold no stream names or files.
+    pub require_key: bool,
 }
 
 /// Disk usage policy of the data dir.

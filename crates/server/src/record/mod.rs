@@ -26,6 +26,7 @@ pub fn tencent_format_code(f: Format) -> i32 {
 }
 
 use crate::config::{Format, RecordTemplate};
+use crate::metrics::{FileMeter, RecordMeters};
 use bytes::Bytes;
 use livetape_media::avc::AvcConfig;
 use livetape_media::{MediaFrame, MediaKind, VideoPacket};
@@ -84,6 +85,8 @@ struct OpenFile {
     muxer: Muxer,
     started_wall_ms: i64,
     first_dts: u64,
+    /// Counts the file open and its bytes written, for `/metrics`.
+    meter: FileMeter,
 }
 
 struct Output {
@@ -143,6 +146,7 @@ pub struct Recorder {
     discontinuity_pending: bool,
     hls_target_ms: u64,
     statuses: Vec<RecordStatus>,
+    meters: RecordMeters,
 }
 
 /// Gap inserted between the last frame of a push and the first of the push that resumes it.
@@ -175,7 +179,14 @@ impl Recorder {
             discontinuity_pending: false,
             hls_target_ms: template.hls_target_s * 1000,
             statuses: Vec::new(),
+            meters: RecordMeters::default(),
         }
+    }
+
+    /// Reports open files and bytes written to these meters (the server's `/metrics`).
+    pub fn with_meters(mut self, meters: RecordMeters) -> Self {
+        self.meters = meters;
+        self
     }
 
     /// Status changes since the last call (for event 332).
@@ -297,6 +308,7 @@ impl Recorder {
             if out.file.is_none() {
                 match open_file(
                     &self.ctx,
+                    &self.meters,
                     &self.spool_dir,
                     out.format,
                     &self.headers,
@@ -361,7 +373,10 @@ impl Recorder {
             let Some(f) = self.outputs[i].file.as_mut() else {
                 continue;
             };
-            if let Err(e) = f.spool.flush() {
+            let res = f.spool.flush();
+            // Once per write-out (not per frame): the bytes this read's frames became.
+            f.meter.sync(f.spool.flushed());
+            if let Err(e) = res {
                 self.fail(i, e.into(), now_ms, closed, errors);
             }
         }
@@ -456,7 +471,9 @@ impl Recorder {
     pub fn flush(&mut self, errors: &mut Vec<RecordError>) {
         for out in &mut self.outputs {
             let Some(f) = out.file.as_mut() else { continue };
-            if let Err(e) = f.muxer.flush(&mut f.spool) {
+            let res = f.muxer.flush(&mut f.spool);
+            f.meter.sync(f.spool.flushed());
+            if let Err(e) = res {
                 errors.push(self::err(&self.ctx, out.format, &f.spool, e));
             }
         }
@@ -528,6 +545,7 @@ pub fn new_file_id(appid: u64) -> String {
 
 fn open_file(
     ctx: &Arc<RecordContext>,
+    meters: &RecordMeters,
     spool_dir: &std::path::Path,
     format: Format,
     headers: &Headers,
@@ -583,6 +601,7 @@ fn open_file(
         muxer,
         started_wall_ms: now_ms,
         first_dts,
+        meter: FileMeter::new(meters),
     })
 }
 
@@ -596,8 +615,9 @@ fn close_file(
     let plan = f
         .muxer
         .close(&mut f.spool)
-        .and_then(|plan| f.spool.finish().map(|()| plan).map_err(Into::into))
-        .map_err(|e| err(ctx, format, &f.spool, e))?;
+        .and_then(|plan| f.spool.finish().map(|()| plan).map_err(Into::into));
+    f.meter.sync(f.spool.flushed());
+    let plan = plan.map_err(|e| err(ctx, format, &f.spool, e))?;
     Ok(ClosedFile {
         video: video_info(headers),
         ctx: Arc::clone(ctx),
