@@ -85,8 +85,17 @@ struct OpenFile {
     muxer: Muxer,
     started_wall_ms: i64,
     first_dts: u64,
-    /// Counts the file open and its bytes written, for `/metrics`.
-    meter: FileMeter,
+    /// Counts the file open and its bytes written, for `/metrics` (set by the recorder).
+    meter: Option<FileMeter>,
+}
+
+impl OpenFile {
+    /// Reports what the spool handed to the OS since the last call (one atomic add).
+    fn sync_meter(&mut self) {
+        if let Some(m) = self.meter.as_mut() {
+            m.sync(self.spool.flushed());
+        }
+    }
 }
 
 struct Output {
@@ -308,7 +317,6 @@ impl Recorder {
             if out.file.is_none() {
                 match open_file(
                     &self.ctx,
-                    &self.meters,
                     &self.spool_dir,
                     out.format,
                     &self.headers,
@@ -316,7 +324,8 @@ impl Recorder {
                     self.hls_target_ms,
                     now_ms,
                 ) {
-                    Ok(f) => {
+                    Ok(mut f) => {
+                        f.meter = Some(FileMeter::new(&self.meters));
                         if !out.started {
                             out.started = true;
                             self.statuses.push(RecordStatus {
@@ -375,7 +384,7 @@ impl Recorder {
             };
             let res = f.spool.flush();
             // Once per write-out (not per frame): the bytes this read's frames became.
-            f.meter.sync(f.spool.flushed());
+            f.sync_meter();
             if let Err(e) = res {
                 self.fail(i, e.into(), now_ms, closed, errors);
             }
@@ -472,7 +481,7 @@ impl Recorder {
         for out in &mut self.outputs {
             let Some(f) = out.file.as_mut() else { continue };
             let res = f.muxer.flush(&mut f.spool);
-            f.meter.sync(f.spool.flushed());
+            f.sync_meter();
             if let Err(e) = res {
                 errors.push(self::err(&self.ctx, out.format, &f.spool, e));
             }
@@ -545,7 +554,6 @@ pub fn new_file_id(appid: u64) -> String {
 
 fn open_file(
     ctx: &Arc<RecordContext>,
-    meters: &RecordMeters,
     spool_dir: &std::path::Path,
     format: Format,
     headers: &Headers,
@@ -601,7 +609,7 @@ fn open_file(
         muxer,
         started_wall_ms: now_ms,
         first_dts,
-        meter: FileMeter::new(meters),
+        meter: None,
     })
 }
 
@@ -616,7 +624,7 @@ fn close_file(
         .muxer
         .close(&mut f.spool)
         .and_then(|plan| f.spool.finish().map(|()| plan).map_err(Into::into));
-    f.meter.sync(f.spool.flushed());
+    f.sync_meter();
     let plan = plan.map_err(|e| err(ctx, format, &f.spool, e))?;
     Ok(ClosedFile {
         video: video_info(headers),
