@@ -76,6 +76,9 @@ pub(crate) const DUE_EVENTS_SQL: &str = concat!(
 );
 /// Walks `idx_outbox_state_due` in time order and stops at the first unblocked row (a plain
 /// `MIN` with the extra condition would visit every pending row).
+/// Pending outbox rows and the oldest one's creation time (`/metrics`).
+pub(crate) const OUTBOX_PENDING_STATS_SQL: &str =
+    "SELECT COUNT(*), MIN(created_at_ms) FROM outbox WHERE state = 'pending'";
 pub(crate) const NEXT_DUE_SQL: &str = concat!(
     "SELECT next_attempt_at_ms FROM outbox WHERE state = 'pending'",
     outbox_unblocked!(),
@@ -537,6 +540,17 @@ impl Catalog {
             .await
             .map_err(db_err("outbox_depth", ""))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// Pending events and the creation time of the oldest (`None` when
+    /// nothing is pending), for monitoring. One pass over the pending rows
+    /// through `idx_outbox_state_due`; delivered and dead rows are not read.
+    pub async fn outbox_pending_stats(&self) -> Result<(u64, Option<i64>)> {
+        let (n, oldest): (i64, Option<i64>) = sqlx::query_as(OUTBOX_PENDING_STATS_SQL)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err("outbox_pending_stats", ""))?;
+        Ok((u64::try_from(n).unwrap_or(0), oldest))
     }
 
     /// Pending events due at `now_ms` (being sent, or waiting for their

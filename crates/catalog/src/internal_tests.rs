@@ -327,3 +327,24 @@ async fn a_burst_of_writes_is_group_committed_and_isolated() {
     assert_eq!(total, 200, "199 new rows + the first `dup`");
     cat.close().await;
 }
+
+/// `/metrics` reads the outbox depth at every scrape: only the pending rows, found by index.
+#[tokio::test]
+async fn outbox_pending_stats_reads_only_pending_rows() {
+    let cat = Catalog::open_in_memory().await.unwrap();
+    let lines = plan(
+        &cat,
+        sqlx::QueryBuilder::new(format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::catalog::OUTBOX_PENDING_STATS_SQL
+        )),
+    )
+    .await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("SEARCH outbox USING") && l.contains("(state=?)")),
+        "{lines:?}"
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("SCAN")), "{lines:?}");
+}

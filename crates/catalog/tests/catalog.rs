@@ -449,6 +449,7 @@ async fn outbox_lifecycle() {
     .unwrap();
     assert_eq!(cat.outbox_depth().await.unwrap(), 3);
     assert_eq!(cat.next_due_at().await.unwrap(), Some(100));
+    assert_eq!(cat.outbox_pending_stats().await.unwrap(), (3, Some(100)));
 
     let due = cat.due_events(150, 10).await.unwrap();
     assert_eq!(due.len(), 1);
@@ -496,6 +497,8 @@ async fn outbox_lifecycle() {
     assert!(!cat.mark_failed(id3, 4, Some(1), "again").await.unwrap());
     assert_eq!(cat.outbox_depth().await.unwrap(), 1);
     assert_eq!(cat.next_due_at().await.unwrap(), Some(500));
+    // e1 (created at 100) is the one left: e2 delivered, e3 dead.
+    assert_eq!(cat.outbox_pending_stats().await.unwrap(), (1, Some(100)));
 
     let dead = cat.list_outbox(Some(OutboxState::Dead), 10).await.unwrap();
     assert_eq!(dead.len(), 1);
@@ -533,6 +536,7 @@ async fn outbox_lifecycle() {
     assert!(cat.mark_delivered(id1, 500).await.unwrap());
     assert_eq!(cat.next_due_at().await.unwrap(), None);
     assert_eq!(cat.outbox_depth().await.unwrap(), 0);
+    assert_eq!(cat.outbox_pending_stats().await.unwrap(), (0, None));
 
     // Purge: only finished rows older than the cut-off go.
     cat.insert_events(vec![ev("e4", 100, 50)]).await.unwrap();

@@ -4,6 +4,7 @@
 //! - `GET|POST /common_access?interface=Live_Tape_GetFilelist&…`   Tencent's legacy query
 //! - `GET /v1/recordings`, `GET|DELETE /v1/recordings/{file_id}`, `GET /v1/streams`
 //! - `GET /vod/{file_id}/f0.{mp4|flv}`                              playback with Range/ETag/CORS
+//! - `GET /metrics`                                                 Prometheus (see `metrics`)
 
 use crate::AppState;
 use axum::extract::{Path, Query, RawForm, Request, State};
@@ -90,12 +91,24 @@ pub fn router(state: Arc<AppState>) -> Router {
             header::CONTENT_LENGTH,
             header::ETAG,
         ]);
+    let metrics = Router::new().route("/metrics", get(crate::metrics::scrape));
+    let metrics = if state.cfg.metrics.require_key {
+        metrics.route_layer(middleware::from_fn_with_state(state.clone(), bearer_auth))
+    } else {
+        metrics
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route("/common_access", get(common_access).post(common_access))
         .route("/vod/{file_id}/{name}", get(vod))
         .merge(rest)
+        .merge(metrics)
         .layer(cors)
+        // Outermost: latency as the client sees it, for every route (by its template).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track_http,
+        ))
         .with_state(state)
 }
 
@@ -304,6 +317,7 @@ async fn vod(
     } else {
         return Err(not_found());
     };
+    let method = req.method().clone();
     // ServeFile implements Range (206/416), ETag/If-None-Match and Last-Modified.
     let resp = ServeFile::new_with_mime(&path, &mime.parse().expect("static mime"))
         .with_buf_chunk_size(PLAYBACK_CHUNK)
@@ -314,6 +328,7 @@ async fn vod(
         return Err(not_found());
     }
     let mut resp = resp.map(axum::body::Body::new);
+    crate::metrics::count_playback(&st.metrics, &method, &resp);
     resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=86400"),

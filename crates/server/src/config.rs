@@ -33,6 +33,16 @@ pub struct Config {
     pub callback_template: Vec<CallbackTemplate>,
     pub callback_rule: Vec<CallbackRule>,
     pub storage: StorageConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// `GET /metrics`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Require `[api] key` as a bearer token on `/metrics` too. Off by default: most scrapers
+    /// are set up without credentials, and the metrics hold no stream names or files.
+    pub require_key: bool,
 }
 
 /// Disk usage policy of the data dir.
@@ -351,6 +361,10 @@ impl Config {
         if s.idle_timeout_s == 0 {
             return Err(invalid("server.idle_timeout_s", "must be at least 1"));
         }
+        if self.metrics.require_key && self.api.key.is_none() {
+            // Else /metrics would silently stay open.
+            return Err(invalid("metrics.require_key", "needs [api] key to be set"));
+        }
         if let Some(pa) = &self.push_auth {
             if pa.key.is_empty() {
                 return Err(invalid("push_auth.key", "must not be empty"));
@@ -517,6 +531,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("appid"), "{e}");
+        let e = Config::from_toml_str("[metrics]\nrequire_key=true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("metrics.require_key"), "{e}");
         let e = Config::from_toml_str("[server]\nbogus=1\n")
             .unwrap_err()
             .to_string();

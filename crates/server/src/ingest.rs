@@ -5,6 +5,7 @@
 use crate::AppState;
 use crate::events::{self, PushFacts};
 use crate::hub::{LiveStream, PublishLease, StreamKey};
+use crate::metrics::Refusal;
 use crate::record::{ClosedFile, RecordContext, Recorder};
 use bytes::BytesMut;
 use livetape_catalog::NewPush;
@@ -45,6 +46,7 @@ pub async fn serve(state: Arc<AppState>, listener: TcpListener) {
             }
         };
         let _ = sock.set_nodelay(true);
+        state.metrics.rtmp_connection();
         let st = state.clone();
         state.tasks.spawn(async move {
             let mut conn = Connection::new(st, peer);
@@ -119,6 +121,8 @@ impl Connection {
                 Ok(Ok(0)) => return (errcode::CLIENT_DISCONNECTED, "recv() return 0".into()),
                 Ok(Ok(n)) => n,
             };
+            // Once per read, not per frame: one relaxed atomic add.
+            self.st.metrics.add_bytes_in(n);
             // A full read: more is waiting, read again at once with more room.
             coalesce = n < offered && self.push.is_some();
             want = if n == offered && offered >= want {
@@ -230,6 +234,7 @@ impl Connection {
             || app.len() > crate::MAX_NAME_LEN
         {
             tracing::warn!(peer = %self.peer, app, "publish refused: bad stream name");
+            st.metrics.rtmp_refused(Refusal::BadName);
             let _ = session.reject_publish(
                 "NetStream.Publish.BadName",
                 "stream name is empty or too long",
@@ -246,6 +251,7 @@ impl Connection {
                 livetape_tencent::sign::verify_push(&auth, &stream, &stream_param, now / 1000)
             {
                 tracing::warn!(peer = %self.peer, app, stream, error = %e, "publish refused: push auth");
+                st.metrics.rtmp_refused(Refusal::Auth);
                 let _ = session.reject_publish(
                     "NetStream.Publish.Unauthorized",
                     &format!("push auth failed: {e}"),
@@ -264,6 +270,7 @@ impl Connection {
             Ok(l) => l,
             Err(e) => {
                 tracing::warn!(peer = %self.peer, app, stream, "publish refused: already live");
+                st.metrics.rtmp_refused(Refusal::Duplicate);
                 let _ = session.reject_publish("NetStream.Publish.BadName", &e.to_string());
                 return Some((errcode::BAD_RTMP_CONTENT, e.to_string()));
             }
@@ -305,6 +312,7 @@ impl Connection {
             .await
         {
             tracing::error!(stream, error = %e, "publish refused: catalogue unavailable");
+            st.metrics.rtmp_refused(Refusal::Internal);
             let _ = session.reject_publish("NetStream.Publish.Failed", "server error");
             return Some((errcode::INTERNAL_ERROR, e.to_string()));
         }
@@ -334,6 +342,7 @@ impl Connection {
                     &t,
                     st.storage.spool_dir(),
                 )
+                .with_meters(st.metrics.record_meters())
             }),
         };
         let mut recorder = recorder;
@@ -353,6 +362,7 @@ impl Connection {
         }
         tracing::info!(peer = %self.peer, app, stream, sequence, recording = recorder.is_some(), "publish started");
         let _ = session.accept_publish();
+        st.metrics.rtmp_publish();
         self.push = Some(ActivePush {
             _lease: lease,
             facts,

@@ -9,6 +9,7 @@ mod events;
 pub mod failpoint;
 pub mod hub;
 pub mod ingest;
+pub mod metrics;
 mod outbox;
 pub mod query;
 pub mod record;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub node: String,
     /// Free space of the data dir against `[storage] min_free_bytes`.
     pub disk: storage::DiskGuard,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: Arc<metrics::Metrics>,
     /// Cancelled when the server stops: no new pushes, publishers are closed.
     pub(crate) stop: tokio_util::sync::CancellationToken,
     /// Connection and finalize tasks, awaited by a graceful stop.
@@ -166,7 +169,8 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     let http = bind("http", cfg.server.http_listen).await?;
     let rtmp_addr = rtmp.local_addr().expect("bound socket has an address");
     let http_addr = http.local_addr().expect("bound socket has an address");
-    let notifier = outbox::spawn_notifier(catalog.clone(), clock.clone())?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let notifier = outbox::spawn_notifier(catalog.clone(), clock.clone(), metrics.clone())?;
     let node = if cfg.server.node.is_empty() {
         rtmp_addr.ip().to_string()
     } else {
@@ -184,6 +188,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         notifier: notifier.waker(),
         node,
         disk: storage::DiskGuard::new(&cfg_root, cfg_floor),
+        metrics,
         stop: tokio_util::sync::CancellationToken::new(),
         tasks: tokio_util::task::TaskTracker::new(),
     });
@@ -349,6 +354,7 @@ pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
     let stream = c.ctx.stream.clone();
     let file_id = c.file_id.clone();
     let callbacks = c.ctx.callbacks.clone();
+    let format = c.format;
     let st2 = st.clone();
     let res = tokio::task::spawn_blocking(move || {
         let now = st2.clock.now_ms();
@@ -359,10 +365,12 @@ pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
         Ok(Ok(done)) => done,
         Ok(Err(e)) => {
             tracing::error!(stream, file_id, error = %e, "finalize failed; spool kept for recovery");
+            st.metrics.recording_failed(format);
             return;
         }
         Err(e) => {
             tracing::error!(stream, file_id, error = %e, "finalize task failed");
+            st.metrics.recording_failed(format);
             return;
         }
     };
@@ -374,8 +382,10 @@ pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
         .await
     {
         tracing::error!(stream, file_id, error = %e, "could not catalogue recording; spool kept");
+        st.metrics.recording_failed(format);
         return;
     }
+    st.metrics.recording_finished(format);
     st.notifier.wake();
     failpoint::hit("commit.catalogued");
     if let Err(e) = record::recover::remove(&done.spool_path) {
@@ -410,6 +420,12 @@ pub(crate) async fn emit_statuses(
                 error = s.error.as_deref().unwrap_or(""),
                 "recording status"
             );
+            if matches!(
+                s.kind,
+                record::StatusKind::StartFailed | record::StatusKind::Error
+            ) {
+                st.metrics.recording_failed(s.format);
+            }
         })
         .filter_map(|s| events::record_status(&st.cfg, ctx, s, now))
         .collect();

@@ -1,11 +1,13 @@
 //! The catalogue's outbox table as the notifier's [`Outbox`].
 
 use crate::clock::{DynClock, SharedClock};
+use crate::metrics::Metrics;
 use livetape_catalog::{Catalog, CatalogError};
 use livetape_notify::{Notifier, NotifierConfig, NotifierHandle, Outbox, PendingEvent};
 use std::sync::Arc;
 
-pub(crate) struct CatalogOutbox(pub Catalog);
+/// Also counts delivery outcomes for `/metrics` (the notifier reports every attempt here).
+pub(crate) struct CatalogOutbox(pub Catalog, pub Arc<Metrics>);
 
 impl Outbox for CatalogOutbox {
     type Error = CatalogError;
@@ -36,6 +38,7 @@ impl Outbox for CatalogOutbox {
     }
 
     async fn delivered(&self, id: i64, now_ms: i64) -> Result<(), CatalogError> {
+        self.1.delivery(true);
         crate::failpoint::hit("notify.acked");
         self.0.mark_delivered(id, now_ms).await.map(drop)
     }
@@ -47,6 +50,10 @@ impl Outbox for CatalogOutbox {
         next_at_ms: Option<i64>,
         error: &str,
     ) -> Result<(), CatalogError> {
+        self.1.delivery(false);
+        if next_at_ms.is_none() {
+            self.1.delivery_given_up();
+        }
         self.0
             .mark_failed(id, attempts, next_at_ms, error)
             .await
@@ -57,9 +64,10 @@ impl Outbox for CatalogOutbox {
 pub(crate) fn spawn_notifier(
     catalog: Catalog,
     clock: SharedClock,
+    metrics: Arc<Metrics>,
 ) -> Result<NotifierHandle, livetape_notify::NotifyError> {
     Notifier::spawn(
-        Arc::new(CatalogOutbox(catalog)),
+        Arc::new(CatalogOutbox(catalog, metrics)),
         Arc::new(DynClock(clock)),
         NotifierConfig::default(),
     )

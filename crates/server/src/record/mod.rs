@@ -26,6 +26,7 @@ pub fn tencent_format_code(f: Format) -> i32 {
 }
 
 use crate::config::{Format, RecordTemplate};
+use crate::metrics::{FileMeter, RecordMeters};
 use bytes::Bytes;
 use livetape_media::avc::AvcConfig;
 use livetape_media::{MediaFrame, MediaKind, VideoPacket};
@@ -84,6 +85,17 @@ struct OpenFile {
     muxer: Muxer,
     started_wall_ms: i64,
     first_dts: u64,
+    /// Counts the file open and its bytes written, for `/metrics` (set by the recorder).
+    meter: Option<FileMeter>,
+}
+
+impl OpenFile {
+    /// Reports what the spool handed to the OS since the last call (one atomic add).
+    fn sync_meter(&mut self) {
+        if let Some(m) = self.meter.as_mut() {
+            m.sync(self.spool.flushed());
+        }
+    }
 }
 
 struct Output {
@@ -143,6 +155,7 @@ pub struct Recorder {
     discontinuity_pending: bool,
     hls_target_ms: u64,
     statuses: Vec<RecordStatus>,
+    meters: RecordMeters,
 }
 
 /// Gap inserted between the last frame of a push and the first of the push that resumes it.
@@ -175,7 +188,14 @@ impl Recorder {
             discontinuity_pending: false,
             hls_target_ms: template.hls_target_s * 1000,
             statuses: Vec::new(),
+            meters: RecordMeters::default(),
         }
+    }
+
+    /// Reports open files and bytes written to these meters (the server's `/metrics`).
+    pub fn with_meters(mut self, meters: RecordMeters) -> Self {
+        self.meters = meters;
+        self
     }
 
     /// Status changes since the last call (for event 332).
@@ -305,7 +325,8 @@ impl Recorder {
                     self.interval_ms,
                     now_ms,
                 ) {
-                    Ok(f) => {
+                    Ok(mut f) => {
+                        f.meter = Some(FileMeter::new(&self.meters));
                         if !out.started {
                             out.started = true;
                             self.statuses.push(RecordStatus {
@@ -362,7 +383,10 @@ impl Recorder {
             let Some(f) = self.outputs[i].file.as_mut() else {
                 continue;
             };
-            if let Err(e) = f.spool.flush() {
+            let res = f.spool.flush();
+            // Once per write-out (not per frame): the bytes this read's frames became.
+            f.sync_meter();
+            if let Err(e) = res {
                 self.fail(i, e.into(), now_ms, closed, errors);
             }
         }
@@ -457,7 +481,9 @@ impl Recorder {
     pub fn flush(&mut self, errors: &mut Vec<RecordError>) {
         for out in &mut self.outputs {
             let Some(f) = out.file.as_mut() else { continue };
-            if let Err(e) = f.muxer.flush(&mut f.spool) {
+            let res = f.muxer.flush(&mut f.spool);
+            f.sync_meter();
+            if let Err(e) = res {
                 errors.push(self::err(&self.ctx, out.format, &f.spool, e));
             }
         }
@@ -592,6 +618,7 @@ fn open_file(
         muxer,
         started_wall_ms: now_ms,
         first_dts,
+        meter: None,
     })
 }
 
@@ -605,8 +632,9 @@ fn close_file(
     let plan = f
         .muxer
         .close(&mut f.spool)
-        .and_then(|plan| f.spool.finish().map(|()| plan).map_err(Into::into))
-        .map_err(|e| err(ctx, format, &f.spool, e))?;
+        .and_then(|plan| f.spool.finish().map(|()| plan).map_err(Into::into));
+    f.sync_meter();
+    let plan = plan.map_err(|e| err(ctx, format, &f.spool, e))?;
     Ok(ClosedFile {
         video: video_info(headers),
         ctx: Arc::clone(ctx),

@@ -116,6 +116,11 @@ impl Spool {
         &self.path
     }
 
+    /// Bytes handed to the OS so far.
+    pub fn flushed(&self) -> u64 {
+        self.flushed
+    }
+
     /// Appends a copy of `bytes` (headers, generated data such as TS packets).
     pub fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         if self.scratch.capacity() - self.scratch.len() < bytes.len() {

@@ -1,0 +1,601 @@
+//! `GET /metrics`: Prometheus metrics (names `livetape_*`, listed in the README).
+//!
+//! Every hot-path metric is a `prometheus-client` [`Counter`]/[`Gauge`], i.e. one `Arc`ed
+//! atomic updated with a relaxed add: ingest counts bytes once per socket read, the recorder
+//! once per `write_out`/flush, never per frame. Labelled families (a read lock) are only touched
+//! per HTTP request, per finished file or per refused publish. What the catalogue or the hub
+//! knows (outbox depth, live streams) is read at scrape time instead of being tracked.
+
+use crate::AppState;
+use crate::api::ApiError;
+use crate::config::Format;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+/// Upper bounds (seconds) of the HTTP latency buckets: 1 ms (a cached catalogue read) to 10 s.
+const HTTP_BUCKETS_S: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// The OpenMetrics media type; served when the scraper asks for it (Prometheus does).
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format (0.0.4), served otherwise.
+pub const PROMETHEUS_CONTENT_TYPE: &str =
+    prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+const FORMATS: [Format; 4] = [Format::Flv, Format::Mp4, Format::Hls, Format::Aac];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FormatLabel {
+    format: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    /// The route template (`/vod/{file_id}/{name}`), never the raw path: bounded cardinality.
+    route: String,
+    method: &'static str,
+    /// `2xx`, `4xx`, …
+    status: &'static str,
+}
+
+/// Why a publish was refused (`livetape_rtmp_publish_refused_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Push authentication (`txSecret`/`txTime`) failed.
+    Auth,
+    /// The stream is already being published.
+    Duplicate,
+    /// Empty or too long app/stream name.
+    BadName,
+    /// The catalogue could not record the push.
+    Internal,
+}
+
+impl Refusal {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Auth => "auth",
+            Self::Duplicate => "duplicate",
+            Self::BadName => "bad_name",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// The recorder's meters, cloned into each [`crate::record::Recorder`] (cheap: two `Arc`s).
+/// `Default` gives detached meters, for recorders outside a server (tests, tools).
+#[derive(Clone, Debug, Default)]
+pub struct RecordMeters {
+    pub(crate) written: Counter,
+    pub(crate) open: Gauge,
+}
+
+/// Accounts one open recording file: counted open while alive, and its spool bytes reported
+/// as they reach the OS ([`FileMeter::sync`], once per write-out, not per frame).
+#[derive(Debug)]
+pub(crate) struct FileMeter {
+    meters: RecordMeters,
+    reported: u64,
+}
+
+impl FileMeter {
+    pub(crate) fn new(meters: &RecordMeters) -> Self {
+        meters.open.inc();
+        Self {
+            meters: meters.clone(),
+            reported: 0,
+        }
+    }
+
+    /// `flushed`: the spool's total bytes handed to the OS so far.
+    pub(crate) fn sync(&mut self, flushed: u64) {
+        if flushed > self.reported {
+            self.meters.written.inc_by(flushed - self.reported);
+            self.reported = flushed;
+        }
+    }
+}
+
+impl Drop for FileMeter {
+    fn drop(&mut self) {
+        self.meters.open.dec();
+    }
+}
+
+/// Counts a live viewer while alive (see [`Metrics::viewer`]).
+#[derive(Debug)]
+pub struct ViewerGuard(Gauge);
+
+impl Drop for ViewerGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Every metric of the server; one per [`AppState`], encoded by [`Metrics::encode`].
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    live_streams: Gauge,
+    viewers: Gauge,
+    ingest_bytes: Counter,
+    playback_bytes: Counter,
+    record: RecordMeters,
+    finished: Family<FormatLabel, Counter>,
+    failed: Family<FormatLabel, Counter>,
+    outbox_pending: Gauge,
+    outbox_oldest_age: Gauge<f64, AtomicU64>,
+    deliveries: Family<ResultLabel, Counter>,
+    given_up: Counter,
+    http: Family<HttpLabels, Histogram>,
+    rtmp_connections: Counter,
+    rtmp_publishes: Counter,
+    rtmp_refused: Family<ReasonLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("livetape");
+        let m = Self {
+            registry: Registry::default(),
+            live_streams: Gauge::default(),
+            viewers: Gauge::default(),
+            ingest_bytes: Counter::default(),
+            playback_bytes: Counter::default(),
+            record: RecordMeters::default(),
+            finished: Family::default(),
+            failed: Family::default(),
+            outbox_pending: Gauge::default(),
+            outbox_oldest_age: Gauge::default(),
+            deliveries: Family::default(),
+            given_up: Counter::default(),
+            http: Family::new_with_constructor(|| Histogram::new(HTTP_BUCKETS_S)),
+            rtmp_connections: Counter::default(),
+            rtmp_publishes: Counter::default(),
+            rtmp_refused: Family::default(),
+        };
+        // Known label values exist from the start (at 0), so rates and alerts see them.
+        for f in FORMATS {
+            let l = FormatLabel { format: f.as_str() };
+            let _ = m.finished.get_or_create(&l);
+            let _ = m.failed.get_or_create(&l);
+        }
+        for result in ["ok", "failed"] {
+            let _ = m.deliveries.get_or_create(&ResultLabel { result });
+        }
+        for why in [
+            Refusal::Auth,
+            Refusal::Duplicate,
+            Refusal::BadName,
+            Refusal::Internal,
+        ] {
+            let _ = m.rtmp_refused.get_or_create(&ReasonLabel {
+                reason: why.as_str(),
+            });
+        }
+        r.register(
+            "live_streams",
+            "Streams being published now",
+            m.live_streams.clone(),
+        );
+        r.register("viewers", "Live viewers connected now", m.viewers.clone());
+        r.register_with_unit(
+            "ingest_received",
+            "Bytes read from RTMP publishers' sockets",
+            Unit::Bytes,
+            m.ingest_bytes.clone(),
+        );
+        r.register_with_unit(
+            "playback_sent",
+            "Bytes of playback response bodies (Content-Length of the served range)",
+            Unit::Bytes,
+            m.playback_bytes.clone(),
+        );
+        r.register(
+            "recordings_open",
+            "Recording files being written (including those parked in a reconnect window)",
+            m.record.open.clone(),
+        );
+        r.register(
+            "recordings_finished",
+            "Recording files finalized and catalogued",
+            m.finished.clone(),
+        );
+        r.register(
+            "recordings_failed",
+            "Recordings that failed to start, stopped on an error, or could not be finalized or catalogued",
+            m.failed.clone(),
+        );
+        r.register_with_unit(
+            "recording_written",
+            "Bytes the recorders wrote to their spools",
+            Unit::Bytes,
+            m.record.written.clone(),
+        );
+        r.register(
+            "outbox_pending",
+            "Callback events not yet delivered nor given up (read at scrape time)",
+            m.outbox_pending.clone(),
+        );
+        r.register_with_unit(
+            "outbox_oldest_pending_age",
+            "Age of the oldest pending callback event, 0 when none (read at scrape time)",
+            Unit::Seconds,
+            m.outbox_oldest_age.clone(),
+        );
+        r.register(
+            "callback_deliveries",
+            "Callback POST attempts by result: ok (HTTP 200) or failed (anything else)",
+            m.deliveries.clone(),
+        );
+        r.register(
+            "callback_given_up",
+            "Callback events given up after their last retry",
+            m.given_up.clone(),
+        );
+        r.register_with_unit(
+            "http_request_duration",
+            "HTTP request latency to the response head, by route template, method and status class",
+            Unit::Seconds,
+            m.http.clone(),
+        );
+        r.register(
+            "rtmp_connections",
+            "RTMP connections accepted",
+            m.rtmp_connections.clone(),
+        );
+        r.register(
+            "rtmp_publishes",
+            "RTMP publishes accepted",
+            m.rtmp_publishes.clone(),
+        );
+        r.register(
+            "rtmp_publish_refused",
+            "RTMP publishes refused, by reason",
+            m.rtmp_refused.clone(),
+        );
+        Self { registry: r, ..m }
+    }
+
+    /// A live viewer connected; pair with [`Metrics::viewer_gone`] (or use [`Metrics::viewer`]).
+    pub fn viewer_connected(&self) {
+        self.viewers.inc();
+    }
+
+    pub fn viewer_gone(&self) {
+        self.viewers.dec();
+    }
+
+    /// Counts a viewer until the guard is dropped (`'static`, can move into a task).
+    pub fn viewer(&self) -> ViewerGuard {
+        self.viewers.inc();
+        ViewerGuard(self.viewers.clone())
+    }
+
+    /// Bytes sent to players (playback bodies).
+    pub fn add_bytes_out(&self, n: u64) {
+        self.playback_bytes.inc_by(n);
+    }
+
+    /// Bytes read from a publisher's socket (once per read).
+    pub(crate) fn add_bytes_in(&self, n: usize) {
+        self.ingest_bytes.inc_by(n as u64);
+    }
+
+    pub(crate) fn record_meters(&self) -> RecordMeters {
+        self.record.clone()
+    }
+
+    pub(crate) fn recording_finished(&self, f: Format) {
+        self.finished
+            .get_or_create(&FormatLabel { format: f.as_str() })
+            .inc();
+    }
+
+    pub(crate) fn recording_failed(&self, f: Format) {
+        self.failed
+            .get_or_create(&FormatLabel { format: f.as_str() })
+            .inc();
+    }
+
+    pub(crate) fn delivery(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.deliveries.get_or_create(&ResultLabel { result }).inc();
+    }
+
+    pub(crate) fn delivery_given_up(&self) {
+        self.given_up.inc();
+    }
+
+    pub(crate) fn rtmp_connection(&self) {
+        self.rtmp_connections.inc();
+    }
+
+    pub(crate) fn rtmp_publish(&self) {
+        self.rtmp_publishes.inc();
+    }
+
+    pub(crate) fn rtmp_refused(&self, why: Refusal) {
+        self.rtmp_refused
+            .get_or_create(&ReasonLabel {
+                reason: why.as_str(),
+            })
+            .inc();
+    }
+
+    pub(crate) fn observe_http(&self, route: &str, method: &Method, status: StatusCode, secs: f64) {
+        let labels = HttpLabels {
+            route: route.to_owned(),
+            method: method_label(method),
+            status: status_class(status),
+        };
+        self.http.get_or_create(&labels).observe(secs);
+    }
+
+    /// Sets the gauges read at scrape time.
+    pub(crate) fn set_snapshot(&self, live_streams: usize, pending: u64, oldest_age_s: f64) {
+        self.live_streams
+            .set(i64::try_from(live_streams).unwrap_or(i64::MAX));
+        self.outbox_pending
+            .set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.outbox_oldest_age.set(oldest_age_s);
+    }
+
+    /// The text exposition: OpenMetrics 1.0 or Prometheus 0.0.4.
+    pub fn encode(&self, openmetrics: bool) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let res = if openmetrics {
+            prometheus_client::encoding::text::encode(&mut out, &self.registry)
+        } else {
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        };
+        // Writing into a String cannot fail; the encoder only propagates the writer's errors.
+        debug_assert!(res.is_ok());
+        out
+    }
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+fn status_class(s: StatusCode) -> &'static str {
+    match s.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Middleware: request latency (to the response head) by route template.
+pub(crate) async fn track_http(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let start = std::time::Instant::now();
+    // Requests matching no route are pooled: raw paths would be unbounded label values.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    st.metrics.observe_http(
+        &route,
+        &method,
+        resp.status(),
+        start.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// Counts a playback response's body (its `Content-Length`: the range served) as bytes out.
+pub(crate) fn count_playback(m: &Metrics, method: &Method, resp: &Response) {
+    if method == Method::HEAD || !resp.status().is_success() {
+        return;
+    }
+    if let Some(n) = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        m.add_bytes_out(n);
+    }
+}
+
+/// `GET /metrics`.
+pub(crate) async fn scrape(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (pending, oldest_ms) = st.catalog.outbox_pending_stats().await?;
+    let age_s = oldest_ms.map_or(0.0, |t| (st.clock.now_ms() - t).max(0) as f64 / 1000.0);
+    st.metrics.set_snapshot(st.hub.live_count(), pending, age_s);
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let ct = if openmetrics {
+        OPENMETRICS_CONTENT_TYPE
+    } else {
+        PROMETHEUS_CONTENT_TYPE
+    };
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
+        st.metrics.encode(openmetrics),
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `name{labels} value` lines of an exposition, by full series text.
+    fn series(text: &str) -> std::collections::HashMap<String, f64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let (k, v) = l.rsplit_once(' ').unwrap();
+                (k.to_owned(), v.parse().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn encodes_every_metric_with_units_and_labels() {
+        let m = Metrics::new();
+        m.add_bytes_in(1000);
+        m.add_bytes_in(24);
+        m.add_bytes_out(7);
+        let meters = m.record_meters();
+        {
+            let mut f = FileMeter::new(&meters);
+            f.sync(100);
+            f.sync(100);
+            f.sync(250);
+            assert_eq!(meters.open.get(), 1);
+        }
+        let _g = m.viewer();
+        let g2 = m.viewer();
+        drop(g2);
+        m.viewer_connected();
+        m.viewer_gone();
+        m.recording_finished(Format::Flv);
+        m.recording_failed(Format::Mp4);
+        m.delivery(true);
+        m.delivery(true);
+        m.delivery(false);
+        m.rtmp_connection();
+        m.rtmp_refused(Refusal::Duplicate);
+        m.observe_http("/v1/recordings", &Method::GET, StatusCode::OK, 0.003);
+        m.set_snapshot(2, 5, 1.5);
+
+        let text = m.encode(false);
+        let s = series(&text);
+        let get = |k: &str| *s.get(k).unwrap_or_else(|| panic!("{k} missing in\n{text}"));
+        assert_eq!(get("livetape_ingest_received_bytes_total"), 1024.0);
+        assert_eq!(get("livetape_playback_sent_bytes_total"), 7.0);
+        assert_eq!(get("livetape_recording_written_bytes_total"), 250.0);
+        assert_eq!(get("livetape_recordings_open"), 0.0);
+        assert_eq!(get("livetape_viewers"), 1.0);
+        assert_eq!(get("livetape_live_streams"), 2.0);
+        assert_eq!(get("livetape_outbox_pending"), 5.0);
+        assert_eq!(get("livetape_outbox_oldest_pending_age_seconds"), 1.5);
+        assert_eq!(
+            get(r#"livetape_recordings_finished_total{format="flv"}"#),
+            1.0
+        );
+        assert_eq!(
+            get(r#"livetape_recordings_finished_total{format="mp4"}"#),
+            0.0
+        );
+        assert_eq!(
+            get(r#"livetape_recordings_failed_total{format="mp4"}"#),
+            1.0
+        );
+        assert_eq!(
+            get(r#"livetape_callback_deliveries_total{result="ok"}"#),
+            2.0
+        );
+        assert_eq!(
+            get(r#"livetape_callback_deliveries_total{result="failed"}"#),
+            1.0
+        );
+        assert_eq!(get("livetape_rtmp_connections_total"), 1.0);
+        assert_eq!(
+            get(r#"livetape_rtmp_publish_refused_total{reason="duplicate"}"#),
+            1.0
+        );
+        assert_eq!(
+            get(r#"livetape_rtmp_publish_refused_total{reason="auth"}"#),
+            0.0
+        );
+        let h = r#"livetape_http_request_duration_seconds_bucket{route="/v1/recordings",method="GET",status="2xx",le="0.0025"}"#;
+        assert_eq!(get(h), 0.0);
+        let h = r#"livetape_http_request_duration_seconds_bucket{route="/v1/recordings",method="GET",status="2xx",le="0.005"}"#;
+        assert_eq!(get(h), 1.0);
+        let c = r#"livetape_http_request_duration_seconds_count{route="/v1/recordings",method="GET",status="2xx"}"#;
+        assert_eq!(get(c), 1.0);
+        assert!(text.contains("# TYPE livetape_ingest_received_bytes_total counter\n"));
+        assert!(text.contains("# TYPE livetape_http_request_duration_seconds histogram\n"));
+
+        let om = m.encode(true);
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        assert!(
+            om.contains("# UNIT livetape_ingest_received_bytes bytes\n"),
+            "{om}"
+        );
+        assert!(
+            om.contains("livetape_ingest_received_bytes_total 1024\n"),
+            "{om}"
+        );
+    }
+
+    #[test]
+    fn status_classes_and_methods() {
+        assert_eq!(status_class(StatusCode::PARTIAL_CONTENT), "2xx");
+        assert_eq!(status_class(StatusCode::NOT_MODIFIED), "3xx");
+        assert_eq!(status_class(StatusCode::NOT_FOUND), "4xx");
+        assert_eq!(status_class(StatusCode::INTERNAL_SERVER_ERROR), "5xx");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+    }
+
+    #[test]
+    fn playback_counts_content_length_of_successful_gets_only() {
+        let m = Metrics::new();
+        let resp = |status: StatusCode, len: &str| {
+            let mut r = Response::new(axum::body::Body::empty());
+            *r.status_mut() = status;
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from_str(len).unwrap());
+            r
+        };
+        count_playback(&m, &Method::GET, &resp(StatusCode::PARTIAL_CONTENT, "100"));
+        count_playback(&m, &Method::GET, &resp(StatusCode::OK, "20"));
+        count_playback(&m, &Method::HEAD, &resp(StatusCode::OK, "1000"));
+        count_playback(&m, &Method::GET, &resp(StatusCode::NOT_FOUND, "1000"));
+        assert_eq!(m.playback_bytes.get(), 120);
+    }
+}
