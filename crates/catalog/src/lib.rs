@@ -19,12 +19,14 @@
 //! clock.
 
 mod catalog;
+mod deliveries;
 mod error;
 mod model;
 mod synth;
 mod templates;
 
 pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
+pub use deliveries::DeliveryQuery;
 pub use error::{CatalogError, Result};
 pub use model::{
     NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, Recording, RecordingQuery, SortOrder,
