@@ -77,6 +77,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/streams", get(list_streams))
         .merge(crate::templates::routes())
+        .merge(crate::deliveries::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), bearer_auth));
     // Players on other origins (web apps, the Tencent-style player pages) fetch recordings
     // cross-origin, and need the range headers exposed to scrub.
@@ -94,6 +95,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/common_access", get(common_access).post(common_access))
         .route("/vod/{file_id}/{name}", get(vod))
+        .merge(crate::console::routes())
         .merge(rest)
         .layer(cors)
         .with_state(state)
