@@ -61,6 +61,8 @@ function fmtAgo(ms) {
   if (s < 3600) return `${Math.floor(s / 60)} min`;
   return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
+// When a live stream started: `started_at_ms` (epoch ms) or `since` (ms or an ISO string).
+const sinceMs = (s) => { const v = s.started_at_ms ?? s.since; return typeof v === 'string' ? Date.parse(v) : v; };
 // datetime-local <-> epoch ms (local time, as the browser shows it)
 const toLocalInput = (ms) => { const d = new Date(ms); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`; };
 
@@ -264,7 +266,7 @@ async function liveView(_params, _rest, alive) {
       h('thead', {}, h('tr', {}, h('th', {}, 'Stream'), h('th', {}, 'Live for'), cols.map(([, t]) => h('th', {}, t)), h('th', {}, h('span', { class: 'muted' }, 'Actions')))),
       h('tbody', {}, streams.map((s) => h('tr', { dataset: { stream: `${s.app}/${s.stream}` } },
         h('td', { 'data-label': 'Stream' }, h('span', { class: 'badge live' }, 'live'), ' ', h('strong', {}, `${s.app}/${s.stream}`)),
-        h('td', { class: 'num', 'data-label': 'Live for', title: `since ${fmtTime(s.started_at_ms ?? s.since)}` }, fmtAgo(s.started_at_ms ?? s.since)),
+        h('td', { class: 'num', 'data-label': 'Live for', title: `since ${fmtTime(sinceMs(s))}` }, fmtAgo(sinceMs(s))),
         cols.map(([k, t, f]) => h('td', { class: 'num', 'data-label': t }, s[k] === undefined || s[k] === null ? '' : f(s[k], s))),
         h('td', { class: 'actions' },
           h('button', { type: 'button', class: 'primary', onclick: () => play(host, `${s.app}/${s.stream} (live)`, liveSources(s), true) }, 'Watch'),
@@ -309,7 +311,7 @@ async function streamView(_params, rest, alive) {
   const [{ streams }] = await Promise.all([api('/v1/streams')]);
   const live = streams.find((s) => s.app === app && s.stream === stream);
   if (live) {
-    head.append(h('span', { class: 'badge live' }, `live for ${fmtAgo(live.started_at_ms ?? live.since)}`),
+    head.append(h('span', { class: 'badge live' }, `live for ${fmtAgo(sinceMs(live))}`),
       h('button', { type: 'button', class: 'primary', onclick: () => play(host, `${app}/${stream} (live)`, liveSources(live), true) }, 'Watch live'));
   } else {
     head.append(h('span', { class: 'muted' }, 'Not live now.'));

@@ -4,6 +4,7 @@
 //! - `GET|POST /common_access?interface=Live_Tape_GetFilelist&…`   Tencent's legacy query
 //! - `GET /v1/recordings`, `GET|DELETE /v1/recordings/{file_id}`, `GET /v1/streams`
 //! - `GET /vod/{file_id}/f0.{mp4|flv}`                              playback with Range/ETag/CORS
+//! - `/v1/deliveries…` (`deliveries.rs`) and `GET /console` (`console.rs`) are merged in below
 
 use crate::AppState;
 use axum::extract::{Path, Query, RawForm, Request, State};
