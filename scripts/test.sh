@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 for tool in ffmpeg ffprobe; do
   command -v "$tool" >/dev/null || { echo "$tool is required (apt-get install ffmpeg)" >&2; exit 1; }
 done
+# The console's real-browser test drives Debian's chromium with playwright-core from npm.
+browser=crates/server/tests/browser
+if [ -z "${LIVETAPE_SKIP_BROWSER:-}" ] && [ ! -d "$browser/node_modules" ] && command -v npm >/dev/null; then
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

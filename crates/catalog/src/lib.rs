@@ -19,6 +19,7 @@
 //! clock.
 
 mod catalog;
+mod deliveries;
 mod error;
 mod model;
 mod synth;
@@ -26,6 +27,7 @@ mod templates;
 mod writer;
 
 pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
+pub use deliveries::DeliveryQuery;
 pub use error::{CatalogError, Result};
 pub use model::{
     NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, Recording, RecordingQuery, SortOrder,

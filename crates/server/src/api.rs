@@ -5,6 +5,7 @@
 //! - `GET /v1/recordings`, `GET|DELETE /v1/recordings/{file_id}`, `GET /v1/streams`
 //! - `GET /vod/{file_id}/f0.{mp4|flv}`                              playback with Range/ETag/CORS
 //! - `GET /metrics`                                                 Prometheus (see `metrics`)
+//! - `/v1/deliveries…` (`deliveries.rs`) and `GET /console` (`console.rs`) are merged in below
 
 use crate::AppState;
 use axum::extract::{Path, Query, RawForm, Request, State};
@@ -78,6 +79,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/v1/streams", get(list_streams))
         .merge(crate::templates::routes())
+        .merge(crate::deliveries::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), bearer_auth));
     // Players on other origins (web apps, the Tencent-style player pages) fetch recordings
     // cross-origin, and need the range headers exposed to scrub.
@@ -101,6 +103,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/common_access", get(common_access).post(common_access))
         .route("/vod/{file_id}/{name}", get(vod))
+        .merge(crate::console::routes())
         .merge(rest)
         .merge(metrics)
         .layer(cors)

@@ -5,6 +5,8 @@ pub mod api;
 pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod console;
+pub mod deliveries;
 mod events;
 pub mod failpoint;
 pub mod hub;

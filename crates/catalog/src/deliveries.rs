@@ -1,0 +1,121 @@
+//! The outbox as the console sees it: a filtered, paged listing of callback deliveries and
+//! "retry now". The notifier's own queries (due rows, per-stream order) live in `catalog.rs`.
+
+use sqlx::{QueryBuilder, Sqlite};
+
+use crate::catalog::{BEGIN_WRITE, Catalog, MAX_LIST_LIMIT};
+use crate::error::{CatalogError, Result, db_err, to_i64};
+use crate::model::{OutboxEvent, OutboxState};
+
+/// Same columns as the notifier reads (`outbox_cols!` in catalog.rs, which is not visible
+/// here); `concat!`-able because sqlx takes only static SQL strings.
+macro_rules! delivery_cols {
+    () => {
+        "id, event_id, event_type, url, body, sign_key, stream_id, attempts, max_attempts, \
+         retry_interval_ms, next_attempt_at_ms, created_at_ms, delivered_at_ms, last_error, state"
+    };
+}
+const GET_SQL: &str = concat!("SELECT ", delivery_cols!(), " FROM outbox WHERE id = ?");
+
+/// Filters and paging for [`Catalog::list_deliveries`]; `None` matches everything.
+/// Rows come newest first (by id, i.e. creation order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    pub state: Option<OutboxState>,
+    pub stream_id: Option<String>,
+    pub offset: u64,
+    /// Page size; clamped to [`MAX_LIST_LIMIT`].
+    pub limit: u32,
+}
+
+fn push_filters(qb: &mut QueryBuilder<Sqlite>, q: &DeliveryQuery) {
+    let mut sep = " WHERE ";
+    if let Some(state) = q.state {
+        qb.push(sep).push("state = ").push_bind(state.as_str());
+        sep = " AND ";
+    }
+    if let Some(stream) = &q.stream_id {
+        qb.push(sep).push("stream_id = ").push_bind(stream.clone());
+    }
+}
+
+impl Catalog {
+    /// One page of outbox rows matching `q`, newest first, and how many match in all.
+    pub async fn list_deliveries(&self, q: &DeliveryQuery) -> Result<(u64, Vec<OutboxEvent>)> {
+        const OP: &str = "list_deliveries";
+        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM outbox");
+        push_filters(&mut count, q);
+        let total: i64 = count
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err(OP, ""))?;
+        let offset = to_i64(OP, "offset", q.offset)?;
+        let mut page = QueryBuilder::new(concat!("SELECT ", delivery_cols!(), " FROM outbox"));
+        push_filters(&mut page, q);
+        page.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(q.limit.min(MAX_LIST_LIMIT)))
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let rows = page
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err(OP, ""))?;
+        Ok((u64::try_from(total).unwrap_or(0), rows))
+    }
+
+    /// One outbox row by id.
+    pub async fn get_delivery(&self, id: i64) -> Result<Option<OutboxEvent>> {
+        sqlx::query_as(GET_SQL)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err("get_delivery", format_args!("id={id}")))
+    }
+
+    /// Makes a pending or dead row due at `now_ms` (a dead row becomes pending again and gets
+    /// one more attempt: the notifier gives up again after it if it fails). The caller wakes
+    /// the notifier. Per-stream order still holds: a revived row is older than any later row
+    /// of its stream and so is sent first.
+    ///
+    /// Errors: [`CatalogError::NotFound`] for an unknown id, [`CatalogError::Conflict`] for a
+    /// row already delivered.
+    pub async fn retry_delivery_now(&self, id: i64, now_ms: i64) -> Result<OutboxEvent> {
+        const OP: &str = "retry_delivery_now";
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_WRITE)
+            .await
+            .map_err(db_err(OP, format_args!("id={id}")))?;
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'pending', next_attempt_at_ms = ? \
+             WHERE id = ? AND state IN ('pending', 'dead')",
+        )
+        .bind(now_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err(OP, format_args!("id={id}")))?;
+        let row: Option<OutboxEvent> = sqlx::query_as(GET_SQL)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err(OP, format_args!("id={id}")))?;
+        tx.commit()
+            .await
+            .map_err(db_err(OP, format_args!("id={id}")))?;
+        match row {
+            None => Err(CatalogError::NotFound {
+                what: "delivery",
+                key: format!("id={id}"),
+            }),
+            Some(_) if done.rows_affected() == 0 => Err(CatalogError::Conflict {
+                what: "delivery",
+                key: format!("id={id}"),
+                reason: "already delivered".into(),
+            }),
+            Some(row) => Ok(row),
+        }
+    }
+}
