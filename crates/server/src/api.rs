@@ -4,6 +4,7 @@
 //! - `GET|POST /common_access?interface=Live_Tape_GetFilelist&…`   Tencent's legacy query
 //! - `GET /v1/recordings`, `GET|DELETE /v1/recordings/{file_id}`, `GET /v1/streams`
 //! - `GET /vod/{file_id}/f0.{mp4|flv}`                              playback with Range/ETag/CORS
+//! - `GET /live/{app}/{stream}.{flv|m3u8}`                          live viewing (`live.rs`)
 
 use crate::AppState;
 use axum::extract::{Path, Query, RawForm, Request, State};
@@ -94,6 +95,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(healthz))
         .route("/common_access", get(common_access).post(common_access))
         .route("/vod/{file_id}/{name}", get(vod))
+        .merge(crate::live::routes())
         .merge(rest)
         .layer(cors)
         .with_state(state)
