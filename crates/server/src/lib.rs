@@ -200,7 +200,8 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
             http,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .await {
+        .await
+        {
             tracing::error!(error = %e, "http server stopped");
         }
     }));

@@ -441,8 +441,7 @@ async fn play(
             no_cache(&mut resp, "application/vnd.apple.mpegurl");
             return resp;
         }
-        if b.done.load(Ordering::Acquire)
-            || tokio::time::timeout_at(deadline, ready).await.is_err()
+        if b.done.load(Ordering::Acquire) || tokio::time::timeout_at(deadline, ready).await.is_err()
         {
             break;
         }
