@@ -212,6 +212,14 @@ impl HlsWriter {
         &self.segments
     }
 
+    /// Forgets the records of all closed segments but the last `keep` (at least one is kept, so
+    /// discontinuity marking still knows segments came before). For a live sliding window,
+    /// whose playlist is rendered by the caller: keeps a long-watched stream's memory flat.
+    pub fn forget_segments(&mut self, keep: usize) {
+        let drop = self.segments.len().saturating_sub(keep.max(1));
+        self.segments.drain(..drop);
+    }
+
     /// The playlist of the closed segments (`EVENT` while recording, `VOD` + `ENDLIST` when
     /// `ended`).
     pub fn playlist(&self, ended: bool) -> String {

@@ -6,6 +6,7 @@
 //! - `GET /vod/{file_id}/f0.{mp4|flv}`                              playback with Range/ETag/CORS
 //! - `GET /metrics`                                                 Prometheus (see `metrics`)
 //! - `/v1/deliveries…` (`deliveries.rs`) and `GET /console` (`console.rs`) are merged in below
+//! - `GET /live/{app}/{stream}.{flv|m3u8}`                          live viewing (`live.rs`)
 
 use crate::AppState;
 use axum::extract::{Path, Query, RawForm, Request, State};
@@ -104,6 +105,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/common_access", get(common_access).post(common_access))
         .route("/vod/{file_id}/{name}", get(vod))
         .merge(crate::console::routes())
+        .merge(crate::live::routes())
         .merge(rest)
         .merge(metrics)
         .layer(cors)

@@ -34,6 +34,7 @@ pub struct Config {
     pub callback_rule: Vec<CallbackRule>,
     pub storage: StorageConfig,
     pub metrics: MetricsConfig,
+    pub live: LiveConfig,
 }
 
 /// `GET /metrics`.
@@ -43,6 +44,36 @@ pub struct MetricsConfig {
     /// Require `[api] key` as a bearer token on `/metrics` too. Off by default: most scrapers
     /// are set up without credentials, and the metrics hold no stream names or files.
     pub require_key: bool,
+}
+
+/// Live viewing (HTTP-FLV, live HLS) of streams being published.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LiveConfig {
+    /// Serve `/live/{app}/{stream}.flv` and `.m3u8`.
+    pub enabled: bool,
+    /// Keep each stream's frames since its last keyframe, so a viewer starts at once (one
+    /// GOP of memory per stream). Off: nothing is copied while nobody watches, and a new
+    /// viewer waits for the next keyframe.
+    pub gop_cache: bool,
+    /// Play auth key (Tencent `txSecret`/`txTime`, §4.2). Unset: playback is open.
+    pub play_key: Option<String>,
+    /// Also accepted, for key rotation.
+    pub play_backup_key: Option<String>,
+    /// Extra validity after `txTime`, seconds.
+    pub play_auth_delta_s: i64,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            gop_cache: true,
+            play_key: None,
+            play_backup_key: None,
+            play_auth_delta_s: 0,
+        }
+    }
 }
 
 /// Disk usage policy of the data dir.
@@ -372,6 +403,12 @@ impl Config {
             if pa.auth_delta_s < 0 {
                 return Err(invalid("push_auth.auth_delta_s", "must not be negative"));
             }
+        }
+        if self.live.play_key.as_ref().is_some_and(String::is_empty) {
+            return Err(invalid("live.play_key", "must not be empty"));
+        }
+        if self.live.play_auth_delta_s < 0 {
+            return Err(invalid("live.play_auth_delta_s", "must not be negative"));
         }
         let templates = self.record_templates();
         for (i, t) in self.record_template.iter().enumerate() {

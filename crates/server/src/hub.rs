@@ -12,13 +12,27 @@ pub struct StreamKey {
     pub stream: String,
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct LiveStream {
     pub app: String,
     pub stream: String,
     pub sequence: String,
     pub client_ip: String,
     pub started_at_ms: i64,
+    /// The fields below are filled by [`Hub::list`] from the live feed.
+    /// Same as `started_at_ms`.
+    pub since_ms: i64,
+    /// Moving average over ~5 s of media.
+    pub bitrate_kbps: u64,
+    pub video_codec: String,
+    pub audio_codec: String,
+    pub width: u32,
+    pub height: u32,
+    /// HTTP-FLV connections plus HLS clients seen in the last few seconds.
+    pub viewers: u64,
+    /// The live-viewing side of the push (`None` with `[live] enabled = false`).
+    #[serde(skip)]
+    pub live: Option<Arc<crate::live::StreamLive>>,
 }
 
 #[derive(Default)]
@@ -78,7 +92,28 @@ impl Hub {
     pub fn list(&self) -> Vec<LiveStream> {
         let mut v: Vec<_> = self.lock().values().cloned().collect();
         v.sort_by(|a, b| (&a.app, &a.stream).cmp(&(&b.app, &b.stream)));
+        for s in &mut v {
+            s.since_ms = s.started_at_ms;
+            if let Some(live) = &s.live {
+                let st = live.stats();
+                s.bitrate_kbps = st.bitrate_kbps;
+                s.video_codec = st.video_codec.into();
+                s.audio_codec = st.audio_codec.into();
+                s.width = st.width;
+                s.height = st.height;
+                s.viewers = st.viewers;
+            }
+        }
         v
+    }
+
+    /// The live feed of a stream being published.
+    pub fn live(&self, app: &str, stream: &str) -> Option<Arc<crate::live::StreamLive>> {
+        let key = StreamKey {
+            app: app.to_owned(),
+            stream: stream.to_owned(),
+        };
+        self.lock().get(&key).and_then(|s| s.live.clone())
     }
 }
 
@@ -93,6 +128,7 @@ mod tests {
             sequence: "1".into(),
             client_ip: "127.0.0.1".into(),
             started_at_ms: 0,
+            ..Default::default()
         }
     }
 

@@ -61,6 +61,8 @@ struct ActivePush {
     facts: PushFacts,
     started_ms: i64,
     recorder: Option<Recorder>,
+    /// Live viewing; dropped after the lease, which ends its viewers.
+    live: Option<crate::live::Publisher>,
 }
 
 struct Connection {
@@ -176,6 +178,9 @@ impl Connection {
                     .await
             }
             Event::Media(frame) => {
+                if let Some(live) = self.push.as_mut().and_then(|p| p.live.as_mut()) {
+                    live.push(&frame);
+                }
                 if let Some(rec) = self.push.as_mut().and_then(|p| p.recorder.as_mut()) {
                     let now = self.st.clock.now_ms();
                     if self.st.disk.low() && !rec.stopped() {
@@ -260,12 +265,19 @@ impl Connection {
             }
         }
         let sequence = new_sequence();
+        let live = st
+            .cfg
+            .live
+            .enabled
+            .then(|| crate::live::Publisher::new(&st.cfg.live));
         let lease = match st.hub.claim(LiveStream {
             app: app.clone(),
             stream: stream.clone(),
             sequence: sequence.clone(),
             client_ip: self.peer.ip().to_string(),
             started_at_ms: now,
+            live: live.as_ref().map(|l| l.shared()),
+            ..Default::default()
         }) {
             Ok(l) => l,
             Err(e) => {
@@ -368,6 +380,7 @@ impl Connection {
             facts,
             started_ms: now,
             recorder,
+            live,
         });
         None
     }

@@ -11,6 +11,7 @@ mod events;
 pub mod failpoint;
 pub mod hub;
 pub mod ingest;
+pub mod live;
 pub mod metrics;
 mod outbox;
 pub mod query;
@@ -202,7 +203,12 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     tasks.push(tokio::spawn(ingest::serve(state.clone(), rtmp)));
     let app = api::router(state.clone());
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(http, app).await {
+        if let Err(e) = axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        {
             tracing::error!(error = %e, "http server stopped");
         }
     }));

@@ -1,0 +1,509 @@
+//! Live viewing: the tokio driver around `livetape-live`.
+//!
+//! - `GET /live/{app}/{stream}.flv`        HTTP-FLV (headers + GOP cache, then live tags)
+//! - `GET /live/{app}/{stream}.m3u8`       live HLS playlist (sliding window)
+//! - `GET /live/{app}/{stream}/{n}.ts`     its segments
+//!
+//! The publisher's connection task owns a [`Publisher`]. While nobody watches, it keeps its
+//! feed private (one relaxed atomic load per frame, no lock, no wake-up); the first reader
+//! makes it hand the feed (headers, GOP cache) over to the shared [`StreamLive`], and every
+//! frame is then appended under one short lock and announced with one `Notify`. Each viewer
+//! is a cursor into that ring: a slow one is skipped ahead to a keyframe, never waited for.
+//!
+//! Live HLS is built only while someone asks for it: the first playlist request starts a
+//! builder task (an internal reader muxing TS segments in memory), which stops after
+//! [`HLS_IDLE`] without requests. The first request waits up to [`HLS_FIRST_WAIT`] for the
+//! first segment, else gets 503 with `Retry-After`.
+
+use crate::AppState;
+use crate::config::LiveConfig;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use livetape_live::{
+    DEFAULT_HLS_TARGET_MS, DEFAULT_HLS_WINDOW, Feed, FeedConfig, LiveHls, RateMeter, ReadStatus,
+    StreamInfo, ViewerId,
+};
+use livetape_media::MediaFrame;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// Bytes a viewer takes from the ring per read (then it yields to the socket).
+pub const FLV_READ_BYTES: usize = 256 * 1024;
+/// Live HLS stops being built after this long without a playlist or segment request.
+pub const HLS_IDLE: Duration = Duration::from_secs(30);
+/// How long a first playlist request waits for the first segment before a 503.
+pub const HLS_FIRST_WAIT: Duration = Duration::from_secs(6);
+/// An HLS client counts as a viewer for this long after its last request.
+pub const HLS_VIEWER_WINDOW: Duration = Duration::from_secs(10);
+/// Cap on remembered HLS client addresses per stream.
+const MAX_HLS_CLIENTS: usize = 4096;
+/// Bytes the HLS builder takes from the ring per read.
+const HLS_READ_BYTES: usize = 1 << 20;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock means a panic elsewhere mid-update; the state is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Viewer counts, bitrate and codecs of one live stream, for `GET /v1/streams`.
+#[derive(Clone, Debug, Default)]
+pub struct LiveStats {
+    pub bitrate_kbps: u64,
+    pub video_codec: &'static str,
+    pub audio_codec: &'static str,
+    pub width: u32,
+    pub height: u32,
+    pub viewers: u64,
+}
+
+/// The shared side of one live stream (in the hub while it is published).
+pub struct StreamLive {
+    feed: Mutex<Feed>,
+    notify: Notify,
+    /// Attached feed readers (FLV viewers and the HLS builder): the publisher reads this once
+    /// per frame to know whether anyone is listening.
+    readers: AtomicUsize,
+    flv_viewers: AtomicUsize,
+    bitrate_kbps: AtomicU64,
+    /// Updated only when a sequence header changes.
+    info: Mutex<StreamInfo>,
+    hls: Mutex<HlsState>,
+}
+
+impl std::fmt::Debug for StreamLive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamLive")
+            .field("readers", &self.readers.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct HlsState {
+    builder: Option<Arc<HlsBuilder>>,
+    clients: HashMap<IpAddr, Instant>,
+}
+
+struct HlsBuilder {
+    hls: Mutex<LiveHls>,
+    /// A segment closed (or the builder stopped).
+    ready: Notify,
+    last_request: Mutex<Instant>,
+    done: AtomicBool,
+}
+
+impl StreamLive {
+    pub fn stats(&self) -> LiveStats {
+        let info = lock(&self.info).clone();
+        let now = Instant::now();
+        let hls = lock(&self.hls)
+            .clients
+            .values()
+            .filter(|t| now.duration_since(**t) < HLS_VIEWER_WINDOW)
+            .count();
+        LiveStats {
+            bitrate_kbps: self.bitrate_kbps.load(Ordering::Relaxed),
+            video_codec: info.video_codec.unwrap_or(""),
+            audio_codec: info.audio_codec.unwrap_or(""),
+            width: info.width,
+            height: info.height,
+            viewers: (self.flv_viewers.load(Ordering::Relaxed) + hls) as u64,
+        }
+    }
+
+    fn attach(&self) -> ViewerId {
+        let mut feed = lock(&self.feed);
+        // Counted under the lock, so the publisher's detach check (also under it) is exact.
+        self.readers.fetch_add(1, Ordering::AcqRel);
+        feed.attach()
+    }
+
+    fn detach(&self, id: ViewerId) {
+        let mut feed = lock(&self.feed);
+        if feed.detach(id) {
+            self.readers.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Waits until `read` has something (or the feed ended / the viewer is gone).
+    async fn read_wait(&self, mut read: impl FnMut(&mut Feed) -> ReadStatus) -> ReadStatus {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before reading: a push between the read and the await still wakes us.
+            notified.as_mut().enable();
+            let status = read(&mut lock(&self.feed));
+            match status {
+                ReadStatus::Pending => notified.await,
+                s => return s,
+            }
+        }
+    }
+
+    fn touch_hls_client(&self, client: Option<IpAddr>) -> Option<Arc<HlsBuilder>> {
+        let mut h = lock(&self.hls);
+        let now = Instant::now();
+        if let Some(ip) = client {
+            if h.clients.len() >= MAX_HLS_CLIENTS {
+                h.clients
+                    .retain(|_, t| now.duration_since(*t) < HLS_VIEWER_WINDOW);
+            }
+            if h.clients.len() < MAX_HLS_CLIENTS {
+                h.clients.insert(ip, now);
+            }
+        }
+        let b = h.builder.clone()?;
+        *lock(&b.last_request) = now;
+        Some(b)
+    }
+
+    /// The running HLS builder, started if there is none.
+    fn hls_builder(self: &Arc<Self>, client: Option<IpAddr>) -> Arc<HlsBuilder> {
+        // A builder that stopped because the stream ended keeps serving its final playlist.
+        let usable = |b: &HlsBuilder| !b.done.load(Ordering::Acquire) || lock(&b.hls).is_ended();
+        if let Some(b) = self.touch_hls_client(client)
+            && usable(&b)
+        {
+            return b;
+        }
+        let mut h = lock(&self.hls);
+        if let Some(b) = &h.builder
+            && usable(b)
+        {
+            return b.clone();
+        }
+        let b = Arc::new(HlsBuilder {
+            hls: Mutex::new(LiveHls::new(DEFAULT_HLS_TARGET_MS, DEFAULT_HLS_WINDOW)),
+            ready: Notify::new(),
+            last_request: Mutex::new(Instant::now()),
+            done: AtomicBool::new(false),
+        });
+        h.builder = Some(b.clone());
+        tokio::spawn(build_hls(self.clone(), b.clone()));
+        b
+    }
+}
+
+/// Feeds live HLS from the ring until nobody asked for [`HLS_IDLE`] or the stream ends.
+async fn build_hls(live: Arc<StreamLive>, b: Arc<HlsBuilder>) {
+    let id = live.attach();
+    let mut frames = Vec::new();
+    loop {
+        let notified = live.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let status = lock(&live.feed).read_frames(id, &mut frames, HLS_READ_BYTES);
+        if !frames.is_empty() {
+            let mut closed = false;
+            let mut hls = lock(&b.hls);
+            for f in frames.drain(..) {
+                match hls.push(&f) {
+                    Ok(c) => closed |= c,
+                    Err(e) => tracing::debug!(error = %e, "live hls skipped a frame"),
+                }
+            }
+            drop(hls);
+            if closed {
+                b.ready.notify_waiters();
+            }
+        }
+        if lock(&b.last_request).elapsed() > HLS_IDLE {
+            break;
+        }
+        match status {
+            ReadStatus::Data => {}
+            ReadStatus::Pending => {
+                // Timed so an idle builder of a stalled stream still notices it is unwatched.
+                let _ = tokio::time::timeout(Duration::from_secs(5), notified).await;
+            }
+            ReadStatus::Ended | ReadStatus::Gone => {
+                lock(&b.hls).finish();
+                break;
+            }
+        }
+    }
+    b.done.store(true, Ordering::Release);
+    b.ready.notify_waiters();
+    live.detach(id);
+    let mut h = lock(&live.hls);
+    if h.builder.as_ref().is_some_and(|x| Arc::ptr_eq(x, &b)) && !lock(&b.hls).is_ended() {
+        h.builder = None;
+    }
+}
+
+/// The publisher's end: owned by the ingest task, fed every frame.
+pub struct Publisher {
+    live: Arc<StreamLive>,
+    /// The feed while nobody reads (then `live.feed` holds none of the media).
+    private: Feed,
+    attached: bool,
+    meter: RateMeter,
+}
+
+impl Publisher {
+    pub fn new(cfg: &LiveConfig) -> Self {
+        let fc = FeedConfig {
+            gop_cache: cfg.gop_cache,
+            ..FeedConfig::default()
+        };
+        Self {
+            live: Arc::new(StreamLive {
+                feed: Mutex::new(Feed::new_detached(fc)),
+                notify: Notify::new(),
+                readers: AtomicUsize::new(0),
+                flv_viewers: AtomicUsize::new(0),
+                bitrate_kbps: AtomicU64::new(0),
+                info: Mutex::new(StreamInfo::default()),
+                hls: Mutex::new(HlsState::default()),
+            }),
+            private: Feed::new(fc),
+            attached: false,
+            meter: RateMeter::default(),
+        }
+    }
+
+    pub fn shared(&self) -> Arc<StreamLive> {
+        self.live.clone()
+    }
+
+    /// One frame from the publisher. Without readers: no lock, no wake-up, and a copy into
+    /// the GOP arena only if the GOP cache is on.
+    pub fn push(&mut self, frame: &MediaFrame) {
+        if let Some(kbps) = self.meter.push(frame.dts_ms, frame.payload.len()) {
+            self.live.bitrate_kbps.store(kbps, Ordering::Relaxed);
+        }
+        let readers = self.live.readers.load(Ordering::Acquire) > 0;
+        if !readers && !self.attached {
+            if self.private.push(frame) {
+                *lock(&self.live.info) = self.private.info().clone();
+            }
+            return;
+        }
+        let mut feed = lock(&self.live.feed);
+        if !self.attached {
+            self.private.hand_over(&mut feed);
+            self.attached = true;
+        }
+        if feed.push(frame) {
+            *lock(&self.live.info) = feed.info().clone();
+        }
+        if feed.viewer_count() == 0 {
+            // The last reader left: take the media back private.
+            feed.hand_over(&mut self.private);
+            self.attached = false;
+            return;
+        }
+        drop(feed);
+        self.live.notify.notify_waiters();
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        lock(&self.live.feed).end();
+        self.live.notify.notify_waiters();
+    }
+}
+
+/// An HTTP-FLV viewer; dropping it (the response body, when the client goes) detaches it.
+struct FlvViewer {
+    live: Arc<StreamLive>,
+    id: ViewerId,
+}
+
+impl FlvViewer {
+    fn attach(live: Arc<StreamLive>) -> Self {
+        let id = live.attach();
+        live.flv_viewers.fetch_add(1, Ordering::Relaxed);
+        Self { live, id }
+    }
+}
+
+impl Drop for FlvViewer {
+    fn drop(&mut self) {
+        self.live.flv_viewers.fetch_sub(1, Ordering::Relaxed);
+        self.live.detach(self.id);
+    }
+}
+
+fn flv_body(live: Arc<StreamLive>, metrics: Arc<crate::metrics::Metrics>) -> Body {
+    let viewer = (FlvViewer::attach(live), metrics.viewer(), metrics);
+    let stream = futures_util::stream::unfold(
+        (viewer, VecDeque::<Bytes>::new(), Vec::new()),
+        |(v, mut queue, mut buf)| async move {
+            loop {
+                if let Some(b) = queue.pop_front() {
+                    v.2.add_bytes_out(b.len() as u64);
+                    return Some((Ok::<_, std::convert::Infallible>(b), (v, queue, buf)));
+                }
+                let id = v.0.id;
+                match v
+                    .0
+                    .live
+                    .read_wait(|f| f.read_flv(id, &mut buf, FLV_READ_BYTES))
+                    .await
+                {
+                    ReadStatus::Data => queue.extend(buf.drain(..)),
+                    _ => return None,
+                }
+            }
+        },
+    );
+    Body::from_stream(stream)
+}
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/live/{app}/{file}", get(play))
+        .route("/live/{app}/{stream}/{segment}", get(segment))
+}
+
+fn status(code: StatusCode, msg: &'static str) -> Response {
+    (code, msg).into_response()
+}
+
+/// Tencent play auth (§4.2): `txSecret = MD5(key + stream + txTime)`, checked in constant time.
+fn authorized(st: &AppState, stream: &str, query: &str) -> bool {
+    let Some(key) = &st.cfg.live.play_key else {
+        return true;
+    };
+    let auth = livetape_tencent::sign::PushAuth {
+        key: key.clone(),
+        backup_key: st.cfg.live.play_backup_key.clone(),
+        auth_delta_s: st.cfg.live.play_auth_delta_s,
+    };
+    let now = st.clock.now_ms() / 1000;
+    livetape_tencent::sign::verify_push(&auth, stream, query, now).is_ok()
+}
+
+fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+fn no_cache(resp: &mut Response, mime: &'static str) {
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+}
+
+async fn play(
+    State(st): State<Arc<AppState>>,
+    Path((app, file)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    if !st.cfg.live.enabled {
+        return status(StatusCode::NOT_FOUND, "live viewing is disabled");
+    }
+    let (stream, flv) = if let Some(s) = file.strip_suffix(".flv") {
+        (s, true)
+    } else if let Some(s) = file.strip_suffix(".m3u8") {
+        (s, false)
+    } else {
+        return status(StatusCode::NOT_FOUND, "use .flv or .m3u8");
+    };
+    let query = req.uri().query().unwrap_or("");
+    if !authorized(&st, stream, query) {
+        return status(StatusCode::FORBIDDEN, "play auth failed");
+    }
+    let Some(live) = st.hub.live(&app, stream) else {
+        return status(StatusCode::NOT_FOUND, "stream is not live");
+    };
+    if flv {
+        let mut resp = Response::new(flv_body(live, st.metrics.clone()));
+        no_cache(&mut resp, "video/x-flv");
+        return resp;
+    }
+    let b = live.hls_builder(client_ip(&req));
+    // Segment URIs carry the playlist's query, so signed URLs reach the segments too.
+    let q = if query.is_empty() {
+        String::new()
+    } else {
+        format!("?{query}")
+    };
+    let dir = encode_component(stream);
+    let deadline = Instant::now() + HLS_FIRST_WAIT;
+    loop {
+        let ready = b.ready.notified();
+        tokio::pin!(ready);
+        ready.as_mut().enable();
+        if let Some(p) = lock(&b.hls).playlist(|i| format!("{dir}/{i}.ts{q}")) {
+            let mut resp = p.into_response();
+            no_cache(&mut resp, "application/vnd.apple.mpegurl");
+            return resp;
+        }
+        if b.done.load(Ordering::Acquire) || tokio::time::timeout_at(deadline, ready).await.is_err()
+        {
+            break;
+        }
+    }
+    let mut resp = status(StatusCode::SERVICE_UNAVAILABLE, "first segment not ready");
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    resp
+}
+
+async fn segment(
+    State(st): State<Arc<AppState>>,
+    Path((app, stream, segment)): Path<(String, String, String)>,
+    req: Request,
+) -> Response {
+    let not_found = || status(StatusCode::NOT_FOUND, "no such segment");
+    if !st.cfg.live.enabled {
+        return not_found();
+    }
+    let Some(index) = segment
+        .strip_suffix(".ts")
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u64>().ok())
+    else {
+        return not_found();
+    };
+    if !authorized(&st, &stream, req.uri().query().unwrap_or("")) {
+        return status(StatusCode::FORBIDDEN, "play auth failed");
+    }
+    let Some(live) = st.hub.live(&app, &stream) else {
+        return not_found();
+    };
+    let Some(b) = live.touch_hls_client(client_ip(&req)) else {
+        return not_found();
+    };
+    let Some(data) = lock(&b.hls).segment(index) else {
+        return not_found();
+    };
+    let mut resp = data.into_response();
+    no_cache(&mut resp, "video/mp2t");
+    resp
+}
+
+/// Percent-encodes a path component (stream names come from publishers).
+fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn components_are_percent_encoded() {
+        assert_eq!(super::encode_component("a b/ü_1.x"), "a%20b%2F%C3%BC_1.x");
+    }
+}
