@@ -215,6 +215,9 @@ record_url = "{self.sink.url}/tencent"
 [[callback_rule]]
 app = "*"
 template = "default"
+# Like-for-like with nginx-rtmp, which keeps no GOP for new viewers either.
+[live]
+gop_cache = false
 """
             )
         self.log = open(os.path.join(self.root, "livetape.log"), "w")

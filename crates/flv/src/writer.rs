@@ -44,6 +44,9 @@ pub struct FinalizePlan {
     pub copy_len: u64,
     pub final_len: u64,
     pub duration_ms: u64,
+    /// Audio and video frames in the file (codec headers not counted): 0 means the spool
+    /// holds nothing playable (e.g. a crash right after it was opened).
+    pub media_frames: u64,
 }
 
 impl FinalizePlan {
@@ -70,6 +73,7 @@ struct Stats {
     aac_frame_ms: Option<f64>,
     publisher_framerate: Option<f64>,
     video_frames: u64,
+    audio_frames: u64,
     first_video_ts: Option<u64>,
     last_video_ts: u64,
     last_audio_ts: Option<u64>,
@@ -97,6 +101,7 @@ impl Default for Stats {
             aac_frame_ms: None,
             publisher_framerate: None,
             video_frames: 0,
+            audio_frames: 0,
             first_video_ts: None,
             last_video_ts: 0,
             last_audio_ts: None,
@@ -180,6 +185,7 @@ impl Stats {
             }
         }
         self.last_audio_ts = Some(ts);
+        self.audio_frames += 1;
     }
 
     fn index_keyframe(&mut self, ts: u64, offset: u64) {
@@ -551,6 +557,7 @@ impl FlvFileWriter {
             copy_len,
             final_len,
             duration_ms: self.stats.duration_ms(),
+            media_frames: self.stats.video_frames + self.stats.audio_frames,
         }
     }
 }
@@ -777,6 +784,21 @@ mod tests {
             assert!(again.in_place());
             assert_eq!(again.prefix, plan.prefix, "recovery rewrites the same head");
         }
+    }
+
+    /// A spool with codec headers only has no media: recovery must not catalogue it.
+    #[test]
+    fn header_only_spool_counts_no_media_frames() {
+        let mut out = Vec::<u8>::new();
+        let mut w =
+            FlvFileWriter::start(0, None, Some(&avc_sh()), Some(&aac_sh()), 0, &mut out).unwrap();
+        assert_eq!(w.finalize_plan().media_frames, 0);
+        let mut rec = FlvFileWriter::recover();
+        rec.feed(&out);
+        assert_eq!(rec.finish().unwrap().writer.finalize_plan().media_frames, 0);
+        w.push(&video(0, true), &mut out).unwrap();
+        w.push(&audio(5), &mut out).unwrap();
+        assert_eq!(w.finalize_plan().media_frames, 2);
     }
 
     #[test]

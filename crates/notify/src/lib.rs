@@ -25,8 +25,8 @@ use tokio::task::{JoinHandle, JoinSet};
 pub const EVENT_ID_HEADER: &str = "X-Livetape-Event-Id";
 /// Tencent: no response within 20 s counts as a failure.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-pub const DEFAULT_CONCURRENCY: usize = 64;
-pub const DEFAULT_BATCH_LIMIT: u32 = 64;
+pub const DEFAULT_CONCURRENCY: usize = 256;
+pub const DEFAULT_BATCH_LIMIT: u32 = 256;
 /// Safety-net poll while idle (events committed without a `wake()` are still found).
 pub const DEFAULT_MAX_IDLE_POLL: Duration = Duration::from_secs(1);
 /// Longest error text passed to [`Outbox::failed`].

@@ -371,6 +371,13 @@ pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
     .await;
     let done = match res {
         Ok(Ok(done)) => done,
+        Ok(Err(record::RecordError::Empty { path, .. })) => {
+            tracing::warn!(stream, file_id, "spool held no media frame; discarded");
+            if let Err(e) = record::recover::remove(&path) {
+                tracing::warn!(file_id, error = %e, "could not remove spool");
+            }
+            return;
+        }
         Ok(Err(e)) => {
             tracing::error!(stream, file_id, error = %e, "finalize failed; spool kept for recovery");
             st.metrics.recording_failed(format);

@@ -81,6 +81,17 @@ pub fn finalize(
                 format: fmt,
                 reason: e,
             })?;
+        if plan.empty {
+            if !spool_exists {
+                // Adopted by an earlier run before it died: the file at `dest` goes too.
+                let _ = std::fs::remove_file(&dest);
+            }
+            return Err(RecordError::Empty {
+                stream: c.ctx.stream.clone(),
+                format: fmt,
+                path: c.spool_path.clone(),
+            });
+        }
         let rel_str = rel.to_string_lossy().into_owned();
         let size = if plan.in_place {
             // The spool becomes the final file: its head is rewritten, then it is renamed into

@@ -69,6 +69,14 @@ pub enum RecordError {
         format: &'static str,
         reason: String,
     },
+    /// The spool holds codec headers but no frame (a crash right after it was opened): there
+    /// is nothing to catalogue, and the spool is discarded.
+    #[error("{stream} {format}: spool {path} holds no media frame")]
+    Empty {
+        stream: String,
+        format: &'static str,
+        path: PathBuf,
+    },
 }
 
 /// The latest codec headers, replayed at the start of every file so each file stands alone.

@@ -105,6 +105,8 @@ pub(crate) struct ResolvedPlan {
     /// Writing `prefix` over the spool's head makes the spool the final file (FLV with room
     /// reserved for its metadata): no copy.
     pub in_place: bool,
+    /// Not a single frame: nothing to catalogue.
+    pub empty: bool,
 }
 
 impl ClosePlan {
@@ -114,6 +116,7 @@ impl ClosePlan {
                 let p = recover_flv(spool)?;
                 Ok(ResolvedPlan {
                     in_place: p.in_place(),
+                    empty: p.media_frames == 0,
                     prefix: p.prefix,
                     ranges: vec![(p.copy_from, p.copy_len)],
                     duration_ms: p.duration_ms,
@@ -121,6 +124,7 @@ impl ClosePlan {
             }
             Self::Flv(p) => Ok(ResolvedPlan {
                 in_place: p.in_place(),
+                empty: p.media_frames == 0,
                 prefix: p.prefix,
                 ranges: vec![(p.copy_from, p.copy_len)],
                 duration_ms: p.duration_ms,
@@ -134,6 +138,7 @@ impl ClosePlan {
                     ranges: p.copy_ranges.iter().map(|r| (r.offset, r.len)).collect(),
                     duration_ms: p.duration_ms,
                     in_place: false,
+                    empty: false,
                 })
             }
         }

@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 /// Queued bytes that trigger a `writev`. Small, because what is queued is memory the stream
 /// holds, and 32 KiB is already only ~10 writes per second for a 2.7 Mbit/s stream (nginx-rtmp
@@ -37,13 +38,15 @@ const INLINE_LIMIT: usize = 512;
 /// it is catalogued (its `fsync` at finalize); writing behind as it records leaves that fsync
 /// almost nothing to do, so when many streams end together their callbacks are not queued
 /// behind seconds of dirty page cache (a 10 s, 1 Mbit/s push is ~1.3 MB; 200 of them
-/// ending at once were ~0.7 s of disk writes). Costs one `fadvise` per 64 KiB.
+/// ending at once were ~0.7 s of disk writes). Costs one `fadvise` per 64 KiB, made on a
+/// thread of its own.
 pub const WRITE_BEHIND_BYTES: u64 = 64 * 1024;
 
 pub struct Spool {
     path: PathBuf,
     /// `None` for a directory spool with no segment open yet.
-    file: Option<File>,
+    /// Shared with the write-behind thread, which may still hold it after the spool closes.
+    file: Option<Arc<File>>,
     /// Queued pieces, in file order; `scratch` holds bytes that follow the last of them.
     pending: Vec<Bytes>,
     pending_len: usize,
@@ -79,7 +82,7 @@ impl Spool {
     fn new(path: &Path, file: Option<File>, now_ms: i64, write_behind: bool) -> Self {
         Self {
             path: path.to_path_buf(),
-            file,
+            file: file.map(Arc::new),
             pending: Vec::new(),
             pending_len: 0,
             scratch: BytesMut::new(),
@@ -100,7 +103,7 @@ impl Spool {
             .write(true)
             .create_new(true)
             .open(self.path.join(name))?;
-        self.file = Some(file);
+        self.file = Some(Arc::new(file));
         (self.file_len, self.behind_from, self.behind_to) = (0, 0, 0);
         Ok(())
     }
@@ -190,7 +193,7 @@ impl Spool {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let file = self.file.as_mut().ok_or_else(no_segment)?;
+        let file = self.file.as_deref().ok_or_else(no_segment)?;
         write_all_vectored(file, &self.pending)?;
         self.flushed += self.pending_len as u64;
         self.file_len += self.pending_len as u64;
@@ -202,23 +205,19 @@ impl Spool {
         Ok(())
     }
 
-    /// Asks the kernel to start writing out what it has of the current file (without waiting).
-    /// `POSIX_FADV_DONTNEED` starts writeback of the dirty pages in the range and drops the
-    /// clean ones; the range also covers the previous request's bytes, by now written, so
-    /// a recording does not crowd the page cache either.
+    /// Asks the kernel to start writing out what it has of the current file, from the
+    /// write-behind thread (see [`write_behind`]): the request can block in the block layer
+    /// when the disk is busy, which must never stall a runtime worker (and with it every
+    /// stream on it). `POSIX_FADV_DONTNEED` starts writeback of the dirty pages in the range
+    /// and drops the clean ones; the range also covers the previous request's bytes, by now
+    /// written, so a recording does not crowd the page cache either.
     fn write_behind_now(&mut self) {
         let Some(file) = self.file.as_ref().filter(|_| self.write_behind) else {
             return;
         };
         let len = self.file_len - self.behind_from;
         if let Some(len) = std::num::NonZeroU64::new(len) {
-            // Advice only: a failure changes nothing that finalize's fsync does not cover.
-            let _ = rustix::fs::fadvise(
-                file,
-                self.behind_from,
-                Some(len),
-                rustix::fs::Advice::DontNeed,
-            );
+            write_behind(file.clone(), self.behind_from, len);
         }
         (self.behind_from, self.behind_to) = (self.behind_to, self.file_len);
     }
@@ -232,12 +231,44 @@ impl Spool {
     }
 }
 
+/// Hands one write-behind request to the process's write-behind thread (started on first use).
+/// Requests are a few words each and a stream makes a handful per second, so the queue is
+/// unbounded; if the thread cannot be started, write-behind is skipped (it is only advice:
+/// finalize's fsync covers everything).
+fn write_behind(file: Arc<File>, offset: u64, len: std::num::NonZeroU64) {
+    type Request = (Arc<File>, u64, std::num::NonZeroU64);
+    static QUEUE: OnceLock<Option<Mutex<mpsc::Sender<Request>>>> = OnceLock::new();
+    let queue = QUEUE.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("write-behind".into())
+            .spawn(move || {
+                for (file, offset, len) in rx {
+                    let _ = rustix::fs::fadvise(
+                        &*file,
+                        offset,
+                        Some(len),
+                        rustix::fs::Advice::DontNeed,
+                    );
+                }
+            })
+            .ok()
+            .map(|_| Mutex::new(tx))
+    });
+    if let Some(q) = queue {
+        let _ = q
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send((file, offset, len));
+    }
+}
+
 fn no_segment() -> io::Error {
     io::Error::other("no segment open in a directory spool")
 }
 
 /// `write_all` for a list of pieces: as few `writev` calls as the kernel allows.
-fn write_all_vectored(file: &mut File, pieces: &[Bytes]) -> io::Result<()> {
+fn write_all_vectored(mut file: &File, pieces: &[Bytes]) -> io::Result<()> {
     let (mut idx, mut off) = (0, 0);
     let mut iov = [IoSlice::new(&[]); MAX_IOVECS];
     while idx < pieces.len() {
