@@ -155,6 +155,8 @@ async fn console_plays_seeks_and_manages_recordings_in_chromium() {
     assert!(stdout.contains("mp4 recording via native"), "{stdout}");
     assert!(stdout.contains("flv recording via flv"), "{stdout}");
     assert!(stdout.contains("hls recording via hls"), "{stdout}");
+    // The live stream pushed by ffmpeg played in the page (HTTP-FLV through mpegts.js).
+    assert!(stdout.contains("live live/cam via "), "{stdout}");
     assert!(artifacts.join("console.png").exists());
     let dead = get(&srv, "/v1/deliveries?status=dead").await;
     assert_eq!(dead["total"], 0, "the page's retry revived it: {dead}");
