@@ -209,21 +209,28 @@ struct ListParams {
     order: Option<String>,
 }
 
-async fn list_recordings(
-    State(st): State<Arc<AppState>>,
-    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let page = p.page.unwrap_or(1);
+/// `page` (from 1, default 1) and `page_size` (1..=[`MAX_PAGE_SIZE`], default 20) of a
+/// paged `/v1` listing.
+pub(crate) fn paging(page: Option<u64>, page_size: Option<u32>) -> Result<(u64, u32), ApiError> {
+    let page = page.unwrap_or(1);
     if page == 0 {
         return Err(ApiError::BadRequest("page starts at 1".into()));
     }
-    let page_size = p.page_size.unwrap_or(20);
+    let page_size = page_size.unwrap_or(20);
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
         return Err(ApiError::BadRequest(format!(
             "page_size must be 1..={MAX_PAGE_SIZE}"
         )));
     }
+    Ok((page, page_size))
+}
+
+async fn list_recordings(
+    State(st): State<Arc<AppState>>,
+    params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let (page, page_size) = crate::api::paging(p.page, p.page_size)?;
     let order = match p.order.as_deref() {
         None | Some("asc") => SortOrder::Asc,
         Some("desc") => SortOrder::Desc,

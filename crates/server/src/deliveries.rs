@@ -7,7 +7,7 @@
 //! Signing keys never leave the server: a delivery shows its URL, unsigned body and state.
 
 use crate::AppState;
-use crate::api::{ApiError, MAX_PAGE_SIZE};
+use crate::api::ApiError;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -77,16 +77,7 @@ async fn list(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let page = p.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::BadRequest("page starts at 1".into()));
-    }
-    let page_size = p.page_size.unwrap_or(20);
-    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-        return Err(ApiError::BadRequest(format!(
-            "page_size must be 1..={MAX_PAGE_SIZE}"
-        )));
-    }
+    let (page, page_size) = crate::api::paging(p.page, p.page_size)?;
     let state = match p.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(OutboxState::try_from(s.to_owned()).map_err(|_| {

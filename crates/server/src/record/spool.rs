@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 
 /// Queued bytes that trigger a `writev`. Small, because what is queued is memory the stream
 /// holds, and 32 KiB is already only ~10 writes per second for a 2.7 Mbit/s stream (nginx-rtmp
@@ -237,7 +237,7 @@ impl Spool {
 /// finalize's fsync covers everything).
 fn write_behind(file: Arc<File>, offset: u64, len: std::num::NonZeroU64) {
     type Request = (Arc<File>, u64, std::num::NonZeroU64);
-    static QUEUE: OnceLock<Option<Mutex<mpsc::Sender<Request>>>> = OnceLock::new();
+    static QUEUE: OnceLock<Option<mpsc::Sender<Request>>> = OnceLock::new();
     let queue = QUEUE.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<Request>();
         std::thread::Builder::new()
@@ -253,13 +253,10 @@ fn write_behind(file: Arc<File>, offset: u64, len: std::num::NonZeroU64) {
                 }
             })
             .ok()
-            .map(|_| Mutex::new(tx))
+            .map(|_| tx)
     });
     if let Some(q) = queue {
-        let _ = q
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send((file, offset, len));
+        let _ = q.send((file, offset, len));
     }
 }
 
