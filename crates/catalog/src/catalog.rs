@@ -2,11 +2,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 
+use crate::backend::{Begin, Conn, Db, PG_CONNECT_TIMEOUT, PG_POOL_SIZE, redact_url};
 use crate::error::{CatalogError, Result, db_err, to_i64};
 use crate::model::{
     NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, Recording, RecordingQuery, SortOrder,
@@ -26,9 +28,6 @@ const POOL_SIZE: u32 = 4;
 /// page of 20 recordings is ~20 scattered table pages, and the syscalls were most
 /// of its time. Address space only; the OS page cache holds the data either way.
 const MMAP_BYTES: u64 = 1 << 30;
-/// Write transactions take the write lock up front: a deferred transaction
-/// that reads first can fail with SQLITE_BUSY_SNAPSHOT instead of waiting.
-pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 // Column lists as macros so they can be spliced into `&'static str` SQL with
 // `concat!` (sqlx only accepts static strings without `AssertSqlSafe`).
@@ -51,6 +50,7 @@ macro_rules! outbox_cols {
          retry_interval_ms, next_attempt_at_ms, created_at_ms, delivered_at_ms, last_error, state"
     };
 }
+pub(crate) use outbox_cols;
 
 /// Strict per-stream delivery order: an outbox row is held back while an earlier (smaller id)
 /// row of its stream is still pending, whatever that row's next attempt time, so a receiver
@@ -70,22 +70,50 @@ macro_rules! outbox_unblocked {
 pub(crate) const DUE_EVENTS_SQL: &str = concat!(
     "SELECT ",
     outbox_cols!(),
-    " FROM outbox WHERE state = 'pending' AND next_attempt_at_ms <= ?",
+    " FROM outbox WHERE state = 'pending' AND next_attempt_at_ms <= $1",
     outbox_unblocked!(),
-    " ORDER BY id LIMIT ?"
+    " ORDER BY id LIMIT $2"
 );
 /// Walks `idx_outbox_state_due` in time order and stops at the first unblocked row (a plain
 /// `MIN` with the extra condition would visit every pending row).
 /// Pending outbox rows and the oldest one's creation time (`/metrics`).
 pub(crate) const OUTBOX_PENDING_STATS_SQL: &str =
     "SELECT COUNT(*), MIN(created_at_ms) FROM outbox WHERE state = 'pending'";
+///
+/// A claimed row (in flight somewhere) counts at the later of its attempt time and its claim's
+/// expiry: a survivor wakes up when a dead node's claim runs out. Claimed rows are few (claims
+/// are cleared when marked), found through the partial `idx_outbox_claimed`; only pending rows
+/// carry a claim (set on pending rows only, cleared by every change of state).
 pub(crate) const NEXT_DUE_SQL: &str = concat!(
-    "SELECT next_attempt_at_ms FROM outbox WHERE state = 'pending'",
+    "SELECT MIN(t) FROM (SELECT * FROM (SELECT next_attempt_at_ms AS t FROM outbox \
+     WHERE state = 'pending' AND claim_until_ms IS NULL",
     outbox_unblocked!(),
-    " ORDER BY next_attempt_at_ms LIMIT 1"
+    " ORDER BY next_attempt_at_ms LIMIT 1) AS unclaimed \
+     UNION ALL SELECT CASE WHEN claim_until_ms > next_attempt_at_ms THEN claim_until_ms \
+     ELSE next_attempt_at_ms END FROM outbox WHERE claim_until_ms IS NOT NULL",
+    outbox_unblocked!(),
+    ") AS due"
 );
+/// `$1` node, `$2` now, `$3` claim expiry, `$4` limit. The engine-specific tail locks the
+/// chosen rows (PostgreSQL) or is empty (SQLite: the UPDATE holds the database write lock).
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE outbox SET claimed_by = $1, claim_until_ms = $3 WHERE id IN (\
+             SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at_ms <= $2 \
+             AND (claim_until_ms IS NULL OR claim_until_ms <= $2)",
+            outbox_unblocked!(),
+            " ORDER BY id LIMIT $4",
+            $lock,
+            ") RETURNING ",
+            outbox_cols!()
+        )
+    };
+}
+pub(crate) const CLAIM_SQLITE_SQL: &str = claim_sql!("");
+pub(crate) const CLAIM_PG_SQL: &str = claim_sql!(" FOR UPDATE SKIP LOCKED");
 pub(crate) const OUTBOX_DUE_SQL: &str = concat!(
-    "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND next_attempt_at_ms <= ?",
+    "SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND next_attempt_at_ms <= $1",
     outbox_unblocked!()
 );
 
@@ -93,19 +121,76 @@ pub(crate) const OUTBOX_DUE_SQL: &str = concat!(
 pub(crate) const EXPIRED_SQL: &str = concat!(
     "SELECT ",
     recording_cols!(),
-    " FROM recordings WHERE expires_at_ms <= ? ORDER BY expires_at_ms, file_id LIMIT ?"
+    " FROM recordings WHERE expires_at_ms <= $1 ORDER BY expires_at_ms, file_id LIMIT $2"
 );
 
 /// Handle to the catalogue database. Cheap to clone (shares the pool).
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    pub(crate) pool: SqlitePool,
+    pub(crate) db: Db,
     /// The hot writes, group-committed (see `writer`).
     writer: Writer,
 }
 
+/// Binds a `u32` limit clamped to [`MAX_LIST_LIMIT`].
+fn page_limit(limit: u32) -> i64 {
+    i64::from(limit.min(MAX_LIST_LIMIT))
+}
+
 impl Catalog {
-    /// Opens (creating if needed) the catalogue at `path` and applies pending
+    /// Opens the catalogue named by `url`: `sqlite://PATH` (created if missing, as
+    /// [`Catalog::open`]), `sqlite::memory:`, or `postgres://USER:PASSWORD@HOST:PORT/DB`
+    /// (the database must exist). Pending migrations are applied either way; on PostgreSQL
+    /// sqlx serialises concurrent migrators with an advisory lock, so several nodes may start
+    /// at once.
+    pub async fn connect(url: &str) -> Result<Catalog> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::connect_postgres(url).await;
+        }
+        if url == "sqlite::memory:" {
+            return Self::open_in_memory().await;
+        }
+        let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        else {
+            return Err(CatalogError::BadUrl {
+                url: redact_url(url),
+                reason: "expected sqlite://PATH or postgres://..".into(),
+            });
+        };
+        // Query parameters (e.g. `?mode=..`) are not ours to honour: the durability settings
+        // of `open` are the catalogue's invariants.
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
+            return Err(CatalogError::BadUrl {
+                url: url.to_owned(),
+                reason: "no file path".into(),
+            });
+        }
+        Self::open(Path::new(path)).await
+    }
+
+    async fn connect_postgres(url: &str) -> Result<Catalog> {
+        let open_err = |source| CatalogError::Open {
+            target: redact_url(url),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url).map_err(open_err)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(PG_POOL_SIZE)
+            .acquire_timeout(PG_CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(CatalogError::Migrate)?;
+        Ok(Self::with_db(Db::Postgres(pool)))
+    }
+
+    /// Opens (creating if needed) the SQLite catalogue at `path` and applies pending
     /// migrations.
     ///
     /// WAL + `synchronous=FULL`: every commit fsyncs the WAL before it is
@@ -124,20 +209,21 @@ impl Catalog {
             .connect_with(options)
             .await
             .map_err(|source| CatalogError::Open {
-                path: path.to_path_buf(),
+                target: path.display().to_string(),
                 source,
             })?;
-        Self::migrate(pool).await
+        Self::migrate_sqlite(pool).await
     }
 
-    /// A private in-memory catalogue (for tests). Uses a single connection
+    /// A private in-memory SQLite catalogue (for tests). Uses a single connection
     /// that is never recycled, since the database dies with its connection.
     pub async fn open_in_memory() -> Result<Catalog> {
+        let open_err = |source| CatalogError::Open {
+            target: ":memory:".into(),
+            source,
+        };
         let options = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(|source| CatalogError::Open {
-                path: ":memory:".into(),
-                source,
-            })?
+            .map_err(open_err)?
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
@@ -146,31 +232,43 @@ impl Catalog {
             .max_lifetime(None)
             .connect_with(options)
             .await
-            .map_err(|source| CatalogError::Open {
-                path: ":memory:".into(),
-                source,
-            })?;
-        Self::migrate(pool).await
+            .map_err(open_err)?;
+        Self::migrate_sqlite(pool).await
     }
 
-    async fn migrate(pool: SqlitePool) -> Result<Catalog> {
+    async fn migrate_sqlite(pool: SqlitePool) -> Result<Catalog> {
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(CatalogError::Migrate)?;
-        let writer = Writer::spawn(pool.clone());
-        Ok(Catalog { pool, writer })
+        Ok(Self::with_db(Db::Sqlite(pool)))
+    }
+
+    fn with_db(db: Db) -> Catalog {
+        let writer = Writer::spawn(db.clone());
+        Catalog { db, writer }
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
     }
 
     /// Waits for in-flight queries and closes every connection (checkpointing
     /// the WAL). Not required for durability, only for a tidy shutdown.
     pub async fn close(self) {
-        self.pool.close().await;
+        on_pool!(&self.db, |pool| pool.close().await)
     }
 
     #[cfg(test)]
     pub(crate) fn pool(&self) -> &SqlitePool {
-        &self.pool
+        match &self.db {
+            Db::Sqlite(pool) => pool,
+            Db::Postgres(_) => panic!("a SQLite catalogue was expected"),
+        }
     }
 
     /// Transactions the group-commit writer has committed (each holds one or more writes).
@@ -212,26 +310,26 @@ impl Catalog {
     }
 
     pub async fn get_push(&self, sequence: &str) -> Result<Option<PushSession>> {
-        sqlx::query_as(concat!(
+        on_pool!(&self.db, |pool| sqlx::query_as(concat!(
             "SELECT ",
             push_cols!(),
-            " FROM push_sessions WHERE sequence = ?"
+            " FROM push_sessions WHERE sequence = $1"
         ))
         .bind(sequence)
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(pool)
+        .await)
         .map_err(db_err("get_push", format_args!("sequence={sequence}")))
     }
 
     /// Push sessions that never ended: after a crash, the pushes it cut.
     pub async fn open_pushes(&self) -> Result<Vec<PushSession>> {
-        sqlx::query_as(concat!(
+        on_pool!(&self.db, |pool| sqlx::query_as(concat!(
             "SELECT ",
             push_cols!(),
             " FROM push_sessions WHERE ended_at_ms IS NULL ORDER BY started_at_ms"
         ))
-        .fetch_all(&self.pool)
-        .await
+        .fetch_all(pool)
+        .await)
         .map_err(db_err("open_pushes", ""))
     }
 
@@ -246,14 +344,14 @@ impl Catalog {
     }
 
     pub async fn get_recording(&self, file_id: &str) -> Result<Option<Recording>> {
-        sqlx::query_as(concat!(
+        on_pool!(&self.db, |pool| sqlx::query_as(concat!(
             "SELECT ",
             recording_cols!(),
-            " FROM recordings WHERE file_id = ?"
+            " FROM recordings WHERE file_id = $1"
         ))
         .bind(file_id)
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(pool)
+        .await)
         .map_err(db_err("get_recording", format_args!("file_id={file_id}")))
     }
 
@@ -262,67 +360,93 @@ impl Catalog {
     pub async fn list_recordings(&self, q: &RecordingQuery) -> Result<(u64, Vec<Recording>)> {
         const OP: &str = "list_recordings";
         let offset = to_i64(OP, "offset", q.offset)?;
-        // A read transaction so the count and the page agree.
-        let mut tx = self.pool.begin().await.map_err(db_err(OP, ""))?;
-        let total: i64 = count_recordings_sql(q, "")
-            .build_query_scalar()
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err(OP, ""))?;
-        let rows: Vec<Recording> = page_recordings_sql(q, offset, "")
-            .build_query_as()
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err(OP, ""))?;
-        tx.commit().await.map_err(db_err(OP, ""))?;
+        let (total, rows): (i64, Vec<Recording>) = on_pool!(&self.db, |pool| {
+            // A read transaction so the count and the page agree.
+            let mut tx = pool.begin_read().await.map_err(db_err(OP, ""))?;
+            let total: i64 = count_recordings_sql(q, "")
+                .build_query_scalar()
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err(OP, ""))?;
+            let rows: Vec<Recording> = page_recordings_sql(q, offset, "")
+                .build_query_as()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err(OP, ""))?;
+            tx.commit().await.map_err(db_err(OP, ""))?;
+            (total, rows)
+        });
         // COUNT(*) is never negative.
         Ok((u64::try_from(total).unwrap_or(0), rows))
     }
 
     /// Only the total [`Catalog::list_recordings`] reports (its first statement).
     pub async fn count_recordings(&self, q: &RecordingQuery) -> Result<u64> {
-        let total: i64 = count_recordings_sql(q, "")
+        let total: i64 = on_pool!(&self.db, |pool| count_recordings_sql(q, "")
             .build_query_scalar()
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err("count_recordings", ""))?;
+            .fetch_one(pool)
+            .await)
+        .map_err(db_err("count_recordings", ""))?;
         Ok(u64::try_from(total).unwrap_or(0))
     }
 
     /// Only the page [`Catalog::list_recordings`] returns (its second statement).
     pub async fn page_recordings(&self, q: &RecordingQuery) -> Result<Vec<Recording>> {
         let offset = to_i64("page_recordings", "offset", q.offset)?;
-        page_recordings_sql(q, offset, "")
+        on_pool!(&self.db, |pool| page_recordings_sql(q, offset, "")
             .build_query_as()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("page_recordings", ""))
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err("page_recordings", ""))
     }
 
-    /// `EXPLAIN QUERY PLAN` details of the count and of the page statement behind
-    /// [`Catalog::list_recordings`], for tests and the query benchmark.
+    /// The query plans of the count and of the page statement behind
+    /// [`Catalog::list_recordings`], for tests and the query benchmark: SQLite's
+    /// `EXPLAIN QUERY PLAN` details, or PostgreSQL's `EXPLAIN` lines.
     pub async fn explain_list_recordings(
         &self,
         q: &RecordingQuery,
     ) -> Result<(Vec<String>, Vec<String>)> {
         const OP: &str = "explain_list_recordings";
         let offset = to_i64(OP, "offset", q.offset)?;
-        let detail = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Vec<String> {
-            rows.iter()
-                .map(|r| sqlx::Row::get::<String, _>(r, "detail"))
-                .collect()
-        };
-        let count = count_recordings_sql(q, "EXPLAIN QUERY PLAN ")
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err(OP, "count"))?;
-        let page = page_recordings_sql(q, offset, "EXPLAIN QUERY PLAN ")
-            .build()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err(OP, "page"))?;
-        Ok((detail(count), detail(page)))
+        match &self.db {
+            Db::Sqlite(pool) => {
+                let detail = |rows: Vec<sqlx::sqlite::SqliteRow>| -> Vec<String> {
+                    rows.iter()
+                        .map(|r| sqlx::Row::get::<String, _>(r, "detail"))
+                        .collect()
+                };
+                let count = count_recordings_sql(q, "EXPLAIN QUERY PLAN ")
+                    .build()
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db_err(OP, "count"))?;
+                let page = page_recordings_sql(q, offset, "EXPLAIN QUERY PLAN ")
+                    .build()
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db_err(OP, "page"))?;
+                Ok((detail(count), detail(page)))
+            }
+            Db::Postgres(pool) => {
+                let lines = |rows: Vec<sqlx::postgres::PgRow>| -> Vec<String> {
+                    rows.iter()
+                        .map(|r| sqlx::Row::get::<String, _>(r, 0))
+                        .collect()
+                };
+                let count = count_recordings_sql(q, "EXPLAIN ")
+                    .build()
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db_err(OP, "count"))?;
+                let page = page_recordings_sql(q, offset, "EXPLAIN ")
+                    .build()
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db_err(OP, "page"))?;
+                Ok((lines(count), lines(page)))
+            }
+        }
     }
 
     /// Removes a recording row outright and returns it. Nothing remembers its
@@ -330,13 +454,13 @@ impl Catalog {
     /// rows without a file of ours (tests, tools); the server deletes with
     /// [`Catalog::tombstone_recording`].
     pub async fn delete_recording(&self, file_id: &str) -> Result<Option<Recording>> {
-        sqlx::query_as(concat!(
-            "DELETE FROM recordings WHERE file_id = ? RETURNING ",
+        on_pool!(&self.db, |pool| sqlx::query_as(concat!(
+            "DELETE FROM recordings WHERE file_id = $1 RETURNING ",
             recording_cols!()
         ))
         .bind(file_id)
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(pool)
+        .await)
         .map_err(db_err(
             "delete_recording",
             format_args!("file_id={file_id}"),
@@ -358,57 +482,55 @@ impl Catalog {
     ) -> Result<Option<Recording>> {
         const OP: &str = "tombstone_recording";
         let key = || format!("file_id={file_id}");
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_WRITE)
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err(OP, key()))?;
+            let row: Option<Recording> = sqlx::query_as(concat!(
+                "DELETE FROM recordings WHERE file_id = $1 RETURNING ",
+                recording_cols!()
+            ))
+            .bind(file_id)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db_err(OP, key()))?;
-        let row: Option<Recording> = sqlx::query_as(concat!(
-            "DELETE FROM recordings WHERE file_id = ? RETURNING ",
-            recording_cols!()
-        ))
-        .bind(file_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err(OP, key()))?;
-        let Some(row) = row else {
-            // Nothing changed; dropping the transaction rolls it back.
-            return Ok(None);
-        };
-        sqlx::query("INSERT INTO garbage (file_id, path, created_at_ms) VALUES (?, ?, ?)")
-            .bind(&row.file_id)
-            .bind(&row.path)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err(OP, key()))?;
-        tx.commit().await.map_err(db_err(OP, key()))?;
-        Ok(Some(row))
+            let Some(row) = row else {
+                // Nothing changed; dropping the transaction rolls it back.
+                return Ok(None);
+            };
+            sqlx::query("INSERT INTO garbage (file_id, path, created_at_ms) VALUES ($1, $2, $3)")
+                .bind(&row.file_id)
+                .bind(&row.path)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err(OP, key()))?;
+            tx.commit().await.map_err(db_err(OP, key()))?;
+            Ok(Some(row))
+        })
     }
 
     /// Recordings whose `expires_at_ms` is at or before `now_ms`, earliest
     /// expiry first (index order), at most `limit` (clamped to
     /// [`MAX_LIST_LIMIT`]). Rows kept forever (`NULL`) never appear.
     pub async fn expired_recordings(&self, now_ms: i64, limit: u32) -> Result<Vec<Recording>> {
-        sqlx::query_as(EXPIRED_SQL)
+        on_pool!(&self.db, |pool| sqlx::query_as(EXPIRED_SQL)
             .bind(now_ms)
-            .bind(i64::from(limit.min(MAX_LIST_LIMIT)))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("expired_recordings", ""))
+            .bind(page_limit(limit))
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err("expired_recordings", ""))
     }
 
     /// The oldest recordings by start time (ties by `file_id`), at most
     /// `limit` (clamped to [`MAX_LIST_LIMIT`]).
     pub async fn oldest_recordings(&self, limit: u32) -> Result<Vec<Recording>> {
-        sqlx::query_as(concat!(
+        on_pool!(&self.db, |pool| sqlx::query_as(concat!(
             "SELECT ",
             recording_cols!(),
-            " FROM recordings ORDER BY start_ms, file_id LIMIT ?"
+            " FROM recordings ORDER BY start_ms, file_id LIMIT $1"
         ))
-        .bind(i64::from(limit.min(MAX_LIST_LIMIT)))
-        .fetch_all(&self.pool)
-        .await
+        .bind(page_limit(limit))
+        .fetch_all(pool)
+        .await)
         .map_err(db_err("oldest_recordings", ""))
     }
 
@@ -418,10 +540,13 @@ impl Catalog {
     /// few minutes, and a few hundred thousand rows sum in milliseconds, so a
     /// maintained counter (and its triggers) is not worth it yet.
     pub async fn total_recording_bytes(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(size_bytes), 0) FROM recordings")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err("total_recording_bytes", ""))?;
+        // PostgreSQL sums BIGINT as NUMERIC.
+        let n: i64 = on_pool!(&self.db, |pool| sqlx::query_scalar(
+            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM recordings"
+        )
+        .fetch_one(pool)
+        .await)
+        .map_err(db_err("total_recording_bytes", ""))?;
         // Sizes are stored from u64 values that fit i64; a sum is never negative.
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -429,20 +554,25 @@ impl Catalog {
     /// Files queued for removal by [`Catalog::tombstone_recording`] and not
     /// yet forgotten, as `(file_id, path)`, oldest first.
     pub async fn garbage(&self) -> Result<Vec<(String, String)>> {
-        sqlx::query_as("SELECT file_id, path FROM garbage ORDER BY created_at_ms, file_id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("garbage", ""))
+        on_pool!(&self.db, |pool| sqlx::query_as(
+            "SELECT file_id, path FROM garbage ORDER BY created_at_ms, file_id"
+        )
+        .fetch_all(pool)
+        .await)
+        .map_err(db_err("garbage", ""))
     }
 
     /// Drops a garbage row once its file is gone. Returns whether it existed.
     pub async fn forget_garbage(&self, file_id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM garbage WHERE file_id = ?")
-            .bind(file_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err("forget_garbage", format_args!("file_id={file_id}")))?;
-        Ok(done.rows_affected() > 0)
+        let done = on_pool!(&self.db, |pool| sqlx::query(
+            "DELETE FROM garbage WHERE file_id = $1"
+        )
+        .bind(file_id)
+        .execute(pool)
+        .await
+        .map(|d| d.rows_affected()))
+        .map_err(db_err("forget_garbage", format_args!("file_id={file_id}")))?;
+        Ok(done > 0)
     }
 
     // ---- outbox --------------------------------------------------------
@@ -459,31 +589,68 @@ impl Catalog {
     /// that no earlier pending event of the same stream holds back (strict
     /// per-stream order, see `outbox_unblocked!`), in delivery (id) order, at
     /// most `limit` (clamped to [`MAX_LIST_LIMIT`]). So at most one event per
-    /// stream: its oldest pending one.
+    /// stream: its oldest pending one. Claims are ignored: a single node
+    /// reads with this; nodes sharing a catalogue use [`Catalog::claim_due_events`].
     pub async fn due_events(&self, now_ms: i64, limit: u32) -> Result<Vec<OutboxEvent>> {
-        sqlx::query_as(DUE_EVENTS_SQL)
+        on_pool!(&self.db, |pool| sqlx::query_as(DUE_EVENTS_SQL)
             .bind(now_ms)
-            .bind(i64::from(limit.min(MAX_LIST_LIMIT)))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err("due_events", ""))
+            .bind(page_limit(limit))
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err("due_events", ""))
     }
 
-    /// The earliest `next_attempt_at_ms` among pending events not held back
-    /// by an earlier pending event of their stream (those [`Catalog::due_events`]
-    /// can return), so the notifier can sleep until then; `None` when nothing
-    /// is sendable. A held-back row's own time is ignored: it may be long
-    /// past, and the notifier would then poll for a row it cannot send instead
-    /// of sleeping until the row holding it back is due.
+    /// What [`Catalog::due_events`] returns, minus rows under another claim that has not
+    /// expired at `now_ms`, now claimed by `node` until `now_ms + lease_ms` (in one statement:
+    /// of nodes claiming at once, each row goes to exactly one). Id order, at most `limit`.
+    ///
+    /// Per-stream order holds across nodes: a claimed row is still pending, so it holds back
+    /// the later rows of its stream until it is marked. A node that dies with claims leaves
+    /// them to expire; then any node claims them again (delivery stays at-least-once).
+    /// [`Catalog::mark_delivered`] and [`Catalog::mark_failed`] clear the claim.
+    pub async fn claim_due_events(
+        &self,
+        node: &str,
+        now_ms: i64,
+        lease_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<OutboxEvent>> {
+        const OP: &str = "claim_due_events";
+        let until = now_ms.saturating_add(to_i64(OP, "lease_ms", lease_ms)?);
+        let sql = match self.db {
+            Db::Sqlite(_) => CLAIM_SQLITE_SQL,
+            Db::Postgres(_) => CLAIM_PG_SQL,
+        };
+        let mut rows: Vec<OutboxEvent> = on_pool!(&self.db, |pool| sqlx::query_as(sql)
+            .bind(node)
+            .bind(now_ms)
+            .bind(until)
+            .bind(page_limit(limit))
+            .fetch_all(pool)
+            .await)
+        .map_err(db_err(OP, format_args!("node={node}")))?;
+        // RETURNING has no order.
+        rows.sort_unstable_by_key(|e| e.id);
+        Ok(rows)
+    }
+
+    /// The earliest time a pending event not held back by an earlier pending event of its
+    /// stream (one [`Catalog::due_events`] can return) may be sent, so the notifier can sleep
+    /// until then; `None` when nothing is pending. For an event under a claim (being sent by
+    /// some node) that is the later of its attempt time and the claim's expiry, so a node
+    /// wakes up to take over the events of a node that died mid-delivery. A held-back row's
+    /// own time is ignored: it may be long past, and the notifier would then poll for a row
+    /// it cannot send instead of sleeping until the row holding it back is due.
     pub async fn next_due_at(&self) -> Result<Option<i64>> {
-        sqlx::query_scalar(NEXT_DUE_SQL)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err("next_due_at", ""))
+        on_pool!(&self.db, |pool| sqlx::query_scalar(NEXT_DUE_SQL)
+            .fetch_one(pool)
+            .await)
+        .map_err(db_err("next_due_at", ""))
     }
 
-    /// Marks a pending event delivered. Returns false if the event does not
-    /// exist or is no longer pending.
+    /// Marks a pending event delivered (and clears its claim). Returns false if the event
+    /// does not exist or is no longer pending. Any node may mark, claimant or not: a late
+    /// acknowledgement of an event another node took over is still an acknowledgement.
     pub async fn mark_delivered(&self, id: i64, now_ms: i64) -> Result<bool> {
         Ok(self
             .writer
@@ -492,8 +659,8 @@ impl Catalog {
             > 0)
     }
 
-    /// Records a failed attempt. `attempts_done` is the total number of
-    /// attempts made so far. `Some(t)` schedules a retry at `t`; `None` gives
+    /// Records a failed attempt and clears the event's claim. `attempts_done` is the total
+    /// number of attempts made so far. `Some(t)` schedules a retry at `t`; `None` gives
     /// up and moves the event to `dead`. The retry policy (max_attempts,
     /// interval) is the notifier's: the catalogue stores what it is told.
     /// Returns false if the event does not exist or is no longer pending.
@@ -520,25 +687,26 @@ impl Catalog {
         state: Option<OutboxState>,
         limit: u32,
     ) -> Result<Vec<OutboxEvent>> {
-        sqlx::query_as(concat!(
+        on_pool!(&self.db, |pool| sqlx::query_as(concat!(
             "SELECT ",
             outbox_cols!(),
-            " FROM outbox WHERE (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?"
+            " FROM outbox WHERE ($1 IS NULL OR state = $1) ORDER BY id DESC LIMIT $2"
         ))
         .bind(state.map(OutboxState::as_str))
-        .bind(state.map(OutboxState::as_str))
-        .bind(i64::from(limit.min(MAX_LIST_LIMIT)))
-        .fetch_all(&self.pool)
-        .await
+        .bind(page_limit(limit))
+        .fetch_all(pool)
+        .await)
         .map_err(db_err("list_outbox", ""))
     }
 
     /// Number of pending (not yet delivered, not dead) events.
     pub async fn outbox_depth(&self) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err("outbox_depth", ""))?;
+        let n: i64 = on_pool!(&self.db, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+        )
+        .fetch_one(pool)
+        .await)
+        .map_err(db_err("outbox_depth", ""))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -546,9 +714,10 @@ impl Catalog {
     /// nothing is pending), for monitoring. One pass over the pending rows
     /// through `idx_outbox_state_due`; delivered and dead rows are not read.
     pub async fn outbox_pending_stats(&self) -> Result<(u64, Option<i64>)> {
-        let (n, oldest): (i64, Option<i64>) = sqlx::query_as(OUTBOX_PENDING_STATS_SQL)
-            .fetch_one(&self.pool)
-            .await
+        let (n, oldest): (i64, Option<i64>) =
+            on_pool!(&self.db, |pool| sqlx::query_as(OUTBOX_PENDING_STATS_SQL)
+                .fetch_one(pool)
+                .await)
             .map_err(db_err("outbox_pending_stats", ""))?;
         Ok((u64::try_from(n).unwrap_or(0), oldest))
     }
@@ -558,40 +727,119 @@ impl Catalog {
     /// stream: what [`Catalog::due_events`] would return, without the limit.
     /// A row behind an in-flight one is counted once that one is delivered.
     pub async fn outbox_due(&self, now_ms: i64) -> Result<u64> {
-        let n: i64 = sqlx::query_scalar(OUTBOX_DUE_SQL)
+        let n: i64 = on_pool!(&self.db, |pool| sqlx::query_scalar(OUTBOX_DUE_SQL)
             .bind(now_ms)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err("outbox_due", ""))?;
+            .fetch_one(pool)
+            .await)
+        .map_err(db_err("outbox_due", ""))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Deletes delivered and dead events created before `before_ms`; pending
     /// ones are never purged. Returns how many rows went.
     pub async fn purge_outbox(&self, before_ms: i64) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM outbox WHERE state IN ('delivered', 'dead') AND created_at_ms < ?",
+        on_pool!(&self.db, |pool| sqlx::query(
+            "DELETE FROM outbox WHERE state IN ('delivered', 'dead') AND created_at_ms < $1",
         )
         .bind(before_ms)
-        .execute(&self.pool)
+        .execute(pool)
         .await
-        .map_err(db_err("purge_outbox", ""))?;
-        Ok(done.rows_affected())
+        .map(|d| d.rows_affected()))
+        .map_err(db_err("purge_outbox", ""))
+    }
+
+    // ---- stream leases -------------------------------------------------
+
+    /// Takes (or renews) the cluster-wide lease on `stream_key` for `node` until
+    /// `now_ms + ttl_ms`. `None`: `node` holds it now (it was free, expired, or already
+    /// `node`'s). `Some(holder)`: another node holds an unexpired lease; nothing changed.
+    /// One upsert, so of two nodes racing for a free key exactly one wins.
+    pub async fn acquire_stream_lease(
+        &self,
+        stream_key: &str,
+        node: &str,
+        now_ms: i64,
+        ttl_ms: u64,
+    ) -> Result<Option<String>> {
+        const OP: &str = "acquire_stream_lease";
+        let key = || format!("stream_key={stream_key}");
+        let until = now_ms.saturating_add(to_i64(OP, "ttl_ms", ttl_ms)?);
+        let won: Option<String> = on_pool!(&self.db, |pool| sqlx::query_scalar(
+            "INSERT INTO stream_leases (stream_key, node, expires_at_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (stream_key) DO UPDATE \
+             SET node = excluded.node, expires_at_ms = excluded.expires_at_ms \
+             WHERE stream_leases.expires_at_ms <= $4 OR stream_leases.node = excluded.node \
+             RETURNING node"
+        )
+        .bind(stream_key)
+        .bind(node)
+        .bind(until)
+        .bind(now_ms)
+        .fetch_optional(pool)
+        .await)
+        .map_err(db_err(OP, key()))?;
+        if won.is_some() {
+            return Ok(None);
+        }
+        let holder: Option<String> = on_pool!(&self.db, |pool| sqlx::query_scalar(
+            "SELECT node FROM stream_leases WHERE stream_key = $1"
+        )
+        .bind(stream_key)
+        .fetch_optional(pool)
+        .await)
+        .map_err(db_err(OP, key()))?;
+        // Released between the two statements: report the last holder anyway (the caller
+        // refuses this once; the next push finds the key free).
+        Ok(Some(holder.unwrap_or_default()))
+    }
+
+    /// Extends every lease `node` holds to `now_ms + ttl_ms`; returns how many. A lease that
+    /// expired and was taken by another node is no longer `node`'s and stays taken.
+    pub async fn renew_stream_leases(&self, node: &str, now_ms: i64, ttl_ms: u64) -> Result<u64> {
+        const OP: &str = "renew_stream_leases";
+        let until = now_ms.saturating_add(to_i64(OP, "ttl_ms", ttl_ms)?);
+        on_pool!(&self.db, |pool| sqlx::query(
+            "UPDATE stream_leases SET expires_at_ms = $2 WHERE node = $1"
+        )
+        .bind(node)
+        .bind(until)
+        .execute(pool)
+        .await
+        .map(|d| d.rows_affected()))
+        .map_err(db_err(OP, format_args!("node={node}")))
+    }
+
+    /// Drops `node`'s lease on `stream_key`. False if `node` did not hold it (never did, or
+    /// another node took it over after it expired).
+    pub async fn release_stream_lease(&self, stream_key: &str, node: &str) -> Result<bool> {
+        let gone = on_pool!(&self.db, |pool| sqlx::query(
+            "DELETE FROM stream_leases WHERE stream_key = $1 AND node = $2"
+        )
+        .bind(stream_key)
+        .bind(node)
+        .execute(pool)
+        .await
+        .map(|d| d.rows_affected()))
+        .map_err(db_err(
+            "release_stream_lease",
+            format_args!("stream_key={stream_key}"),
+        ))?;
+        Ok(gone > 0)
     }
 }
 
 // ---- the group-committed writes (run by `writer` inside its transaction) ----
 
 pub(crate) async fn begin_push_in(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     push: &NewPush,
     event: Option<NewEvent>,
 ) -> Result<u64> {
     const OP: &str = "begin_push";
-    let done = sqlx::query(concat!(
+    let done = on_conn!(conn, |c| sqlx::query(concat!(
         "INSERT INTO push_sessions (",
         push_cols!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, $9, $10)"
     ))
     .bind(&push.sequence)
     .bind(&push.app)
@@ -603,15 +851,16 @@ pub(crate) async fn begin_push_in(
     .bind(push.started_at_ms)
     .bind(i64::from(push.width))
     .bind(i64::from(push.height))
-    .execute(&mut *conn)
+    .execute(c)
     .await
+    .map(|d| d.rows_affected()))
     .map_err(db_err(OP, format_args!("sequence={}", push.sequence)))?;
     insert_events_in(conn, OP, event).await?;
-    Ok(done.rows_affected())
+    Ok(done)
 }
 
 pub(crate) async fn end_push_in(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     sequence: &str,
     ended_at_ms: i64,
     errcode: i32,
@@ -619,32 +868,34 @@ pub(crate) async fn end_push_in(
     events: Vec<NewEvent>,
 ) -> Result<u64> {
     const OP: &str = "end_push";
-    let updated = sqlx::query(
-        "UPDATE push_sessions SET ended_at_ms = ?, errcode = ?, errmsg = ? WHERE sequence = ?",
+    let updated = on_conn!(conn, |c| sqlx::query(
+        "UPDATE push_sessions SET ended_at_ms = $1, errcode = $2, errmsg = $3 \
+         WHERE sequence = $4",
     )
     .bind(ended_at_ms)
     .bind(errcode)
     .bind(errmsg)
     .bind(sequence)
-    .execute(&mut *conn)
+    .execute(c)
     .await
-    .map_err(db_err(OP, format_args!("sequence={sequence}")))?
-    .rows_affected();
+    .map(|d| d.rows_affected()))
+    .map_err(db_err(OP, format_args!("sequence={sequence}")))?;
     insert_events_in(conn, OP, events).await?;
     Ok(updated)
 }
 
 pub(crate) async fn insert_recording_in(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     rec: &Recording,
     events: Vec<NewEvent>,
 ) -> Result<u64> {
     const OP: &str = "insert_recording";
     let size_bytes = to_i64(OP, "size_bytes", rec.size_bytes)?;
-    let done = sqlx::query(concat!(
+    let done = on_conn!(conn, |c| sqlx::query(concat!(
         "INSERT INTO recordings (",
         recording_cols!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19)"
     ))
     .bind(&rec.file_id)
     .bind(&rec.sequence)
@@ -665,33 +916,30 @@ pub(crate) async fn insert_recording_in(
     .bind(rec.media_start_ms)
     .bind(rec.created_at_ms)
     .bind(rec.expires_at_ms)
-    .execute(&mut *conn)
+    .execute(c)
     .await
+    .map(|d| d.rows_affected()))
     .map_err(db_err(OP, format_args!("file_id={}", rec.file_id)))?;
     insert_events_in(conn, OP, events).await?;
-    Ok(done.rows_affected())
+    Ok(done)
 }
 
-pub(crate) async fn mark_delivered_in(
-    conn: &mut SqliteConnection,
-    id: i64,
-    now_ms: i64,
-) -> Result<u64> {
-    let done = sqlx::query(
-        "UPDATE outbox SET state = 'delivered', delivered_at_ms = ?, \
-         attempts = attempts + 1, last_error = NULL \
-         WHERE id = ? AND state = 'pending'",
+pub(crate) async fn mark_delivered_in(conn: &mut Conn<'_>, id: i64, now_ms: i64) -> Result<u64> {
+    on_conn!(conn, |c| sqlx::query(
+        "UPDATE outbox SET state = 'delivered', delivered_at_ms = $1, \
+         attempts = attempts + 1, last_error = NULL, claimed_by = NULL, claim_until_ms = NULL \
+         WHERE id = $2 AND state = 'pending'",
     )
     .bind(now_ms)
     .bind(id)
-    .execute(&mut *conn)
+    .execute(c)
     .await
-    .map_err(db_err("mark_delivered", format_args!("id={id}")))?;
-    Ok(done.rows_affected())
+    .map(|d| d.rows_affected()))
+    .map_err(db_err("mark_delivered", format_args!("id={id}")))
 }
 
 pub(crate) async fn mark_failed_in(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     id: i64,
     attempts_done: u32,
     next_attempt_at_ms: Option<i64>,
@@ -701,34 +949,34 @@ pub(crate) async fn mark_failed_in(
         Some(_) => OutboxState::Pending,
         None => OutboxState::Dead,
     };
-    let done = sqlx::query(
-        "UPDATE outbox SET attempts = ?, \
-         next_attempt_at_ms = COALESCE(?, next_attempt_at_ms), \
-         last_error = ?, state = ? \
-         WHERE id = ? AND state = 'pending'",
+    on_conn!(conn, |c| sqlx::query(
+        "UPDATE outbox SET attempts = $1, \
+         next_attempt_at_ms = COALESCE($2, next_attempt_at_ms), \
+         last_error = $3, state = $4, claimed_by = NULL, claim_until_ms = NULL \
+         WHERE id = $5 AND state = 'pending'",
     )
     .bind(i64::from(attempts_done))
     .bind(next_attempt_at_ms)
     .bind(error)
     .bind(state.as_str())
     .bind(id)
-    .execute(&mut *conn)
+    .execute(c)
     .await
-    .map_err(db_err("mark_failed", format_args!("id={id}")))?;
-    Ok(done.rows_affected())
+    .map(|d| d.rows_affected()))
+    .map_err(db_err("mark_failed", format_args!("id={id}")))
 }
 
 pub(crate) async fn insert_events_in(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     op: &'static str,
     events: impl IntoIterator<Item = NewEvent>,
 ) -> Result<()> {
     for ev in events {
         let retry = to_i64(op, "retry_interval_ms", ev.retry_interval_ms)?;
-        sqlx::query(
+        on_conn!(conn, |c| sqlx::query(
             "INSERT INTO outbox (event_id, event_type, url, body, sign_key, stream_id, attempts, \
              max_attempts, retry_interval_ms, next_attempt_at_ms, created_at_ms, state) \
-             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, 'pending')",
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $9, 'pending')",
         )
         .bind(&ev.event_id)
         .bind(ev.event_type)
@@ -739,18 +987,24 @@ pub(crate) async fn insert_events_in(
         .bind(i64::from(ev.max_attempts))
         .bind(retry)
         .bind(ev.created_at_ms)
-        .bind(ev.created_at_ms)
-        .execute(&mut *conn)
+        .execute(c)
         .await
+        .map(drop))
         .map_err(db_err(op, format_args!("event_id={}", ev.event_id)))?;
     }
     Ok(())
 }
 
-/// Appends ` WHERE ...` for the query's filters, binding every value.
-fn push_recording_filters(qb: &mut QueryBuilder<Sqlite>, q: &RecordingQuery) {
+/// Appends ` WHERE ...` for the query's filters, binding every value (the builder writes
+/// each engine's placeholders).
+fn push_recording_filters<DB>(qb: &mut QueryBuilder<DB>, q: &RecordingQuery)
+where
+    DB: Database,
+    String: for<'t> Encode<'t, DB> + Type<DB>,
+    i64: for<'t> Encode<'t, DB> + Type<DB>,
+{
     let mut sep = " WHERE ";
-    let mut text = |qb: &mut QueryBuilder<Sqlite>, col: &str, v: &Option<String>| {
+    let mut text = |qb: &mut QueryBuilder<DB>, col: &str, v: &Option<String>| {
         if let Some(v) = v {
             qb.push(sep).push(col).push(" = ").push_bind(v.clone());
             sep = " AND ";
@@ -775,10 +1029,16 @@ fn push_recording_filters(qb: &mut QueryBuilder<Sqlite>, q: &RecordingQuery) {
 /// `recording_counts` (a few rows per domain/app/format): counting a million index
 /// entries per page view is what made the unfiltered listing slow. Otherwise the
 /// count is an index range over the matches.
-pub(crate) fn count_recordings_sql(q: &RecordingQuery, prefix: &str) -> QueryBuilder<Sqlite> {
+pub(crate) fn count_recordings_sql<DB>(q: &RecordingQuery, prefix: &str) -> QueryBuilder<DB>
+where
+    DB: Database,
+    String: for<'t> Encode<'t, DB> + Type<DB>,
+    i64: for<'t> Encode<'t, DB> + Type<DB>,
+{
     let mut qb = QueryBuilder::new(prefix);
     if q.stream_id.is_none() && q.from_ms.is_none() && q.to_ms.is_none() {
-        qb.push("SELECT COALESCE(SUM(n), 0) FROM recording_counts");
+        // PostgreSQL sums BIGINT as NUMERIC.
+        qb.push("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM recording_counts");
     } else {
         qb.push("SELECT COUNT(*) FROM recordings");
     }
@@ -786,11 +1046,16 @@ pub(crate) fn count_recordings_sql(q: &RecordingQuery, prefix: &str) -> QueryBui
     qb
 }
 
-pub(crate) fn page_recordings_sql(
+pub(crate) fn page_recordings_sql<DB>(
     q: &RecordingQuery,
     offset: i64,
     prefix: &str,
-) -> QueryBuilder<Sqlite> {
+) -> QueryBuilder<DB>
+where
+    DB: Database,
+    String: for<'t> Encode<'t, DB> + Type<DB>,
+    i64: for<'t> Encode<'t, DB> + Type<DB>,
+{
     let mut qb = QueryBuilder::new(prefix);
     qb.push(concat!("SELECT ", recording_cols!(), " FROM recordings"));
     push_recording_filters(&mut qb, q);
@@ -800,7 +1065,7 @@ pub(crate) fn page_recordings_sql(
         SortOrder::Desc => " ORDER BY start_ms DESC, file_id DESC",
     });
     qb.push(" LIMIT ")
-        .push_bind(i64::from(q.limit.min(MAX_LIST_LIMIT)))
+        .push_bind(page_limit(q.limit))
         .push(" OFFSET ")
         .push_bind(offset);
     qb

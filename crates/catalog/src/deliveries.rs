@@ -1,21 +1,16 @@
 //! The outbox as the console sees it: a filtered, paged listing of callback deliveries and
 //! "retry now". The notifier's own queries (due rows, per-stream order) live in `catalog.rs`.
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use crate::catalog::{BEGIN_WRITE, Catalog, MAX_LIST_LIMIT};
+use crate::backend::Begin;
+use crate::catalog::{Catalog, MAX_LIST_LIMIT};
 use crate::error::{CatalogError, Result, db_err, to_i64};
 use crate::model::{OutboxEvent, OutboxState};
 
-/// Same columns as the notifier reads (`outbox_cols!` in catalog.rs, which is not visible
-/// here); `concat!`-able because sqlx takes only static SQL strings.
-macro_rules! delivery_cols {
-    () => {
-        "id, event_id, event_type, url, body, sign_key, stream_id, attempts, max_attempts, \
-         retry_interval_ms, next_attempt_at_ms, created_at_ms, delivered_at_ms, last_error, state"
-    };
-}
-const GET_SQL: &str = concat!("SELECT ", delivery_cols!(), " FROM outbox WHERE id = ?");
+use crate::catalog::outbox_cols as delivery_cols;
+
+const GET_SQL: &str = concat!("SELECT ", delivery_cols!(), " FROM outbox WHERE id = $1");
 
 /// Filters and paging for [`Catalog::list_deliveries`]; `None` matches everything.
 /// Rows come newest first (by id, i.e. creation order).
@@ -28,7 +23,12 @@ pub struct DeliveryQuery {
     pub limit: u32,
 }
 
-fn push_filters(qb: &mut QueryBuilder<Sqlite>, q: &DeliveryQuery) {
+fn push_filters<DB>(qb: &mut QueryBuilder<DB>, q: &DeliveryQuery)
+where
+    DB: Database,
+    String: for<'t> Encode<'t, DB> + Type<DB>,
+    &'static str: for<'t> Encode<'t, DB> + Type<DB>,
+{
     let mut sep = " WHERE ";
     if let Some(state) = q.state {
         qb.push(sep).push("state = ").push_bind(state.as_str());
@@ -43,35 +43,38 @@ impl Catalog {
     /// One page of outbox rows matching `q`, newest first, and how many match in all.
     pub async fn list_deliveries(&self, q: &DeliveryQuery) -> Result<(u64, Vec<OutboxEvent>)> {
         const OP: &str = "list_deliveries";
-        let mut count = QueryBuilder::new("SELECT COUNT(*) FROM outbox");
-        push_filters(&mut count, q);
-        let total: i64 = count
-            .build_query_scalar()
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err(OP, ""))?;
         let offset = to_i64(OP, "offset", q.offset)?;
-        let mut page = QueryBuilder::new(concat!("SELECT ", delivery_cols!(), " FROM outbox"));
-        push_filters(&mut page, q);
-        page.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(q.limit.min(MAX_LIST_LIMIT)))
-            .push(" OFFSET ")
-            .push_bind(offset);
-        let rows = page
-            .build_query_as()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err(OP, ""))?;
+        let (total, rows): (i64, Vec<OutboxEvent>) = on_pool!(&self.db, |pool| {
+            let mut count = QueryBuilder::new("SELECT COUNT(*) FROM outbox");
+            push_filters(&mut count, q);
+            let total: i64 = count
+                .build_query_scalar()
+                .fetch_one(pool)
+                .await
+                .map_err(db_err(OP, ""))?;
+            let mut page = QueryBuilder::new(concat!("SELECT ", delivery_cols!(), " FROM outbox"));
+            push_filters(&mut page, q);
+            page.push(" ORDER BY id DESC LIMIT ")
+                .push_bind(i64::from(q.limit.min(MAX_LIST_LIMIT)))
+                .push(" OFFSET ")
+                .push_bind(offset);
+            let rows = page
+                .build_query_as()
+                .fetch_all(pool)
+                .await
+                .map_err(db_err(OP, ""))?;
+            (total, rows)
+        });
         Ok((u64::try_from(total).unwrap_or(0), rows))
     }
 
     /// One outbox row by id.
     pub async fn get_delivery(&self, id: i64) -> Result<Option<OutboxEvent>> {
-        sqlx::query_as(GET_SQL)
+        on_pool!(&self.db, |pool| sqlx::query_as(GET_SQL)
             .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err("get_delivery", format_args!("id={id}")))
+            .fetch_optional(pool)
+            .await)
+        .map_err(db_err("get_delivery", format_args!("id={id}")))
     }
 
     /// Makes a pending or dead row due at `now_ms` (a dead row becomes pending again and gets
@@ -83,34 +86,33 @@ impl Catalog {
     /// row already delivered.
     pub async fn retry_delivery_now(&self, id: i64, now_ms: i64) -> Result<OutboxEvent> {
         const OP: &str = "retry_delivery_now";
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_WRITE)
-            .await
-            .map_err(db_err(OP, format_args!("id={id}")))?;
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'pending', next_attempt_at_ms = ? \
-             WHERE id = ? AND state IN ('pending', 'dead')",
-        )
-        .bind(now_ms)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err(OP, format_args!("id={id}")))?;
-        let row: Option<OutboxEvent> = sqlx::query_as(GET_SQL)
+        let key = || format!("id={id}");
+        let (done, row): (u64, Option<OutboxEvent>) = on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err(OP, key()))?;
+            let done = sqlx::query(
+                "UPDATE outbox SET state = 'pending', next_attempt_at_ms = $1 \
+                 WHERE id = $2 AND state IN ('pending', 'dead')",
+            )
+            .bind(now_ms)
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .execute(&mut *tx)
             .await
-            .map_err(db_err(OP, format_args!("id={id}")))?;
-        tx.commit()
-            .await
-            .map_err(db_err(OP, format_args!("id={id}")))?;
+            .map_err(db_err(OP, key()))?
+            .rows_affected();
+            let row: Option<OutboxEvent> = sqlx::query_as(GET_SQL)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err(OP, key()))?;
+            tx.commit().await.map_err(db_err(OP, key()))?;
+            (done, row)
+        });
         match row {
             None => Err(CatalogError::NotFound {
                 what: "delivery",
                 key: format!("id={id}"),
             }),
-            Some(_) if done.rows_affected() == 0 => Err(CatalogError::Conflict {
+            Some(_) if done == 0 => Err(CatalogError::Conflict {
                 what: "delivery",
                 key: format!("id={id}"),
                 reason: "already delivered".into(),

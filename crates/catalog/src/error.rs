@@ -1,13 +1,21 @@
-use std::path::PathBuf;
-
 /// Every catalogue failure, tagged with the operation and the key it was about.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("catalog: opening {path}: {source}")]
+    /// `target` is the SQLite path or the URL, its password redacted.
+    #[error("catalog: opening {target}: {source}")]
     Open {
-        path: PathBuf,
+        target: String,
         #[source]
         source: sqlx::Error,
+    },
+    /// `[catalog] url` names no engine we speak (password redacted).
+    #[error("catalog: bad url `{url}`: {reason}")]
+    BadUrl { url: String, reason: String },
+    /// The operation exists for one engine only (e.g. the SQLite-only synthetic seed).
+    #[error("catalog: {op} is not supported on {backend}")]
+    Unsupported {
+        op: &'static str,
+        backend: &'static str,
     },
     #[error("catalog: applying migrations: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),

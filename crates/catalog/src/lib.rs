@@ -1,7 +1,8 @@
 //! The livetape catalogue: push sessions, recordings, the webhook outbox and the
 //! run-time editable record/callback templates and rules,
-//! stored in SQLite (a PostgreSQL twin will follow; the SQL stays portable
-//! where that is cheap: epoch-ms `i64` times, caller-generated TEXT ids).
+//! stored in SQLite (one node) or PostgreSQL (one or many nodes): one [`Catalog`], two
+//! engines, each with its own migrations, the same schema (epoch-ms `i64` times,
+//! caller-generated TEXT ids) and one conformance test suite (see `backend`).
 //!
 //! Invariants:
 //! - a `recordings` row is inserted only after its file is complete and
@@ -9,7 +10,11 @@
 //! - an outbox row is written in the same transaction as the change that
 //!   causes it, so a committed change always has its webhook queued and a
 //!   rolled-back change never does;
-//! - a successful write has been fsynced (WAL, `synchronous=FULL`);
+//! - a successful write has been fsynced (SQLite: WAL, `synchronous=FULL`;
+//!   PostgreSQL: its commit);
+//! - an outbox row claimed by a node (`claim_due_events`) is sent by no other node
+//!   until the claim expires; a stream lease (`acquire_stream_lease`) is held by at
+//!   most one node at a time until it expires;
 //! - deleting a recording is two-phase: `tombstone_recording` removes the
 //!   row and queues its path in `garbage` in one transaction; the caller
 //!   removes the file, then `forget_garbage`. A crash in between leaves the
@@ -18,6 +23,8 @@
 //! Time is always passed in by the caller (`now_ms`); the catalogue reads no
 //! clock.
 
+#[macro_use]
+mod backend;
 mod catalog;
 mod deliveries;
 mod error;
@@ -26,6 +33,7 @@ mod synth;
 mod templates;
 mod writer;
 
+pub use backend::redact_url;
 pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
 pub use deliveries::DeliveryQuery;
 pub use error::{CatalogError, Result};

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, Row};
 
 use crate::Catalog;
-use crate::catalog::BEGIN_WRITE;
-use crate::error::{Result, db_err, to_i64};
+use crate::backend::Db;
+use crate::error::{CatalogError, Result, db_err, to_i64};
 
 /// Stream names are this prefix and the stream's index.
 pub const SEED_STREAM_PREFIX: &str = "cam-";
@@ -134,15 +134,22 @@ impl Catalog {
     /// docs for their shape). The `recordings` indexes are dropped for the load and
     /// rebuilt from their own stored definitions (sorting once beats a million
     /// random index inserts), so they stay whatever the migrations made them.
-    /// Triggers on `recordings` fire as for any insert.
+    /// Triggers on `recordings` fire as for any insert. SQLite only
+    /// ([`CatalogError::Unsupported`] on PostgreSQL).
     pub async fn seed_synthetic_recordings(&self, spec: &SeedSpec) -> Result<SeedReport> {
         const OP: &str = "seed_synthetic_recordings";
         let files = to_i64(OP, "files", spec.files)?;
         let span_ms = i64::from(spec.days.max(1)) * 86_400_000;
         let appid = to_i64(OP, "appid", spec.appid)?;
         let streams = i64::from(spec.streams.max(1));
+        let Db::Sqlite(pool) = &self.db else {
+            return Err(CatalogError::Unsupported {
+                op: OP,
+                backend: self.backend(),
+            });
+        };
         let started = Instant::now();
-        let mut conn = self.pool.acquire().await.map_err(db_err(OP, ""))?;
+        let mut conn = pool.acquire().await.map_err(db_err(OP, ""))?;
         for pragma in [
             format!("PRAGMA cache_size = -{SEED_CACHE_KIB}"),
             "PRAGMA temp_store = MEMORY".to_owned(),
@@ -152,7 +159,10 @@ impl Catalog {
                 .await
                 .map_err(db_err(OP, "pragma"))?;
         }
-        let mut tx = conn.begin_with(BEGIN_WRITE).await.map_err(db_err(OP, ""))?;
+        let mut tx = conn
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err(OP, ""))?;
         let indexes: Vec<(String, String)> = sqlx::query(
             "SELECT name, sql FROM sqlite_master \
              WHERE type = 'index' AND tbl_name = 'recordings' AND sql IS NOT NULL",

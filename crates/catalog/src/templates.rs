@@ -10,14 +10,15 @@
 //! caller's. It enforces the relational rules itself: names and rule keys are unique, a rule
 //! must name an existing template, and a template bound by a rule cannot be deleted.
 
-use sqlx::{SqliteConnection, SqliteExecutor};
-
 use crate::Catalog;
-use crate::catalog::BEGIN_WRITE;
+use crate::backend::{Begin, Conn};
 use crate::error::{CatalogError, Result, db_err};
 
 /// Marker row in `catalog_meta` set by the first [`Catalog::seed_templates`].
 const SEEDED_KEY: &str = "templates_seeded";
+/// PostgreSQL: one seeder at a time (a transaction-scoped advisory lock; the key is arbitrary
+/// but fixed, "lt-seed").
+const SEED_LOCK_SQL: &str = "SELECT pg_advisory_xact_lock(7021339128)";
 const RECORD_TEMPLATE: &str = "record template";
 const RECORD_RULE: &str = "record rule";
 const CALLBACK_TEMPLATE: &str = "callback template";
@@ -258,78 +259,74 @@ fn conflict_or_db(
 }
 
 async fn template_exists(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     op: &'static str,
     table_sql: &'static str,
     name: &str,
 ) -> Result<bool> {
-    let n: i64 = sqlx::query_scalar(table_sql)
+    let n: i64 = on_conn!(conn, |c| sqlx::query_scalar(table_sql)
         .bind(name)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db_err(op, format_args!("name={name}")))?;
+        .fetch_one(c)
+        .await)
+    .map_err(db_err(op, format_args!("name={name}")))?;
     Ok(n > 0)
 }
 
-async fn record_templates_in<'c>(
-    ex: impl SqliteExecutor<'c>,
+async fn record_templates_in(
+    conn: &mut Conn<'_>,
 ) -> Result<Vec<StoredTemplate<RecordTemplateDef>>> {
-    let rows: Vec<RecordTemplateRow> = sqlx::query_as(concat!(
+    let rows: Vec<RecordTemplateRow> = on_conn!(conn, |c| sqlx::query_as(concat!(
         "SELECT ",
         rt_cols!(),
         " FROM record_templates ORDER BY name"
     ))
-    .fetch_all(ex)
-    .await
+    .fetch_all(c)
+    .await)
     .map_err(db_err("list_record_templates", ""))?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-async fn record_rules_in<'c>(
-    ex: impl SqliteExecutor<'c>,
-) -> Result<Vec<StoredRule<RecordRuleDef>>> {
-    let rows: Vec<RecordRuleRow> = sqlx::query_as(concat!(
+async fn record_rules_in(conn: &mut Conn<'_>) -> Result<Vec<StoredRule<RecordRuleDef>>> {
+    let rows: Vec<RecordRuleRow> = on_conn!(conn, |c| sqlx::query_as(concat!(
         "SELECT ",
         rr_cols!(),
         " FROM record_rules ORDER BY id"
     ))
-    .fetch_all(ex)
-    .await
+    .fetch_all(c)
+    .await)
     .map_err(db_err("list_record_rules", ""))?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-async fn callback_templates_in<'c>(
-    ex: impl SqliteExecutor<'c>,
+async fn callback_templates_in(
+    conn: &mut Conn<'_>,
 ) -> Result<Vec<StoredTemplate<CallbackTemplateDef>>> {
-    let rows: Vec<CallbackTemplateRow> = sqlx::query_as(concat!(
+    let rows: Vec<CallbackTemplateRow> = on_conn!(conn, |c| sqlx::query_as(concat!(
         "SELECT ",
         ct_cols!(),
         " FROM callback_templates ORDER BY name"
     ))
-    .fetch_all(ex)
-    .await
+    .fetch_all(c)
+    .await)
     .map_err(db_err("list_callback_templates", ""))?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
-async fn callback_rules_in<'c>(
-    ex: impl SqliteExecutor<'c>,
-) -> Result<Vec<StoredRule<CallbackRuleDef>>> {
-    let rows: Vec<CallbackRuleRow> = sqlx::query_as(concat!(
+async fn callback_rules_in(conn: &mut Conn<'_>) -> Result<Vec<StoredRule<CallbackRuleDef>>> {
+    let rows: Vec<CallbackRuleRow> = on_conn!(conn, |c| sqlx::query_as(concat!(
         "SELECT ",
         cr_cols!(),
         " FROM callback_rules ORDER BY id"
     ))
-    .fetch_all(ex)
-    .await
+    .fetch_all(c)
+    .await)
     .map_err(db_err("list_callback_rules", ""))?;
     Ok(rows.into_iter().map(Into::into).collect())
 }
 
 /// Inserts or replaces a record template; `created_at_ms` is kept on replace.
 async fn upsert_record_template(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     op: &'static str,
     t: &RecordTemplateDef,
     now_ms: i64,
@@ -339,7 +336,7 @@ async fn upsert_record_template(
         concat!(
             "INSERT INTO record_templates (",
             rt_cols!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO UPDATE SET \
              formats = excluded.formats, interval_s = excluded.interval_s, \
              hls_target_s = excluded.hls_target_s, resume_s = excluded.resume_s, \
              storage_days = excluded.storage_days, updated_at_ms = excluded.updated_at_ms \
@@ -350,11 +347,11 @@ async fn upsert_record_template(
         concat!(
             "INSERT INTO record_templates (",
             rt_cols!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ",
             rt_cols!()
         )
     };
-    let row: RecordTemplateRow = sqlx::query_as(sql)
+    let row: RecordTemplateRow = on_conn!(conn, |c| sqlx::query_as(sql)
         .bind(&t.name)
         .bind(t.formats.join(","))
         .bind(i64::from(t.interval_s))
@@ -363,19 +360,19 @@ async fn upsert_record_template(
         .bind(i64::from(t.storage_days))
         .bind(now_ms)
         .bind(now_ms)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(conflict_or_db(
-            op,
-            RECORD_TEMPLATE,
-            format!("name={}", t.name),
-            || "a record template with this name already exists".into(),
-        ))?;
+        .fetch_one(c)
+        .await)
+    .map_err(conflict_or_db(
+        op,
+        RECORD_TEMPLATE,
+        format!("name={}", t.name),
+        || "a record template with this name already exists".into(),
+    ))?;
     Ok(row.into())
 }
 
 async fn upsert_callback_template(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn<'_>,
     op: &'static str,
     t: &CallbackTemplateDef,
     now_ms: i64,
@@ -385,7 +382,7 @@ async fn upsert_callback_template(
         concat!(
             "INSERT INTO callback_templates (",
             ct_cols!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO UPDATE SET \
              key = excluded.key, stream_begin_url = excluded.stream_begin_url, \
              stream_end_url = excluded.stream_end_url, record_url = excluded.record_url, \
              retry_count = excluded.retry_count, retry_interval_s = excluded.retry_interval_s, \
@@ -396,11 +393,11 @@ async fn upsert_callback_template(
         concat!(
             "INSERT INTO callback_templates (",
             ct_cols!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ",
             ct_cols!()
         )
     };
-    let row: CallbackTemplateRow = sqlx::query_as(sql)
+    let row: CallbackTemplateRow = on_conn!(conn, |c| sqlx::query_as(sql)
         .bind(&t.name)
         .bind(&t.key)
         .bind(&t.stream_begin_url)
@@ -410,14 +407,14 @@ async fn upsert_callback_template(
         .bind(i64::from(t.retry_interval_s))
         .bind(now_ms)
         .bind(now_ms)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(conflict_or_db(
-            op,
-            CALLBACK_TEMPLATE,
-            format!("name={}", t.name),
-            || "a callback template with this name already exists".into(),
-        ))?;
+        .fetch_one(c)
+        .await)
+    .map_err(conflict_or_db(
+        op,
+        CALLBACK_TEMPLATE,
+        format!("name={}", t.name),
+        || "a callback template with this name already exists".into(),
+    ))?;
     Ok(row.into())
 }
 
@@ -431,33 +428,32 @@ async fn delete_template(
     name: &str,
 ) -> Result<()> {
     let key = || format!("name={name}");
-    let mut tx = cat
-        .pool
-        .begin_with(BEGIN_WRITE)
-        .await
-        .map_err(db_err(op, key()))?;
-    let bound: i64 = sqlx::query_scalar(rules_sql)
-        .bind(name)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err(op, key()))?;
-    if bound > 0 {
-        return Err(CatalogError::Conflict {
-            what,
-            key: key(),
-            reason: format!("still bound by {bound} rule(s); delete or rebind them first"),
-        });
-    }
-    let gone = sqlx::query(delete_sql)
-        .bind(name)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err(op, key()))?
-        .rows_affected();
-    if gone == 0 {
-        return Err(CatalogError::NotFound { what, key: key() });
-    }
-    tx.commit().await.map_err(db_err(op, key()))
+    on_pool!(&cat.db, |pool| {
+        let mut tx = pool.begin_write().await.map_err(db_err(op, key()))?;
+        let bound: i64 = sqlx::query_scalar(rules_sql)
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err(op, key()))?;
+        if bound > 0 {
+            return Err(CatalogError::Conflict {
+                what,
+                key: key(),
+                reason: format!("still bound by {bound} rule(s); delete or rebind them first"),
+            });
+        }
+        // A rule bound on another node since the count still fails here, on the foreign key.
+        let gone = sqlx::query(delete_sql)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err(op, key()))?
+            .rows_affected();
+        if gone == 0 {
+            return Err(CatalogError::NotFound { what, key: key() });
+        }
+        tx.commit().await.map_err(db_err(op, key()))
+    })
 }
 
 async fn delete_rule(
@@ -467,12 +463,12 @@ async fn delete_rule(
     sql: &'static str,
     id: i64,
 ) -> Result<()> {
-    let gone = sqlx::query(sql)
+    let gone = on_pool!(&cat.db, |pool| sqlx::query(sql)
         .bind(id)
-        .execute(&cat.pool)
+        .execute(pool)
         .await
-        .map_err(db_err(op, format_args!("id={id}")))?
-        .rows_affected();
+        .map(|d| d.rows_affected()))
+    .map_err(db_err(op, format_args!("id={id}")))?;
     if gone == 0 {
         return Err(CatalogError::NotFound {
             what,
@@ -482,8 +478,8 @@ async fn delete_rule(
     Ok(())
 }
 
-const RECORD_TEMPLATE_EXISTS: &str = "SELECT COUNT(*) FROM record_templates WHERE name = ?";
-const CALLBACK_TEMPLATE_EXISTS: &str = "SELECT COUNT(*) FROM callback_templates WHERE name = ?";
+const RECORD_TEMPLATE_EXISTS: &str = "SELECT COUNT(*) FROM record_templates WHERE name = $1";
+const CALLBACK_TEMPLATE_EXISTS: &str = "SELECT COUNT(*) FROM callback_templates WHERE name = $1";
 
 /// Inserts (`id` = None) or updates a record rule, checking its template first so the caller
 /// gets [`CatalogError::UnknownTemplate`] rather than a bare foreign-key failure.
@@ -495,54 +491,59 @@ async fn write_record_rule(
     now_ms: i64,
 ) -> Result<StoredRule<RecordRuleDef>> {
     let key = || id.map_or_else(|| format!("app={} stream={}", r.app, r.stream), id_key);
-    let mut tx = cat
-        .pool
-        .begin_with(BEGIN_WRITE)
-        .await
-        .map_err(db_err(op, key()))?;
-    if !template_exists(&mut tx, op, RECORD_TEMPLATE_EXISTS, &r.template).await? {
-        return Err(CatalogError::UnknownTemplate {
-            what: RECORD_TEMPLATE,
-            name: r.template.clone(),
-        });
-    }
-    let dup = || {
-        format!(
-            "a record rule for app `{}` stream `{}` already exists",
-            r.app, r.stream
+    on_pool!(&cat.db, |pool| {
+        let mut tx = pool.begin_write().await.map_err(db_err(op, key()))?;
+        if !template_exists(
+            &mut Conn::from(&mut *tx),
+            op,
+            RECORD_TEMPLATE_EXISTS,
+            &r.template,
         )
-    };
-    let row: Option<RecordRuleRow> = match id {
-        None => sqlx::query_as(concat!(
-            "INSERT INTO record_rules (app, stream, template, created_at_ms, updated_at_ms) \
-             VALUES (?, ?, ?, ?, ?) RETURNING ",
-            rr_cols!()
-        ))
-        .bind(&r.app)
-        .bind(&r.stream)
-        .bind(&r.template)
-        .bind(now_ms)
-        .bind(now_ms),
-        Some(id) => sqlx::query_as(concat!(
-            "UPDATE record_rules SET app = ?, stream = ?, template = ?, updated_at_ms = ? \
-             WHERE id = ? RETURNING ",
-            rr_cols!()
-        ))
-        .bind(&r.app)
-        .bind(&r.stream)
-        .bind(&r.template)
-        .bind(now_ms)
-        .bind(id),
-    }
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(conflict_or_db(op, RECORD_RULE, key(), dup))?;
-    let row = row.ok_or_else(|| CatalogError::NotFound {
-        what: RECORD_RULE,
-        key: key(),
-    })?;
-    tx.commit().await.map_err(db_err(op, key()))?;
-    Ok(row.into())
+        .await?
+        {
+            return Err(CatalogError::UnknownTemplate {
+                what: RECORD_TEMPLATE,
+                name: r.template.clone(),
+            });
+        }
+        let dup = || {
+            format!(
+                "a record rule for app `{}` stream `{}` already exists",
+                r.app, r.stream
+            )
+        };
+        let row: Option<RecordRuleRow> = match id {
+            None => sqlx::query_as(concat!(
+                "INSERT INTO record_rules (app, stream, template, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING ",
+                rr_cols!()
+            ))
+            .bind(&r.app)
+            .bind(&r.stream)
+            .bind(&r.template)
+            .bind(now_ms)
+            .bind(now_ms),
+            Some(id) => sqlx::query_as(concat!(
+                "UPDATE record_rules SET app = $1, stream = $2, template = $3, updated_at_ms = $4 \
+             WHERE id = $5 RETURNING ",
+                rr_cols!()
+            ))
+            .bind(&r.app)
+            .bind(&r.stream)
+            .bind(&r.template)
+            .bind(now_ms)
+            .bind(id),
+        }
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(conflict_or_db(op, RECORD_RULE, key(), dup))?;
+        let row = row.ok_or_else(|| CatalogError::NotFound {
+            what: RECORD_RULE,
+            key: key(),
+        })?;
+        tx.commit().await.map_err(db_err(op, key()))?;
+        Ok(row.into())
+    })
 }
 
 async fn write_callback_rule(
@@ -553,47 +554,52 @@ async fn write_callback_rule(
     now_ms: i64,
 ) -> Result<StoredRule<CallbackRuleDef>> {
     let key = || id.map_or_else(|| format!("app={}", r.app), id_key);
-    let mut tx = cat
-        .pool
-        .begin_with(BEGIN_WRITE)
+    on_pool!(&cat.db, |pool| {
+        let mut tx = pool.begin_write().await.map_err(db_err(op, key()))?;
+        if !template_exists(
+            &mut Conn::from(&mut *tx),
+            op,
+            CALLBACK_TEMPLATE_EXISTS,
+            &r.template,
+        )
+        .await?
+        {
+            return Err(CatalogError::UnknownTemplate {
+                what: CALLBACK_TEMPLATE,
+                name: r.template.clone(),
+            });
+        }
+        let dup = || format!("a callback rule for app `{}` already exists", r.app);
+        let row: Option<CallbackRuleRow> = match id {
+            None => sqlx::query_as(concat!(
+                "INSERT INTO callback_rules (app, template, created_at_ms, updated_at_ms) \
+             VALUES ($1, $2, $3, $4) RETURNING ",
+                cr_cols!()
+            ))
+            .bind(&r.app)
+            .bind(&r.template)
+            .bind(now_ms)
+            .bind(now_ms),
+            Some(id) => sqlx::query_as(concat!(
+                "UPDATE callback_rules SET app = $1, template = $2, updated_at_ms = $3 \
+             WHERE id = $4 RETURNING ",
+                cr_cols!()
+            ))
+            .bind(&r.app)
+            .bind(&r.template)
+            .bind(now_ms)
+            .bind(id),
+        }
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(db_err(op, key()))?;
-    if !template_exists(&mut tx, op, CALLBACK_TEMPLATE_EXISTS, &r.template).await? {
-        return Err(CatalogError::UnknownTemplate {
-            what: CALLBACK_TEMPLATE,
-            name: r.template.clone(),
-        });
-    }
-    let dup = || format!("a callback rule for app `{}` already exists", r.app);
-    let row: Option<CallbackRuleRow> = match id {
-        None => sqlx::query_as(concat!(
-            "INSERT INTO callback_rules (app, template, created_at_ms, updated_at_ms) \
-             VALUES (?, ?, ?, ?) RETURNING ",
-            cr_cols!()
-        ))
-        .bind(&r.app)
-        .bind(&r.template)
-        .bind(now_ms)
-        .bind(now_ms),
-        Some(id) => sqlx::query_as(concat!(
-            "UPDATE callback_rules SET app = ?, template = ?, updated_at_ms = ? \
-             WHERE id = ? RETURNING ",
-            cr_cols!()
-        ))
-        .bind(&r.app)
-        .bind(&r.template)
-        .bind(now_ms)
-        .bind(id),
-    }
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(conflict_or_db(op, CALLBACK_RULE, key(), dup))?;
-    let row = row.ok_or_else(|| CatalogError::NotFound {
-        what: CALLBACK_RULE,
-        key: key(),
-    })?;
-    tx.commit().await.map_err(db_err(op, key()))?;
-    Ok(row.into())
+        .map_err(conflict_or_db(op, CALLBACK_RULE, key(), dup))?;
+        let row = row.ok_or_else(|| CatalogError::NotFound {
+            what: CALLBACK_RULE,
+            key: key(),
+        })?;
+        tx.commit().await.map_err(db_err(op, key()))?;
+        Ok(row.into())
+    })
 }
 
 fn id_key(id: i64) -> String {
@@ -605,21 +611,27 @@ impl Catalog {
 
     /// All record templates, by name.
     pub async fn list_record_templates(&self) -> Result<Vec<StoredTemplate<RecordTemplateDef>>> {
-        record_templates_in(&self.pool).await
+        on_pool!(&self.db, |pool| {
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(db_err("list_record_templates", ""))?;
+            record_templates_in(&mut Conn::from(&mut *conn)).await
+        })
     }
 
     pub async fn get_record_template(
         &self,
         name: &str,
     ) -> Result<Option<StoredTemplate<RecordTemplateDef>>> {
-        let row: Option<RecordTemplateRow> = sqlx::query_as(concat!(
+        let row: Option<RecordTemplateRow> = on_pool!(&self.db, |pool| sqlx::query_as(concat!(
             "SELECT ",
             rt_cols!(),
-            " FROM record_templates WHERE name = ?"
+            " FROM record_templates WHERE name = $1"
         ))
         .bind(name)
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(pool)
+        .await)
         .map_err(db_err("get_record_template", format_args!("name={name}")))?;
         Ok(row.map(Into::into))
     }
@@ -631,12 +643,13 @@ impl Catalog {
         now_ms: i64,
     ) -> Result<StoredTemplate<RecordTemplateDef>> {
         const OP: &str = "create_record_template";
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(db_err(OP, format_args!("name={}", t.name)))?;
-        upsert_record_template(&mut conn, OP, t, now_ms, false).await
+        on_pool!(&self.db, |pool| {
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(db_err(OP, format_args!("name={}", t.name)))?;
+            upsert_record_template(&mut Conn::from(&mut *conn), OP, t, now_ms, false).await
+        })
     }
 
     /// Creates or replaces a record template. The bool is true when it was created.
@@ -647,15 +660,20 @@ impl Catalog {
     ) -> Result<(StoredTemplate<RecordTemplateDef>, bool)> {
         const OP: &str = "put_record_template";
         let key = || format!("name={}", t.name);
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_WRITE)
-            .await
-            .map_err(db_err(OP, key()))?;
-        let existed = template_exists(&mut tx, OP, RECORD_TEMPLATE_EXISTS, &t.name).await?;
-        let stored = upsert_record_template(&mut tx, OP, t, now_ms, true).await?;
-        tx.commit().await.map_err(db_err(OP, key()))?;
-        Ok((stored, !existed))
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err(OP, key()))?;
+            let existed = template_exists(
+                &mut Conn::from(&mut *tx),
+                OP,
+                RECORD_TEMPLATE_EXISTS,
+                &t.name,
+            )
+            .await?;
+            let stored =
+                upsert_record_template(&mut Conn::from(&mut *tx), OP, t, now_ms, true).await?;
+            tx.commit().await.map_err(db_err(OP, key()))?;
+            Ok((stored, !existed))
+        })
     }
 
     /// Deletes a record template: [`CatalogError::NotFound`] if there is none,
@@ -665,8 +683,8 @@ impl Catalog {
             self,
             "delete_record_template",
             RECORD_TEMPLATE,
-            "SELECT COUNT(*) FROM record_rules WHERE template = ?",
-            "DELETE FROM record_templates WHERE name = ?",
+            "SELECT COUNT(*) FROM record_rules WHERE template = $1",
+            "DELETE FROM record_templates WHERE name = $1",
             name,
         )
         .await
@@ -676,7 +694,13 @@ impl Catalog {
 
     /// All record rules, by id (= creation order).
     pub async fn list_record_rules(&self) -> Result<Vec<StoredRule<RecordRuleDef>>> {
-        record_rules_in(&self.pool).await
+        on_pool!(&self.db, |pool| {
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(db_err("list_record_rules", ""))?;
+            record_rules_in(&mut Conn::from(&mut *conn)).await
+        })
     }
 
     /// Adds a rule: [`CatalogError::UnknownTemplate`] if its template does not exist,
@@ -706,7 +730,7 @@ impl Catalog {
             self,
             "delete_record_rule",
             RECORD_RULE,
-            "DELETE FROM record_rules WHERE id = ?",
+            "DELETE FROM record_rules WHERE id = $1",
             id,
         )
         .await
@@ -718,21 +742,27 @@ impl Catalog {
     pub async fn list_callback_templates(
         &self,
     ) -> Result<Vec<StoredTemplate<CallbackTemplateDef>>> {
-        callback_templates_in(&self.pool).await
+        on_pool!(&self.db, |pool| {
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(db_err("list_callback_templates", ""))?;
+            callback_templates_in(&mut Conn::from(&mut *conn)).await
+        })
     }
 
     pub async fn get_callback_template(
         &self,
         name: &str,
     ) -> Result<Option<StoredTemplate<CallbackTemplateDef>>> {
-        let row: Option<CallbackTemplateRow> = sqlx::query_as(concat!(
+        let row: Option<CallbackTemplateRow> = on_pool!(&self.db, |pool| sqlx::query_as(concat!(
             "SELECT ",
             ct_cols!(),
-            " FROM callback_templates WHERE name = ?"
+            " FROM callback_templates WHERE name = $1"
         ))
         .bind(name)
-        .fetch_optional(&self.pool)
-        .await
+        .fetch_optional(pool)
+        .await)
         .map_err(db_err("get_callback_template", format_args!("name={name}")))?;
         Ok(row.map(Into::into))
     }
@@ -744,12 +774,13 @@ impl Catalog {
         now_ms: i64,
     ) -> Result<StoredTemplate<CallbackTemplateDef>> {
         const OP: &str = "create_callback_template";
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(db_err(OP, format_args!("name={}", t.name)))?;
-        upsert_callback_template(&mut conn, OP, t, now_ms, false).await
+        on_pool!(&self.db, |pool| {
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(db_err(OP, format_args!("name={}", t.name)))?;
+            upsert_callback_template(&mut Conn::from(&mut *conn), OP, t, now_ms, false).await
+        })
     }
 
     /// Creates or replaces a callback template. The bool is true when it was created.
@@ -760,15 +791,20 @@ impl Catalog {
     ) -> Result<(StoredTemplate<CallbackTemplateDef>, bool)> {
         const OP: &str = "put_callback_template";
         let key = || format!("name={}", t.name);
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_WRITE)
-            .await
-            .map_err(db_err(OP, key()))?;
-        let existed = template_exists(&mut tx, OP, CALLBACK_TEMPLATE_EXISTS, &t.name).await?;
-        let stored = upsert_callback_template(&mut tx, OP, t, now_ms, true).await?;
-        tx.commit().await.map_err(db_err(OP, key()))?;
-        Ok((stored, !existed))
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err(OP, key()))?;
+            let existed = template_exists(
+                &mut Conn::from(&mut *tx),
+                OP,
+                CALLBACK_TEMPLATE_EXISTS,
+                &t.name,
+            )
+            .await?;
+            let stored =
+                upsert_callback_template(&mut Conn::from(&mut *tx), OP, t, now_ms, true).await?;
+            tx.commit().await.map_err(db_err(OP, key()))?;
+            Ok((stored, !existed))
+        })
     }
 
     /// Deletes a callback template: [`CatalogError::NotFound`] if there is none,
@@ -778,8 +814,8 @@ impl Catalog {
             self,
             "delete_callback_template",
             CALLBACK_TEMPLATE,
-            "SELECT COUNT(*) FROM callback_rules WHERE template = ?",
-            "DELETE FROM callback_templates WHERE name = ?",
+            "SELECT COUNT(*) FROM callback_rules WHERE template = $1",
+            "DELETE FROM callback_templates WHERE name = $1",
             name,
         )
         .await
@@ -789,7 +825,13 @@ impl Catalog {
 
     /// All callback rules, by id (= creation order).
     pub async fn list_callback_rules(&self) -> Result<Vec<StoredRule<CallbackRuleDef>>> {
-        callback_rules_in(&self.pool).await
+        on_pool!(&self.db, |pool| {
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(db_err("list_callback_rules", ""))?;
+            callback_rules_in(&mut Conn::from(&mut *conn)).await
+        })
     }
 
     /// Adds a rule: [`CatalogError::UnknownTemplate`] if its template does not exist,
@@ -819,7 +861,7 @@ impl Catalog {
             self,
             "delete_callback_rule",
             CALLBACK_RULE,
-            "DELETE FROM callback_rules WHERE id = ?",
+            "DELETE FROM callback_rules WHERE id = $1",
             id,
         )
         .await
@@ -830,15 +872,18 @@ impl Catalog {
     /// Every template and rule, read in one transaction so rules and templates agree.
     pub async fn load_templates(&self) -> Result<TemplateSet> {
         const OP: &str = "load_templates";
-        let mut tx = self.pool.begin().await.map_err(db_err(OP, ""))?;
-        let set = TemplateSet {
-            record_templates: record_templates_in(&mut *tx).await?,
-            record_rules: record_rules_in(&mut *tx).await?,
-            callback_templates: callback_templates_in(&mut *tx).await?,
-            callback_rules: callback_rules_in(&mut *tx).await?,
-        };
-        tx.commit().await.map_err(db_err(OP, ""))?;
-        Ok(set)
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin_read().await.map_err(db_err(OP, ""))?;
+            let mut conn = Conn::from(&mut *tx);
+            let set = TemplateSet {
+                record_templates: record_templates_in(&mut conn).await?,
+                record_rules: record_rules_in(&mut conn).await?,
+                callback_templates: callback_templates_in(&mut conn).await?,
+                callback_rules: callback_rules_in(&mut conn).await?,
+            };
+            tx.commit().await.map_err(db_err(OP, ""))?;
+            Ok(set)
+        })
     }
 
     /// Seeds templates and rules, once per catalogue: on the first call it inserts `seed`
@@ -851,39 +896,53 @@ impl Catalog {
     /// template fails the whole seed ([`CatalogError::UnknownTemplate`]), leaving nothing.
     pub async fn seed_templates(&self, seed: &TemplateSeed, now_ms: i64) -> Result<bool> {
         const OP: &str = "seed_templates";
-        let mut tx = self
-            .pool
-            .begin_with(BEGIN_WRITE)
-            .await
-            .map_err(db_err(OP, ""))?;
-        let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM catalog_meta WHERE key = ?")
-            .bind(SEEDED_KEY)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err(OP, ""))?;
-        if done > 0 {
-            return Ok(false);
-        }
-        for t in &seed.record_templates {
-            if !template_exists(&mut tx, OP, RECORD_TEMPLATE_EXISTS, &t.name).await? {
-                upsert_record_template(&mut tx, OP, t, now_ms, false).await?;
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err(OP, ""))?;
+            if matches!(self.db, crate::backend::Db::Postgres(_)) {
+                // Nodes starting together on an empty catalogue: one seeds, the others wait
+                // for its commit and then find the marker (SQLite's write lock does this there).
+                sqlx::query(SEED_LOCK_SQL)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err(OP, "lock"))?;
             }
-        }
-        for t in &seed.callback_templates {
-            if !template_exists(&mut tx, OP, CALLBACK_TEMPLATE_EXISTS, &t.name).await? {
-                upsert_callback_template(&mut tx, OP, t, now_ms, false).await?;
+            let done: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM catalog_meta WHERE key = $1")
+                .bind(SEEDED_KEY)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err(OP, ""))?;
+            if done > 0 {
+                return Ok(false);
             }
-        }
-        for r in &seed.record_rules {
-            if !template_exists(&mut tx, OP, RECORD_TEMPLATE_EXISTS, &r.template).await? {
-                return Err(CatalogError::UnknownTemplate {
-                    what: RECORD_TEMPLATE,
-                    name: r.template.clone(),
-                });
+            for t in &seed.record_templates {
+                let mut conn = Conn::from(&mut *tx);
+                if !template_exists(&mut conn, OP, RECORD_TEMPLATE_EXISTS, &t.name).await? {
+                    upsert_record_template(&mut conn, OP, t, now_ms, false).await?;
+                }
             }
-            sqlx::query(
+            for t in &seed.callback_templates {
+                let mut conn = Conn::from(&mut *tx);
+                if !template_exists(&mut conn, OP, CALLBACK_TEMPLATE_EXISTS, &t.name).await? {
+                    upsert_callback_template(&mut conn, OP, t, now_ms, false).await?;
+                }
+            }
+            for r in &seed.record_rules {
+                if !template_exists(
+                    &mut Conn::from(&mut *tx),
+                    OP,
+                    RECORD_TEMPLATE_EXISTS,
+                    &r.template,
+                )
+                .await?
+                {
+                    return Err(CatalogError::UnknownTemplate {
+                        what: RECORD_TEMPLATE,
+                        name: r.template.clone(),
+                    });
+                }
+                sqlx::query(
                 "INSERT INTO record_rules (app, stream, template, created_at_ms, updated_at_ms) \
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (app, stream) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (app, stream) DO NOTHING",
             )
             .bind(&r.app)
             .bind(&r.stream)
@@ -896,33 +955,41 @@ impl Catalog {
                 OP,
                 format_args!("app={} stream={}", r.app, r.stream),
             ))?;
-        }
-        for r in &seed.callback_rules {
-            if !template_exists(&mut tx, OP, CALLBACK_TEMPLATE_EXISTS, &r.template).await? {
-                return Err(CatalogError::UnknownTemplate {
-                    what: CALLBACK_TEMPLATE,
-                    name: r.template.clone(),
-                });
             }
-            sqlx::query(
-                "INSERT INTO callback_rules (app, template, created_at_ms, updated_at_ms) \
-                 VALUES (?, ?, ?, ?) ON CONFLICT (app) DO NOTHING",
-            )
-            .bind(&r.app)
-            .bind(&r.template)
-            .bind(now_ms)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err(OP, format_args!("app={}", r.app)))?;
-        }
-        sqlx::query("INSERT INTO catalog_meta (key, value) VALUES (?, ?)")
-            .bind(SEEDED_KEY)
-            .bind(now_ms.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err(OP, ""))?;
-        tx.commit().await.map_err(db_err(OP, ""))?;
-        Ok(true)
+            for r in &seed.callback_rules {
+                if !template_exists(
+                    &mut Conn::from(&mut *tx),
+                    OP,
+                    CALLBACK_TEMPLATE_EXISTS,
+                    &r.template,
+                )
+                .await?
+                {
+                    return Err(CatalogError::UnknownTemplate {
+                        what: CALLBACK_TEMPLATE,
+                        name: r.template.clone(),
+                    });
+                }
+                sqlx::query(
+                    "INSERT INTO callback_rules (app, template, created_at_ms, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (app) DO NOTHING",
+                )
+                .bind(&r.app)
+                .bind(&r.template)
+                .bind(now_ms)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err(OP, format_args!("app={}", r.app)))?;
+            }
+            sqlx::query("INSERT INTO catalog_meta (key, value) VALUES ($1, $2)")
+                .bind(SEEDED_KEY)
+                .bind(now_ms.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err(OP, ""))?;
+            tx.commit().await.map_err(db_err(OP, ""))?;
+            Ok(true)
+        })
     }
 }

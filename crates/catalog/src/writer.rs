@@ -2,6 +2,8 @@
 //! writer task that commits whatever queued up while the previous commit was being fsynced in
 //! **one** transaction, each write in its own savepoint.
 //!
+//! Both engines: on PostgreSQL the batch saves the per-commit WAL flush the same way.
+//!
 //! Why: SQLite has one writer at a time, and a connection that finds the lock taken waits in
 //! SQLite's busy handler, which *sleeps* (1, 2, 5, … 100 ms). With 200 streams ending at once,
 //! 200 recording rows and 200 delivery marks queued behind each other's fsyncs and those
@@ -12,12 +14,13 @@
 //! `synchronous=FULL`) returned. Isolation is unchanged too: a write that fails is rolled back
 //! to its savepoint and reported to its own caller; the others in the batch still commit.
 
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::Connection;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::catalog::{self, BEGIN_WRITE};
+use crate::backend::{Begin, Conn, Db};
+use crate::catalog;
 use crate::error::{CatalogError, Result};
 use crate::model::{NewEvent, NewPush, Recording};
 
@@ -70,7 +73,7 @@ impl Write {
         }
     }
 
-    async fn apply(self, conn: &mut SqliteConnection) -> Result<u64> {
+    async fn apply(self, conn: &mut Conn<'_>) -> Result<u64> {
         match self {
             Write::BeginPush(push, event) => catalog::begin_push_in(conn, &push, event).await,
             Write::EndPush {
@@ -115,10 +118,10 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer task on the current tokio runtime.
-    pub(crate) fn spawn(pool: SqlitePool) -> Self {
+    pub(crate) fn spawn(db: Db) -> Self {
         let (jobs, rx) = mpsc::unbounded_channel();
         let commits = Arc::new(AtomicU64::new(0));
-        tokio::spawn(run(pool, rx, commits.clone()));
+        tokio::spawn(run(db, rx, commits.clone()));
         Self { jobs, commits }
     }
 
@@ -140,30 +143,32 @@ impl Writer {
     }
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<Job>, commits: Arc<AtomicU64>) {
+async fn run(db: Db, mut rx: mpsc::UnboundedReceiver<Job>, commits: Arc<AtomicU64>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Everything queued while the previous batch was committing forms the next batch.
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit_batch(&pool, &mut batch).await;
+        commit_batch(&db, &mut batch).await;
         commits.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Applies and commits `batch` (emptied), answering every job.
-async fn commit_batch(pool: &SqlitePool, batch: &mut Vec<Job>) {
+async fn commit_batch(db: &Db, batch: &mut Vec<Job>) {
     // (answer channel, op, key, outcome) per job, in batch order.
     let mut answers = Vec::with_capacity(batch.len());
-    let outcome: std::result::Result<(), sqlx::Error> = async {
-        let mut tx = pool.begin_with(BEGIN_WRITE).await?;
+    let outcome: std::result::Result<(), sqlx::Error> = on_pool!(db, |pool| async {
+        let mut tx = pool.begin_write().await?;
         let alone = batch.len() == 1;
         for job in batch.drain(..) {
             let (op, key) = (job.write.op(), job.write.key());
             let r = if alone {
                 // Alone: the transaction itself is the unit; a failure rolls it back below.
-                job.write.apply(&mut tx).await
+                job.write.apply(&mut Conn::from(&mut *tx)).await
             } else {
+                // A savepoint: on PostgreSQL also what keeps a failed statement from
+                // aborting the whole transaction.
                 let mut sp = tx.begin().await?;
-                let r = job.write.apply(&mut sp).await;
+                let r = job.write.apply(&mut Conn::from(&mut *sp)).await;
                 if r.is_ok() {
                     sp.commit().await?;
                 } else {
@@ -179,7 +184,7 @@ async fn commit_batch(pool: &SqlitePool, batch: &mut Vec<Job>) {
         }
         tx.commit().await
     }
-    .await;
+    .await);
     match outcome {
         Ok(()) => {
             for (done, _, _, r) in answers {
