@@ -60,14 +60,30 @@ fn rec(file_id: &str, stream_id: &str, start_ms: i64) -> Recording {
     }
 }
 
+#[macro_use]
+mod common;
+use common::TestDb;
+
+conformance!(
+    push_session_round_trip_with_events,
+    recording_round_trip_and_delete,
+    tombstone_moves_the_row_to_garbage,
+    tombstone_is_one_transaction,
+    expired_oldest_and_total_bytes,
+    recording_and_its_event_commit_atomically,
+    list_recordings_filters_sorts_and_pages,
+    list_limit_is_clamped,
+    outbox_lifecycle,
+    pending_event_holds_back_later_events_of_its_stream,
+    pending_events_survive_reopen,
+);
+
 async fn open(dir: &Path) -> Catalog {
     Catalog::open(&dir.join("catalog.db")).await.expect("open")
 }
 
-#[tokio::test]
-async fn push_session_round_trip_with_events() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = open(dir.path()).await;
+async fn push_session_round_trip_with_events(db: &TestDb) {
+    let cat = db.open().await;
     cat.begin_push(&push("42"), Some(ev("push-42", 1, 1_000)))
         .await
         .unwrap();
@@ -125,10 +141,8 @@ async fn push_session_round_trip_with_events() {
     assert_eq!(cat.outbox_depth().await.unwrap(), 3);
 }
 
-#[tokio::test]
-async fn recording_round_trip_and_delete() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = open(dir.path()).await;
+async fn recording_round_trip_and_delete(db: &TestDb) {
+    let cat = db.open().await;
     let r = rec("f1", "s1", 10_000);
     cat.insert_recording(&r, vec![ev("rec-f1", 100, 20_500)])
         .await
@@ -144,10 +158,8 @@ async fn recording_round_trip_and_delete() {
     assert_eq!(cat.delete_recording("f1").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn tombstone_moves_the_row_to_garbage() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = open(dir.path()).await;
+async fn tombstone_moves_the_row_to_garbage(db: &TestDb) {
+    let cat = db.open().await;
     let mut r = rec("f1", "s1", 10_000);
     r.expires_at_ms = Some(99_000);
     cat.insert_recording(&r, vec![]).await.unwrap();
@@ -168,17 +180,15 @@ async fn tombstone_moves_the_row_to_garbage() {
 
     // The garbage row is durable: a restart finds it.
     cat.close().await;
-    let cat = open(dir.path()).await;
+    let cat = db.open().await;
     assert_eq!(cat.garbage().await.unwrap(), garbage);
     assert!(cat.forget_garbage("f1").await.unwrap());
     assert!(!cat.forget_garbage("f1").await.unwrap());
     assert!(cat.garbage().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn tombstone_is_one_transaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = open(dir.path()).await;
+async fn tombstone_is_one_transaction(db: &TestDb) {
+    let cat = db.open().await;
     let old = rec("f1", "s1", 0);
     cat.insert_recording(&old, vec![]).await.unwrap();
     cat.tombstone_recording("f1", 1).await.unwrap().unwrap();
@@ -204,10 +214,8 @@ async fn tombstone_is_one_transaction() {
     assert_eq!(cat.garbage().await.unwrap(), [("f1".to_owned(), new.path)]);
 }
 
-#[tokio::test]
-async fn expired_oldest_and_total_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = open(dir.path()).await;
+async fn expired_oldest_and_total_bytes(db: &TestDb) {
+    let cat = db.open().await;
     assert_eq!(cat.total_recording_bytes().await.unwrap(), 0);
     assert!(
         cat.expired_recordings(i64::MAX, 10)
@@ -267,10 +275,8 @@ async fn expired_oldest_and_total_bytes() {
     );
 }
 
-#[tokio::test]
-async fn recording_and_its_event_commit_atomically() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = open(dir.path()).await;
+async fn recording_and_its_event_commit_atomically(db: &TestDb) {
+    let cat = db.open().await;
     cat.insert_events(vec![ev("taken", 100, 0)]).await.unwrap();
 
     // The event insert fails (duplicate event_id) after the row insert: the
@@ -309,10 +315,8 @@ fn ids(rows: &[Recording]) -> Vec<&str> {
     rows.iter().map(|r| r.file_id.as_str()).collect()
 }
 
-#[tokio::test]
-async fn list_recordings_filters_sorts_and_pages() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = open(dir.path()).await;
+async fn list_recordings_filters_sorts_and_pages(db: &TestDb) {
+    let cat = db.open().await;
     // s1: a0..a5 at 0,10,..,50 (a2 and a3 share start 20 → file_id tie-break)
     let mut all = Vec::new();
     for (i, start) in [0, 10, 20, 20, 40, 50].into_iter().enumerate() {
@@ -412,9 +416,8 @@ async fn list_recordings_filters_sorts_and_pages() {
     assert_eq!((n, rows.len()), (7, 0));
 }
 
-#[tokio::test]
-async fn list_limit_is_clamped() {
-    let cat = Catalog::open_in_memory().await.unwrap();
+async fn list_limit_is_clamped(db: &TestDb) {
+    let cat = db.open().await;
     let n = MAX_LIST_LIMIT as usize + 5;
     // One transaction's worth of inserts would be nicer, but this stays fast
     // in memory.
@@ -434,10 +437,8 @@ async fn list_limit_is_clamped() {
     assert_eq!(rows.len(), MAX_LIST_LIMIT as usize);
 }
 
-#[tokio::test]
-async fn outbox_lifecycle() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = open(dir.path()).await;
+async fn outbox_lifecycle(db: &TestDb) {
+    let cat = db.open().await;
     assert_eq!(cat.next_due_at().await.unwrap(), None);
     // One stream each: per-stream ordering has its own test.
     cat.insert_events(vec![
@@ -558,9 +559,8 @@ fn event_ids(rows: &[livetape_catalog::OutboxEvent]) -> Vec<&str> {
 /// Strict per-stream order: a pending row holds back every later row of its stream, whatever
 /// its own next attempt time; delivered and dead rows hold back nothing. `next_due_at` and
 /// `outbox_due` only count rows that could be sent.
-#[tokio::test]
-async fn pending_event_holds_back_later_events_of_its_stream() {
-    let cat = Catalog::open_in_memory().await.unwrap();
+async fn pending_event_holds_back_later_events_of_its_stream(db: &TestDb) {
+    let cat = db.open().await;
     cat.insert_events(vec![
         ev_on("a", "a1", 1, 100),
         ev_on("b", "b1", 1, 100),
@@ -624,10 +624,8 @@ async fn pending_event_holds_back_later_events_of_its_stream() {
     assert_eq!(event_ids(&cat.due_events(6_000, 1).await.unwrap()), ["a3"]);
 }
 
-#[tokio::test]
-async fn pending_events_survive_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let cat = open(dir.path()).await;
+async fn pending_events_survive_reopen(db: &TestDb) {
+    let cat = db.open().await;
     cat.insert_recording(&rec("f1", "s1", 0), vec![ev("rec-f1", 100, 7)])
         .await
         .unwrap();
@@ -636,7 +634,7 @@ async fn pending_events_survive_reopen() {
         .unwrap();
     cat.close().await;
 
-    let cat = open(dir.path()).await; // migrations are idempotent
+    let cat = db.open().await; // migrations are idempotent
     let due = cat.due_events(10, 10).await.unwrap();
     assert_eq!(
         due.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(),

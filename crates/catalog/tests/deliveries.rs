@@ -1,6 +1,15 @@
 //! The console's view of the outbox: filtered paging and "retry now".
 use livetape_catalog::{Catalog, DeliveryQuery, NewEvent, OutboxState};
 
+#[macro_use]
+mod common;
+use common::TestDb;
+
+conformance!(
+    lists_newest_first_filtered_and_paged,
+    retry_now_revives_dead_and_hurries_pending_but_not_delivered,
+);
+
 fn ev(stream_id: &str, event_id: &str, created_at_ms: i64) -> NewEvent {
     NewEvent {
         event_id: event_id.into(),
@@ -16,8 +25,8 @@ fn ev(stream_id: &str, event_id: &str, created_at_ms: i64) -> NewEvent {
 }
 
 /// Three rows of stream a (one delivered, one dead, one pending), two of stream b (pending).
-async fn seeded() -> (Catalog, Vec<i64>) {
-    let cat = Catalog::open_in_memory().await.unwrap();
+async fn seeded(db: &TestDb) -> (Catalog, Vec<i64>) {
+    let cat = db.open().await;
     cat.insert_events(vec![
         ev("a", "a1", 1),
         ev("a", "a2", 2),
@@ -41,9 +50,8 @@ async fn seeded() -> (Catalog, Vec<i64>) {
     (cat, ids)
 }
 
-#[tokio::test]
-async fn lists_newest_first_filtered_and_paged() {
-    let (cat, ids) = seeded().await;
+async fn lists_newest_first_filtered_and_paged(db: &TestDb) {
+    let (cat, ids) = seeded(db).await;
     let q = |state, stream: Option<&str>, offset, limit| DeliveryQuery {
         state,
         stream_id: stream.map(str::to_owned),
@@ -82,9 +90,8 @@ async fn lists_newest_first_filtered_and_paged() {
     assert_eq!((total, rows.len()), (0, 0));
 }
 
-#[tokio::test]
-async fn retry_now_revives_dead_and_hurries_pending_but_not_delivered() {
-    let (cat, ids) = seeded().await;
+async fn retry_now_revives_dead_and_hurries_pending_but_not_delivered(db: &TestDb) {
+    let (cat, ids) = seeded(db).await;
     // Dead → pending, due now; the next failure gives up again (the notifier's policy).
     let row = cat.retry_delivery_now(ids[1], 1_000).await.unwrap();
     assert_eq!(row.state, OutboxState::Pending);

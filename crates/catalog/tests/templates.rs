@@ -1,7 +1,20 @@
 use livetape_catalog::{
-    CallbackRuleDef, CallbackTemplateDef, Catalog, CatalogError, RecordRuleDef, RecordTemplateDef,
+    CallbackRuleDef, CallbackTemplateDef, CatalogError, RecordRuleDef, RecordTemplateDef,
     TemplateSeed,
 };
+
+#[macro_use]
+mod common;
+use common::TestDb;
+
+conformance!(
+    record_template_crud,
+    bound_record_template_cannot_be_deleted,
+    record_rule_crud_and_errors,
+    callback_templates_and_rules,
+    seeding_happens_once_then_the_database_rules,
+    a_bad_seed_leaves_nothing_and_can_be_retried,
+);
 
 fn rt(name: &str, formats: &[&str], interval_s: u32) -> RecordTemplateDef {
     RecordTemplateDef {
@@ -41,13 +54,8 @@ fn cr(app: &str, template: &str) -> CallbackRuleDef {
     }
 }
 
-async fn cat() -> Catalog {
-    Catalog::open_in_memory().await.expect("open")
-}
-
-#[tokio::test]
-async fn record_template_crud() {
-    let cat = cat().await;
+async fn record_template_crud(db: &TestDb) {
+    let cat = db.open().await;
     assert!(cat.list_record_templates().await.unwrap().is_empty());
 
     let mut hd = rt("hd", &["flv", "mp4", "hls"], 600);
@@ -94,9 +102,8 @@ async fn record_template_crud() {
     assert!(!err.is_conflict(), "{err}");
 }
 
-#[tokio::test]
-async fn bound_record_template_cannot_be_deleted() {
-    let cat = cat().await;
+async fn bound_record_template_cannot_be_deleted(db: &TestDb) {
+    let cat = db.open().await;
     cat.create_record_template(&rt("hd", &["mp4"], 600), 0)
         .await
         .unwrap();
@@ -115,9 +122,8 @@ async fn bound_record_template_cannot_be_deleted() {
     cat.delete_record_template("hd").await.unwrap();
 }
 
-#[tokio::test]
-async fn record_rule_crud_and_errors() {
-    let cat = cat().await;
+async fn record_rule_crud_and_errors(db: &TestDb) {
+    let cat = db.open().await;
     cat.create_record_template(&rt("a", &["flv"], 600), 0)
         .await
         .unwrap();
@@ -189,9 +195,8 @@ async fn record_rule_crud_and_errors() {
     assert_eq!(cat.list_record_rules().await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn callback_templates_and_rules() {
-    let cat = cat().await;
+async fn callback_templates_and_rules(db: &TestDb) {
+    let cat = db.open().await;
     let t = ct("hooks", Some("http://hook/rec"));
     let s = cat.create_callback_template(&t, 5).await.unwrap();
     assert_eq!(s.template, t);
@@ -274,11 +279,8 @@ fn seed() -> TemplateSeed {
     }
 }
 
-#[tokio::test]
-async fn seeding_happens_once_then_the_database_rules() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.db");
-    let cat = Catalog::open(&path).await.unwrap();
+async fn seeding_happens_once_then_the_database_rules(db: &TestDb) {
+    let cat = db.open().await;
     assert!(cat.seed_templates(&seed(), 100).await.unwrap());
     let set = cat.load_templates().await.unwrap();
     assert_eq!(set.record_templates.len(), 2);
@@ -299,7 +301,7 @@ async fn seeding_happens_once_then_the_database_rules() {
     }
     cat.delete_record_template("flv").await.unwrap();
     cat.close().await;
-    let cat = Catalog::open(&path).await.unwrap();
+    let cat = db.open().await;
     assert!(!cat.seed_templates(&seed(), 200).await.unwrap());
     let set = cat.load_templates().await.unwrap();
     assert!(set.record_rules.is_empty());
@@ -307,9 +309,8 @@ async fn seeding_happens_once_then_the_database_rules() {
     assert_eq!(set.callback_rules.len(), 1);
 }
 
-#[tokio::test]
-async fn a_bad_seed_leaves_nothing_and_can_be_retried() {
-    let cat = cat().await;
+async fn a_bad_seed_leaves_nothing_and_can_be_retried(db: &TestDb) {
+    let cat = db.open().await;
     let mut bad = seed();
     bad.callback_rules.push(cr("other", "missing"));
     let err = cat.seed_templates(&bad, 1).await.unwrap_err();
