@@ -35,6 +35,21 @@ pub struct Config {
     pub storage: StorageConfig,
     pub metrics: MetricsConfig,
     pub live: LiveConfig,
+    pub catalog: CatalogConfig,
+}
+
+/// Where the catalogue lives.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB` (the database must exist;
+    /// several nodes may share it). Unset: SQLite at `DATA_DIR/catalog.db`.
+    pub url: Option<String>,
+}
+
+impl CatalogConfig {
+    /// URL schemes `[catalog] url` accepts.
+    pub const SCHEMES: [&str; 3] = ["sqlite:", "postgres://", "postgresql://"];
 }
 
 /// `GET /metrics`.
@@ -386,6 +401,17 @@ impl Config {
         if s.data_dir.as_os_str().is_empty() {
             return Err(invalid("server.data_dir", "must not be empty"));
         }
+        if let Some(url) = &self.catalog.url
+            && !CatalogConfig::SCHEMES.iter().any(|p| url.starts_with(p))
+        {
+            return Err(invalid(
+                "catalog.url",
+                format!(
+                    "`{}` is neither sqlite://PATH nor postgres://..",
+                    livetape_catalog::redact_url(url)
+                ),
+            ));
+        }
         if self.storage.retention_check_s == 0 {
             return Err(invalid("storage.retention_check_s", "must be at least 1"));
         }
@@ -580,6 +606,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("formats"), "{e}");
+    }
+
+    #[test]
+    fn catalog_url_scheme_is_checked_and_the_password_hidden() {
+        assert!(Config::from_toml_str("").unwrap().catalog.url.is_none());
+        for ok in [
+            "sqlite:///var/lib/lt/c.db",
+            "postgres://u:p@h/db",
+            "postgresql://h/db",
+        ] {
+            let c = Config::from_toml_str(&format!("[catalog]\nurl = '{ok}'\n")).unwrap();
+            assert_eq!(c.catalog.url.as_deref(), Some(ok));
+        }
+        let e = Config::from_toml_str("[catalog]\nurl = 'mysql://u:secret@h/db'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("catalog.url"), "{e}");
+        assert!(!e.contains("secret"), "{e}");
     }
 
     #[test]

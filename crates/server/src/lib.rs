@@ -157,7 +157,10 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         path: cfg.server.data_dir.clone(),
         source,
     })?;
-    let catalog = Catalog::open(&storage.root().join("catalog.db")).await?;
+    let catalog = match &cfg.catalog.url {
+        Some(url) => Catalog::connect(url).await?,
+        None => Catalog::open(&storage.root().join("catalog.db")).await?,
+    };
     // The config file seeds templates and rules once; afterwards the catalogue is the truth.
     catalog
         .seed_templates(&templates::seed_from_config(&cfg), clock.now_ms())

@@ -379,3 +379,51 @@ pub fn assert_signed(body: &Value) {
     );
     assert_eq!(body["sign"], md5_hex(&format!("{CALLBACK_KEY}{t}")));
 }
+
+/// A fresh PostgreSQL database for one test, created through the admin URL in
+/// `TEST_DATABASE_URL` (./scripts/test.sh sets it) and dropped by [`PgDatabase::drop_db`].
+/// Panics without `TEST_DATABASE_URL`: the PostgreSQL tests must never pass silently.
+pub struct PgDatabase {
+    admin: String,
+    name: String,
+    /// `[catalog] url` for the server.
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> Self {
+        let admin = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .expect(
+                "TEST_DATABASE_URL is not set: the PostgreSQL tests need an admin URL such as \
+                 postgres://livetape:livetape@127.0.0.1:5432/postgres; run ./scripts/test.sh",
+            );
+        let name = format!("lt_{:016x}", rand::random::<u64>());
+        pg_admin(&admin, &format!("CREATE DATABASE {name}")).await;
+        let (base, _) = admin.rsplit_once('/').expect("admin URL names a database");
+        let url = format!("{base}/{name}");
+        Self { admin, name, url }
+    }
+
+    /// Best effort: a failed test leaves its database behind.
+    pub async fn drop_db(self) {
+        pg_admin(
+            &self.admin,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        )
+        .await;
+    }
+}
+
+async fn pg_admin(admin: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to TEST_DATABASE_URL: {e}"));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = conn.close().await;
+}
