@@ -11,6 +11,12 @@ browser=crates/server/tests/browser
 if [ -z "${LIVETAPE_SKIP_BROWSER:-}" ] && [ ! -d "$browser/node_modules" ] && command -v npm >/dev/null; then
   (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# The catalogue's conformance tests and tests/postgres.rs run on PostgreSQL too: each creates
+# its own database through this admin URL (they fail, never skip, without it).
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  TEST_DATABASE_URL=$(./scripts/pg-test-db.sh)
+  export TEST_DATABASE_URL
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
