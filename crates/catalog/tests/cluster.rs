@@ -2,7 +2,9 @@
 //! (two `Catalog` handles on one database stand for two nodes).
 use std::collections::HashSet;
 
-use livetape_catalog::{Catalog, CatalogError, NewEvent, OutboxEvent};
+use livetape_catalog::{
+    Catalog, CatalogError, NewEvent, OutboxEvent, RecordTemplateDef, TemplateSeed,
+};
 
 #[macro_use]
 mod common;
@@ -16,6 +18,7 @@ conformance!(
     a_stream_lease_has_one_holder,
     leases_are_renewed_and_released_by_their_holder,
     dollar_placeholders_bind_by_number,
+    nodes_starting_together_migrate_and_seed_once,
 );
 
 const LEASE_MS: u64 = 30_000;
@@ -412,4 +415,32 @@ async fn connect_errors_name_the_url_without_the_password() {
     let err = Catalog::connect("mysql://u:pw@h/db").await.unwrap_err();
     assert!(matches!(err, CatalogError::BadUrl { .. }), "{err}");
     assert!(!err.to_string().contains("pw@"), "{err}");
+}
+
+/// Two nodes start at once on an empty PostgreSQL catalogue: both migrate (sqlx serialises
+/// migrators) and exactly one seeds the templates. (SQLite is one node: opened in turn.)
+async fn nodes_starting_together_migrate_and_seed_once(db: &TestDb) {
+    let (a, b) = if db.is_postgres() {
+        tokio::join!(db.open(), db.open())
+    } else {
+        let a = db.open().await;
+        (a, db.open().await)
+    };
+    let seed = TemplateSeed {
+        record_templates: vec![RecordTemplateDef {
+            name: "default".into(),
+            formats: vec!["mp4".into()],
+            interval_s: 1800,
+            hls_target_s: 10,
+            resume_s: 0,
+            storage_days: 0,
+        }],
+        ..Default::default()
+    };
+    let (ra, rb) = tokio::join!(a.seed_templates(&seed, 1), b.seed_templates(&seed, 1));
+    let seeded = [ra.unwrap(), rb.unwrap()];
+    assert_eq!(seeded.iter().filter(|s| **s).count(), 1, "{seeded:?}");
+    assert_eq!(b.list_record_templates().await.unwrap().len(), 1);
+    a.close().await;
+    b.close().await;
 }
