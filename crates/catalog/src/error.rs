@@ -11,12 +11,6 @@ pub enum CatalogError {
     /// `[catalog] url` names no engine we speak (password redacted).
     #[error("catalog: bad url `{url}`: {reason}")]
     BadUrl { url: String, reason: String },
-    /// The operation exists for one engine only (e.g. the SQLite-only synthetic seed).
-    #[error("catalog: {op} is not supported on {backend}")]
-    Unsupported {
-        op: &'static str,
-        backend: &'static str,
-    },
     #[error("catalog: applying migrations: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
     /// `key` names the row involved, e.g. `file_id=abc`, or is empty.

@@ -15,7 +15,7 @@ use sqlx::{Connection, Row};
 
 use crate::Catalog;
 use crate::backend::Db;
-use crate::error::{CatalogError, Result, db_err, to_i64};
+use crate::error::{Result, db_err, to_i64};
 
 /// Stream names are this prefix and the stream's index.
 pub const SEED_STREAM_PREFIX: &str = "cam-";
@@ -129,24 +129,103 @@ SELECT fid,
 FROM t
 ";
 
+/// The same chunk on PostgreSQL (same parameters, same distributions): `random()` is a
+/// float there, and a `MATERIALIZED` CTE again draws each row's numbers once.
+const SEED_PG_SQL: &str = r#"
+WITH r AS MATERIALIZED (
+    SELECT n, random() AS a, random() AS b, random() AS c, random() AS d, random() AS e,
+        random() AS f, random() AS g, md5(random()::text || n::text) AS hex
+    FROM generate_series($1::bigint, $1::bigint + $2::bigint - 1) AS n
+),
+s AS (
+    SELECT n, d, e, g, hex,
+        LEAST(floor($3::bigint * a * a)::bigint, $3::bigint - 1) AS st,
+        $4::bigint - floor(b * $5::bigint)::bigint AS start_ms,
+        CASE WHEN c < 0.7 THEN 1800000 - floor(d * 2048)::bigint
+             ELSE 10000 + floor(d * 1790000)::bigint END AS dur,
+        CASE WHEN e < 0.2 THEN 'flv' WHEN e < 0.3 THEN 'hls' ELSE 'mp4' END AS fmt,
+        800 + floor(f * 3200)::bigint AS kbps
+    FROM r
+),
+t AS (
+    SELECT s.*,
+        'cam-' || st AS sid,
+        CASE WHEN st % 10 < 6 THEN 'live' WHEN st % 10 < 9 THEN 'edu' ELSE 'shop' END AS appname,
+        start_ms + dur + floor(g * 1024)::bigint AS end_ms,
+        $6::bigint || '_' || hex AS fid
+    FROM s
+)
+INSERT INTO recordings (file_id, sequence, app, appname, stream_id, format, start_ms, end_ms,
+    duration_ms, size_bytes, path, video_url, stream_param, video_codec, width, height,
+    media_start_ms, created_at_ms, expires_at_ms)
+SELECT fid,
+    floor(d * 9e18)::bigint::text,
+    $8, appname, sid, fmt, start_ms, end_ms, dur, dur * kbps / 8,
+    'records/' || appname || '/' || sid || '/'
+        || to_char(to_timestamp(start_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD') || '/'
+        || sid || '_'
+        || to_char(to_timestamp(start_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24-MI-SS.MS"Z"')
+        || '_'
+        || to_char(to_timestamp(end_ms / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24-MI-SS.MS"Z"')
+        || '_' || substr(hex, 1, 8) || '.' || fmt,
+    $7 || '/vod/' || fid || '/' || CASE fmt WHEN 'hls' THEN 'playlist.m3u8' ELSE 'f0.' || fmt END,
+    CASE WHEN st % 4 = 0 THEN ''
+         ELSE 'txSecret=' || substr(hex, 9, 16) || '&txTime=' || upper(to_hex(start_ms / 1000 + 86400)) END,
+    CASE WHEN st % 7 = 0 THEN 'h265' ELSE 'h264' END,
+    CASE st % 3 WHEN 0 THEN 1920 WHEN 1 THEN 1280 ELSE 640 END,
+    CASE st % 3 WHEN 0 THEN 1080 WHEN 1 THEN 720 ELSE 360 END,
+    floor(g * 65536)::bigint,
+    end_ms + floor(e * 4096)::bigint,
+    NULL
+FROM t
+"#;
+
 impl Catalog {
     /// Appends `spec.files` synthetic recordings in one transaction (see the module
     /// docs for their shape). The `recordings` indexes are dropped for the load and
     /// rebuilt from their own stored definitions (sorting once beats a million
     /// random index inserts), so they stay whatever the migrations made them.
-    /// Triggers on `recordings` fire as for any insert. SQLite only
-    /// ([`CatalogError::Unsupported`] on PostgreSQL).
+    /// Triggers on `recordings` fire as for any insert. On PostgreSQL the indexes stay
+    /// (one transaction of chunked inserts).
     pub async fn seed_synthetic_recordings(&self, spec: &SeedSpec) -> Result<SeedReport> {
         const OP: &str = "seed_synthetic_recordings";
         let files = to_i64(OP, "files", spec.files)?;
         let span_ms = i64::from(spec.days.max(1)) * 86_400_000;
         let appid = to_i64(OP, "appid", spec.appid)?;
         let streams = i64::from(spec.streams.max(1));
-        let Db::Sqlite(pool) = &self.db else {
-            return Err(CatalogError::Unsupported {
-                op: OP,
-                backend: self.backend(),
-            });
+        let pool = match &self.db {
+            Db::Sqlite(pool) => pool,
+            Db::Postgres(pool) => {
+                let started = Instant::now();
+                let mut tx = pool.begin().await.map_err(db_err(OP, ""))?;
+                let mut first = 0i64;
+                while first < files {
+                    let rows = (files - first).min(CHUNK_ROWS as i64);
+                    sqlx::query(SEED_PG_SQL)
+                        .bind(first)
+                        .bind(rows)
+                        .bind(streams)
+                        .bind(spec.end_ms)
+                        .bind(span_ms)
+                        .bind(appid)
+                        .bind(&spec.public_url)
+                        .bind(&spec.domain)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err(OP, format_args!("rows from {first}")))?;
+                    first += rows;
+                }
+                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM recordings")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err(OP, "count"))?;
+                tx.commit().await.map_err(db_err(OP, "commit"))?;
+                return Ok(SeedReport {
+                    inserted: spec.files,
+                    total_rows: u64::try_from(total).unwrap_or(0),
+                    elapsed: started.elapsed(),
+                });
+            }
         };
         let started = Instant::now();
         let mut conn = pool.acquire().await.map_err(db_err(OP, ""))?;
