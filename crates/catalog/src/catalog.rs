@@ -333,6 +333,20 @@ impl Catalog {
         .map_err(db_err("open_pushes", ""))
     }
 
+    /// [`Catalog::open_pushes`] of one node: on a catalogue shared by several nodes, a
+    /// restarting node must end only the pushes it was serving, not its peers' live ones.
+    pub async fn open_pushes_on(&self, node: &str) -> Result<Vec<PushSession>> {
+        on_pool!(&self.db, |pool| sqlx::query_as(concat!(
+            "SELECT ",
+            push_cols!(),
+            " FROM push_sessions WHERE ended_at_ms IS NULL AND node = $1 ORDER BY started_at_ms"
+        ))
+        .bind(node)
+        .fetch_all(pool)
+        .await)
+        .map_err(db_err("open_pushes_on", format_args!("node={node}")))
+    }
+
     // ---- recordings ----------------------------------------------------
 
     /// Inserts a finished recording and its events (Tencent event 100) in one

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use livetape_catalog::{
-    Catalog, CatalogError, NewEvent, OutboxEvent, RecordTemplateDef, TemplateSeed,
+    Catalog, CatalogError, NewEvent, NewPush, OutboxEvent, RecordTemplateDef, TemplateSeed,
 };
 
 #[macro_use]
@@ -19,6 +19,7 @@ conformance!(
     leases_are_renewed_and_released_by_their_holder,
     dollar_placeholders_bind_by_number,
     nodes_starting_together_migrate_and_seed_once,
+    a_restarting_node_sees_only_its_own_open_pushes,
 );
 
 const LEASE_MS: u64 = 30_000;
@@ -443,4 +444,40 @@ async fn nodes_starting_together_migrate_and_seed_once(db: &TestDb) {
     assert_eq!(b.list_record_templates().await.unwrap().len(), 1);
     a.close().await;
     b.close().await;
+}
+
+async fn a_restarting_node_sees_only_its_own_open_pushes(db: &TestDb) {
+    let cat = db.open().await;
+    let push = |sequence: &str, node: &str| NewPush {
+        sequence: sequence.into(),
+        app: "example.com".into(),
+        appname: "live".into(),
+        stream_id: format!("s{sequence}"),
+        stream_param: String::new(),
+        client_ip: "10.0.0.1".into(),
+        node: node.into(),
+        started_at_ms: sequence.parse().unwrap(),
+        width: 640,
+        height: 360,
+    };
+    for (seq, node) in [
+        ("1", "node-a"),
+        ("2", "node-b"),
+        ("3", "node-a"),
+        ("4", "node-a"),
+    ] {
+        cat.begin_push(&push(seq, node), None).await.unwrap();
+    }
+    assert!(cat.end_push("3", 10, 1, "", vec![]).await.unwrap());
+    let seqs = |v: Vec<livetape_catalog::PushSession>| -> Vec<String> {
+        v.into_iter().map(|p| p.sequence).collect()
+    };
+    assert_eq!(
+        seqs(cat.open_pushes_on("node-a").await.unwrap()),
+        ["1", "4"]
+    );
+    assert_eq!(seqs(cat.open_pushes_on("node-b").await.unwrap()), ["2"]);
+    assert!(cat.open_pushes_on("node-c").await.unwrap().is_empty());
+    assert_eq!(seqs(cat.open_pushes().await.unwrap()), ["1", "2", "4"]);
+    cat.close().await;
 }
