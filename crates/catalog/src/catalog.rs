@@ -74,11 +74,11 @@ pub(crate) const DUE_EVENTS_SQL: &str = concat!(
     outbox_unblocked!(),
     " ORDER BY id LIMIT $2"
 );
-/// Walks `idx_outbox_state_due` in time order and stops at the first unblocked row (a plain
-/// `MIN` with the extra condition would visit every pending row).
 /// Pending outbox rows and the oldest one's creation time (`/metrics`).
 pub(crate) const OUTBOX_PENDING_STATS_SQL: &str =
     "SELECT COUNT(*), MIN(created_at_ms) FROM outbox WHERE state = 'pending'";
+/// Unclaimed rows: walks `idx_outbox_state_due` in time order and stops at the first
+/// unblocked row (a plain `MIN` with the extra condition would visit every pending row).
 ///
 /// A claimed row (in flight somewhere) counts at the later of its attempt time and its claim's
 /// expiry: a survivor wakes up when a dead node's claim runs out. Claimed rows are few (claims
