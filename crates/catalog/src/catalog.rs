@@ -51,6 +51,7 @@ macro_rules! outbox_cols {
     };
 }
 pub(crate) use outbox_cols;
+pub(crate) use push_cols;
 
 /// Strict per-stream delivery order: an outbox row is held back while an earlier (smaller id)
 /// row of its stream is still pending, whatever that row's next attempt time, so a receiver
@@ -288,9 +289,10 @@ impl Catalog {
     /// Records the end of a publish and, in the same transaction, enqueues
     /// `events` (Tencent event 0).
     ///
-    /// Returns whether a session row matched. The events are enqueued even
-    /// when it did not (e.g. the row was pruned): the receiver still wants
-    /// to hear that the stream stopped.
+    /// Returns whether an open session row matched. The events are enqueued even
+    /// when no row exists (e.g. it was pruned): the receiver still wants
+    /// to hear that the stream stopped; but not when the session had already
+    /// ended (another node ended a dead node's push first): one end, one event 0.
     pub async fn end_push(
         &self,
         sequence: &str,
@@ -884,7 +886,7 @@ pub(crate) async fn end_push_in(
     const OP: &str = "end_push";
     let updated = on_conn!(conn, |c| sqlx::query(
         "UPDATE push_sessions SET ended_at_ms = $1, errcode = $2, errmsg = $3 \
-         WHERE sequence = $4",
+         WHERE sequence = $4 AND ended_at_ms IS NULL",
     )
     .bind(ended_at_ms)
     .bind(errcode)
@@ -894,7 +896,20 @@ pub(crate) async fn end_push_in(
     .await
     .map(|d| d.rows_affected()))
     .map_err(db_err(OP, format_args!("sequence={sequence}")))?;
-    insert_events_in(conn, OP, events).await?;
+    // Only the first end counts: when several nodes end a dead node's push, one event 0. A
+    // session row that is gone (pruned) still gets its events: the receiver wants the end.
+    let already_ended = updated == 0
+        && on_conn!(conn, |c| sqlx::query_scalar::<_, i64>(
+            "SELECT 1 FROM push_sessions WHERE sequence = $1"
+        )
+        .bind(sequence)
+        .fetch_optional(c)
+        .await)
+        .map_err(db_err(OP, format_args!("sequence={sequence}")))?
+        .is_some();
+    if !already_ended {
+        insert_events_in(conn, OP, events).await?;
+    }
     Ok(updated)
 }
 

@@ -26,6 +26,7 @@
 #[macro_use]
 mod backend;
 mod catalog;
+mod cluster;
 mod deliveries;
 mod error;
 mod model;
@@ -35,6 +36,7 @@ mod writer;
 
 pub use backend::redact_url;
 pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
+pub use cluster::stream_lease_key;
 pub use deliveries::DeliveryQuery;
 pub use error::{CatalogError, Result};
 pub use model::{

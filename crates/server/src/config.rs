@@ -36,6 +36,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub live: LiveConfig,
     pub catalog: CatalogConfig,
+    pub cluster: ClusterConfig,
 }
 
 /// Where the catalogue lives.
@@ -50,6 +51,40 @@ pub struct CatalogConfig {
 impl CatalogConfig {
     /// URL schemes `[catalog] url` accepts.
     pub const SCHEMES: [&str; 3] = ["sqlite:", "postgres://", "postgresql://"];
+}
+
+/// Valid `[cluster] lease_s`: long enough to renew (every third of it) through a catalogue
+/// hiccup, short enough that a dead node's streams are free again soon.
+pub const LEASE_RANGE_S: std::ops::RangeInclusive<u64> = 3..=600;
+/// Valid `[cluster] claim_s`.
+pub const CLAIM_RANGE_S: std::ops::RangeInclusive<u64> = 4..=3600;
+
+/// Several livetape nodes on one catalogue (PostgreSQL) and one bucket. Harmless with one
+/// node: the same leases and claims, held by that node.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// This node's name in stream leases and outbox claims; must be unique in the cluster.
+    /// Empty: `{hostname}:{rtmp port}`.
+    pub node_id: String,
+    /// A publishing node holds its stream's lease this long past its last renewal (every
+    /// third of it); a node that dies frees its streams, and has its pushes ended (event 0)
+    /// by another node, within this time.
+    pub lease_s: u64,
+    /// A node sending a callback holds it this long; if the node dies, another node retries
+    /// the callback once the claim expires. Callback requests time out at half of it (at most
+    /// Tencent's 20 s), so a live node always finishes an attempt within its claim.
+    pub claim_s: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            node_id: String::new(),
+            lease_s: 30,
+            claim_s: 60,
+        }
+    }
 }
 
 /// `GET /metrics`.
@@ -414,6 +449,18 @@ impl Config {
         }
         if self.storage.retention_check_s == 0 {
             return Err(invalid("storage.retention_check_s", "must be at least 1"));
+        }
+        if !LEASE_RANGE_S.contains(&self.cluster.lease_s) {
+            return Err(invalid(
+                "cluster.lease_s",
+                format!("must be in {LEASE_RANGE_S:?}"),
+            ));
+        }
+        if !CLAIM_RANGE_S.contains(&self.cluster.claim_s) {
+            return Err(invalid(
+                "cluster.claim_s",
+                format!("must be in {CLAIM_RANGE_S:?}"),
+            ));
         }
         if s.idle_timeout_s == 0 {
             return Err(invalid("server.idle_timeout_s", "must be at least 1"));

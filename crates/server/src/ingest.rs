@@ -287,6 +287,34 @@ impl Connection {
                 return Some((errcode::BAD_RTMP_CONTENT, e.to_string()));
             }
         };
+        // Cluster-wide: one publisher per stream across nodes (taken before the session row
+        // is written, released after it is ended; see `cluster`).
+        let lease_key = livetape_catalog::stream_lease_key(&app, &stream);
+        match st
+            .catalog
+            .acquire_stream_lease(
+                &lease_key,
+                &st.node_id,
+                now,
+                crate::cluster::lease_ms(&st.cfg),
+            )
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(holder)) => {
+                tracing::warn!(peer = %self.peer, app, stream, holder, "publish refused: live on another node");
+                st.metrics.rtmp_refused(Refusal::Duplicate);
+                let msg = format!("stream {stream} is already being published (node {holder})");
+                let _ = session.reject_publish("NetStream.Publish.BadName", &msg);
+                return Some((errcode::BAD_RTMP_CONTENT, msg));
+            }
+            Err(e) => {
+                tracing::error!(stream, error = %e, "publish refused: catalogue unavailable");
+                st.metrics.rtmp_refused(Refusal::Internal);
+                let _ = session.reject_publish("NetStream.Publish.Failed", "server error");
+                return Some((errcode::INTERNAL_ERROR, e.to_string()));
+            }
+        }
         let domain = if st.cfg.server.domain.is_empty() {
             host_of(&tc_url)
         } else {
@@ -325,6 +353,10 @@ impl Connection {
         {
             tracing::error!(stream, error = %e, "publish refused: catalogue unavailable");
             st.metrics.rtmp_refused(Refusal::Internal);
+            let _ = st
+                .catalog
+                .release_stream_lease(&lease_key, &st.node_id)
+                .await;
             let _ = session.reject_publish("NetStream.Publish.Failed", "server error");
             return Some((errcode::INTERNAL_ERROR, e.to_string()));
         }
@@ -461,6 +493,16 @@ impl Connection {
             tracing::error!(sequence = p.facts.sequence, error = %e, "could not record push end");
         }
         st.notifier.wake();
+        // After the end is recorded: a session is never open without its lease.
+        let lease_key = livetape_catalog::stream_lease_key(&p.facts.appname, &p.facts.stream);
+        if let Err(e) = st
+            .catalog
+            .release_stream_lease(&lease_key, &st.node_id)
+            .await
+        {
+            // It expires on its own within `lease_s`.
+            tracing::warn!(stream = p.facts.stream, error = %e, "could not release the stream lease");
+        }
         tracing::info!(
             stream = p.facts.stream,
             sequence = p.facts.sequence,

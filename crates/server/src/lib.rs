@@ -4,6 +4,7 @@
 pub mod api;
 pub mod bench;
 pub mod clock;
+mod cluster;
 pub mod config;
 pub mod console;
 pub mod deliveries;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub notifier: NotifierWaker,
     /// `node` in push callbacks.
     pub node: String,
+    /// This node's name in stream leases and outbox claims (`[cluster] node_id`).
+    pub node_id: String,
     /// Free space of the data dir against `[storage] min_free_bytes`.
     pub disk: storage::DiskGuard,
     /// Prometheus metrics (`GET /metrics`).
@@ -176,7 +179,15 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     let rtmp_addr = rtmp.local_addr().expect("bound socket has an address");
     let http_addr = http.local_addr().expect("bound socket has an address");
     let metrics = Arc::new(metrics::Metrics::new());
-    let notifier = outbox::spawn_notifier(catalog.clone(), clock.clone(), metrics.clone())?;
+    let node_id = cluster::node_id(&cfg, rtmp_addr);
+    // A node that starts publishes nothing: its leases from before a crash are void.
+    catalog.release_node_leases(&node_id).await?;
+    let notifier = outbox::spawn_notifier(
+        catalog.clone(),
+        clock.clone(),
+        metrics.clone(),
+        outbox::Claims::new(&node_id, &cfg),
+    )?;
     let node = if cfg.server.node.is_empty() {
         rtmp_addr.ip().to_string()
     } else {
@@ -193,6 +204,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         clock,
         notifier: notifier.waker(),
         node,
+        node_id,
         disk: storage::DiskGuard::new(&cfg_root, cfg_floor),
         metrics,
         stop: tokio_util::sync::CancellationToken::new(),
@@ -203,6 +215,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     retention::sweep_garbage(&state).await;
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(watch_disk(state.clone())));
+    tasks.push(cluster::spawn_lease_keeper(state.clone()));
     tasks.push(tokio::spawn(ingest::serve(state.clone(), rtmp)));
     let app = api::router(state.clone());
     tasks.push(tokio::spawn(async move {
@@ -313,50 +326,11 @@ async fn recover_spools(st: &Arc<AppState>) {
     }
 }
 
-/// Pushes that were live when the previous run died get their end (and event 0) now. Their
-/// `push_duration` runs to this start, the only end time known.
+/// Pushes that were live when the previous run died get their end (and event 0) now, with
+/// those of any other node that died meanwhile. Their `push_duration` runs to this start, the
+/// only end time known.
 async fn end_cut_pushes(st: &Arc<AppState>) {
-    let open = match st.catalog.open_pushes().await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot list pushes cut by a restart");
-            return;
-        }
-    };
-    let now = st.clock.now_ms();
-    let snapshot = st.templates.snapshot();
-    for p in open {
-        let facts = events::PushFacts {
-            callbacks: snapshot.callback_template_for(&p.appname),
-            domain: p.app,
-            appname: p.appname,
-            stream: p.stream_id,
-            sequence: p.sequence,
-            node: p.node,
-            user_ip: p.client_ip,
-            stream_param: p.stream_param,
-            width: p.width,
-            height: p.height,
-        };
-        let duration = (now - p.started_at_ms).max(0) as u64;
-        let reason = "server restart";
-        let code = livetape_tencent::errcode::INTERNAL_ERROR;
-        let ev = events::push_end(&st.cfg, &facts, duration, code, reason, now);
-        match st
-            .catalog
-            .end_push(&facts.sequence, now, code, reason, ev.into_iter().collect())
-            .await
-        {
-            Ok(_) => tracing::info!(
-                stream = facts.stream,
-                sequence = facts.sequence,
-                "push cut by a restart ended"
-            ),
-            Err(e) => {
-                tracing::error!(sequence = facts.sequence, error = %e, "could not end a cut push")
-            }
-        }
-    }
+    cluster::end_orphaned_pushes(st, &st.node_id, "server restart").await;
     st.notifier.wake();
 }
 

@@ -5,9 +5,32 @@ use crate::metrics::Metrics;
 use livetape_catalog::{Catalog, CatalogError};
 use livetape_notify::{Notifier, NotifierConfig, NotifierHandle, Outbox, PendingEvent};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How this node claims due events (see `[cluster] claim_s`).
+#[derive(Clone, Debug)]
+pub(crate) struct Claims {
+    node: String,
+    lease_ms: u64,
+}
+
+impl Claims {
+    pub(crate) fn new(node: &str, cfg: &crate::config::Config) -> Self {
+        Self {
+            node: node.to_owned(),
+            lease_ms: cfg.cluster.claim_s.saturating_mul(1000),
+        }
+    }
+
+    /// A request times out at half the claim (at most Tencent's 20 s): an attempt always
+    /// ends, and is marked, before another node may take the event over.
+    fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.lease_ms / 2).min(livetape_notify::DEFAULT_REQUEST_TIMEOUT)
+    }
+}
 
 /// Also counts delivery outcomes for `/metrics` (the notifier reports every attempt here).
-pub(crate) struct CatalogOutbox(pub Catalog, pub Arc<Metrics>);
+pub(crate) struct CatalogOutbox(pub Catalog, pub Arc<Metrics>, pub Claims);
 
 impl Outbox for CatalogOutbox {
     type Error = CatalogError;
@@ -15,7 +38,7 @@ impl Outbox for CatalogOutbox {
     async fn due(&self, now_ms: i64, limit: u32) -> Result<Vec<PendingEvent>, CatalogError> {
         Ok(self
             .0
-            .due_events(now_ms, limit)
+            .claim_due_events(&self.2.node, now_ms, self.2.lease_ms, limit)
             .await?
             .into_iter()
             .map(|e| PendingEvent {
@@ -65,10 +88,15 @@ pub(crate) fn spawn_notifier(
     catalog: Catalog,
     clock: SharedClock,
     metrics: Arc<Metrics>,
+    claims: Claims,
 ) -> Result<NotifierHandle, livetape_notify::NotifyError> {
+    let config = NotifierConfig {
+        request_timeout: claims.request_timeout(),
+        ..NotifierConfig::default()
+    };
     Notifier::spawn(
-        Arc::new(CatalogOutbox(catalog, metrics)),
+        Arc::new(CatalogOutbox(catalog, metrics, claims)),
         Arc::new(DynClock(clock)),
-        NotifierConfig::default(),
+        config,
     )
 }

@@ -1,0 +1,111 @@
+//! Several nodes, one catalogue: this node's name, its stream leases kept alive, and the
+//! pushes of nodes that died ended on their behalf.
+//!
+//! Invariants (with the catalogue's): a push is published under its stream lease, taken
+//! before its session row is written and released after the session is ended; the lease is
+//! renewed every third of `[cluster] lease_s`. So an open session without a live lease is a
+//! dead node's, and any node may end it (event 0 once, whoever wins).
+
+use crate::AppState;
+use crate::config::Config;
+use crate::events;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// This node's name in leases and claims: `[cluster] node_id`, else `{hostname}:{rtmp port}`
+/// (unique per host and listener, stable across restarts so a restarted node finds its own
+/// leases and claims).
+pub(crate) fn node_id(cfg: &Config, rtmp: SocketAddr) -> String {
+    if !cfg.cluster.node_id.is_empty() {
+        return cfg.cluster.node_id.clone();
+    }
+    let uname = rustix::system::uname();
+    let host = uname.nodename().to_string_lossy();
+    format!("{host}:{}", rtmp.port())
+}
+
+pub(crate) fn lease_ms(cfg: &Config) -> u64 {
+    cfg.cluster.lease_s.saturating_mul(1000)
+}
+
+/// Renews this node's leases every third of `lease_s` and ends orphaned pushes, until stop.
+pub(crate) fn spawn_lease_keeper(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = Duration::from_millis((lease_ms(&st.cfg) / 3).max(1));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = st.stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = st.clock.now_ms();
+            if let Err(e) = st
+                .catalog
+                .renew_stream_leases(&st.node_id, now, lease_ms(&st.cfg))
+                .await
+            {
+                tracing::error!(error = %e, "could not renew stream leases");
+            }
+            end_orphaned_pushes(&st, "", "publishing node lost").await;
+        }
+    })
+}
+
+/// Ends (with event 0) every open push no live lease covers; `dead_node`'s leases count as
+/// dead too (this node, at start-up). Returns how many this node ended.
+pub(crate) async fn end_orphaned_pushes(st: &Arc<AppState>, dead_node: &str, reason: &str) -> u32 {
+    let now = st.clock.now_ms();
+    let open = match st.catalog.orphaned_pushes(now, dead_node).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list orphaned pushes");
+            return 0;
+        }
+    };
+    let snapshot = st.templates.snapshot();
+    let mut ended = 0;
+    for p in open {
+        let facts = events::PushFacts {
+            callbacks: snapshot.callback_template_for(&p.appname),
+            domain: p.app,
+            appname: p.appname,
+            stream: p.stream_id,
+            sequence: p.sequence,
+            node: p.node,
+            user_ip: p.client_ip,
+            stream_param: p.stream_param,
+            width: p.width,
+            height: p.height,
+        };
+        // The only end time known: now.
+        let duration = (now - p.started_at_ms).max(0) as u64;
+        let code = livetape_tencent::errcode::INTERNAL_ERROR;
+        let ev = events::push_end(&st.cfg, &facts, duration, code, reason, now);
+        match st
+            .catalog
+            .end_push(&facts.sequence, now, code, reason, ev.into_iter().collect())
+            .await
+        {
+            Ok(true) => {
+                ended += 1;
+                tracing::info!(
+                    stream = facts.stream,
+                    sequence = facts.sequence,
+                    reason,
+                    "orphaned push ended"
+                );
+            }
+            // Another node ended it first.
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(sequence = facts.sequence, error = %e, "could not end an orphaned push")
+            }
+        }
+    }
+    if ended > 0 {
+        st.notifier.wake();
+    }
+    ended
+}
