@@ -363,6 +363,8 @@ impl Catalog {
             .begin_with(BEGIN_WRITE)
             .await
             .map_err(db_err(OP, key()))?;
+        // An uploaded recording's object goes too (`uploads.rs`).
+        crate::uploads::queue_object_garbage_in(&mut tx, file_id, now_ms).await?;
         let row: Option<Recording> = sqlx::query_as(concat!(
             "DELETE FROM recordings WHERE file_id = ? RETURNING ",
             recording_cols!()

@@ -24,6 +24,7 @@ mod error;
 mod model;
 mod synth;
 mod templates;
+mod uploads;
 mod writer;
 
 pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
@@ -40,6 +41,7 @@ pub use templates::{
     CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef, StoredRule,
     StoredTemplate, TemplateSeed, TemplateSet,
 };
+pub use uploads::PendingUpload;
 
 #[cfg(test)]
 mod internal_tests;

@@ -87,7 +87,40 @@ pub struct StorageConfig {
     pub max_bytes: u64,
     /// How often retention (template `storage_days` and `max_bytes`) is enforced.
     pub retention_check_s: u64,
+    /// Where finished recordings end up: `local` (the data dir) or `s3` (an S3-compatible
+    /// bucket; recording still happens on local disk, then each file is uploaded).
+    pub kind: StorageKind,
+    /// S3 endpoint URL (e.g. `http://127.0.0.1:9000`); empty: AWS for `region`.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Credentials; unset: `credentials_file`, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// An AWS-style credentials file (`aws_access_key_id = …` under `[default]`).
+    pub credentials_file: Option<PathBuf>,
+    /// Path-style requests (`endpoint/bucket/key`), as MinIO-likes need.
+    pub path_style: bool,
+    /// Key prefix inside the bucket (no leading or trailing `/`).
+    pub prefix: String,
+    /// Keep the local copy after the upload (played from disk, object as the backup).
+    pub keep_local: bool,
+    /// 0: livetape proxies object reads; >0: `/vod` redirects to a presigned GET URL valid
+    /// this long (seconds, at most 7 days).
+    pub presign_s: u64,
 }
+
+/// `[storage] kind`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    #[default]
+    Local,
+    S3,
+}
+
+/// S3 caps presigned URLs at 7 days.
+pub const MAX_PRESIGN_S: u64 = 7 * 24 * 3600;
 
 impl Default for StorageConfig {
     fn default() -> Self {
@@ -95,6 +128,17 @@ impl Default for StorageConfig {
             min_free_bytes: 64 * 1024 * 1024,
             max_bytes: 0,
             retention_check_s: 600,
+            kind: StorageKind::Local,
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: None,
+            secret_access_key: None,
+            credentials_file: None,
+            path_style: true,
+            prefix: String::new(),
+            keep_local: false,
+            presign_s: 0,
         }
     }
 }
@@ -315,7 +359,7 @@ pub enum ConfigError {
     Invalid { key: String, problem: String },
 }
 
-fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         problem: problem.into(),
@@ -388,6 +432,9 @@ impl Config {
         }
         if self.storage.retention_check_s == 0 {
             return Err(invalid("storage.retention_check_s", "must be at least 1"));
+        }
+        if self.storage.kind == StorageKind::S3 {
+            crate::objects::validate(&self.storage)?;
         }
         if s.idle_timeout_s == 0 {
             return Err(invalid("server.idle_timeout_s", "must be at least 1"));
