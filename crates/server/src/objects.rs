@@ -29,9 +29,8 @@ pub(crate) fn validate(c: &StorageConfig) -> Result<(), ConfigError> {
     if c.bucket.is_empty() {
         return Err(invalid("storage.bucket", "must be set when kind = \"s3\""));
     }
-    if !c.endpoint.is_empty()
-        && !(c.endpoint.starts_with("http://") || c.endpoint.starts_with("https://"))
-    {
+    let http = c.endpoint.starts_with("http://") || c.endpoint.starts_with("https://");
+    if !(c.endpoint.is_empty() || http) {
         return Err(invalid(
             "storage.endpoint",
             format!("`{}` is not an http(s) URL", c.endpoint),
