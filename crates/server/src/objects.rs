@@ -191,6 +191,12 @@ impl Objects {
         }
     }
 
+    /// Uploads one local file to `key` (multipart above `upload::MULTIPART_THRESHOLD`);
+    /// returns its size.
+    pub async fn put_file(&self, path: &std::path::Path, key: &str) -> Result<u64, ObjectError> {
+        crate::upload::put_file(self.store.as_ref(), path, key).await
+    }
+
     /// Removes a recording's object(s): the key itself and, for HLS, everything under it.
     pub async fn delete_all(&self, key: &str) -> Result<(), ObjectError> {
         let path = parse(key)?;
@@ -362,4 +368,78 @@ pub(crate) async fn serve(
     };
     resp.body(body)
         .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn err(toml: &str) -> String {
+        Config::from_toml_str(toml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_s3_settings_name_the_key() {
+        let s3 = "[storage]\nkind = \"s3\"\n";
+        assert!(err(s3).contains("storage.bucket"));
+        let b = format!("{s3}bucket = \"b\"\n");
+        assert!(err(&format!("{b}endpoint = \"ftp://x\"")).contains("storage.endpoint"));
+        assert!(err(&format!("{b}access_key_id = \"k\"")).contains("storage.secret_access_key"));
+        assert!(err(&format!("{b}secret_access_key = \"k\"")).contains("storage.access_key_id"));
+        assert!(err(&format!("{b}prefix = \"/a\"")).contains("storage.prefix"));
+        assert!(err(&format!("{b}prefix = \"a//b\"")).contains("storage.prefix"));
+        assert!(err(&format!("{b}presign_s = 604801")).contains("storage.presign_s"));
+        assert!(
+            err(&format!("{b}credentials_file = \"/nonexistent/creds\""))
+                .contains("storage.credentials_file")
+        );
+        assert!(err("[storage]\nkind = \"ftp\"").contains("kind"));
+        let ok = Config::from_toml_str(&format!(
+            "{b}endpoint = \"http://127.0.0.1:9000\"\nprefix = \"a/b\"\npresign_s = 60"
+        ))
+        .unwrap();
+        assert_eq!(ok.storage.kind, crate::config::StorageKind::S3);
+        // Local storage ignores the S3 keys.
+        Config::from_toml_str("[storage]\nbucket = \"\"").unwrap();
+    }
+
+    #[test]
+    fn credentials_file_default_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("credentials");
+        std::fs::write(
+            &p,
+            "[other]\naws_access_key_id = no\n[default]\naws_access_key_id = AK\n\
+             aws_secret_access_key = SK\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read_credentials_file(&p).unwrap(),
+            ("AK".into(), "SK".into())
+        );
+        std::fs::write(&p, "[other]\naws_access_key_id = AK\n").unwrap();
+        assert!(read_credentials_file(&p).is_err());
+    }
+
+    #[test]
+    fn ranges() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::RANGE, v.parse().unwrap());
+            match wanted(&m) {
+                Wanted::All => None,
+                Wanted::Range(r) => Some(resolve(&r, 1000)),
+            }
+        };
+        assert_eq!(h("bytes=0-99"), Some(Some(0..100)));
+        assert_eq!(h("bytes=900-"), Some(Some(900..1000)));
+        assert_eq!(h("bytes=-100"), Some(Some(900..1000)));
+        assert_eq!(h("bytes=990-5000"), Some(Some(990..1000)));
+        assert_eq!(h("bytes=1000-"), Some(None));
+        assert_eq!(h("bytes=-0"), Some(None));
+        assert_eq!(h("bytes=5-1"), None);
+        assert_eq!(h("bytes=0-1,5-6"), None);
+        assert_eq!(h("items=0-1"), None);
+    }
 }

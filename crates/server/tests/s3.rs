@@ -429,3 +429,65 @@ async fn crash_between_multipart_parts_is_resumed() {
     // clip-60s is 20 MB: a multipart upload of three parts.
     crash_mid_upload("upload.part", CLIP_60S, Pace::Rate(30), false).await;
 }
+
+/// Measurement, not a check (run in release with `--ignored --nocapture`): upload throughput
+/// of a ~260 MB FLV to s3s-fs (multipart), and the time from a push's end to its event 100
+/// with `kind = "s3"` versus `local`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_upload_throughput_and_callback_latency() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.flv");
+    let ok = Command::new("ffmpeg")
+        .args(["-v", "error", "-stream_loop", "12", "-i"])
+        .arg(fixture(CLIP_60S))
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(&big)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let size = std::fs::metadata(&big).unwrap().len();
+    let port = S3Server::free_port();
+    let _s3 = S3Server::start_on(&dir.path().join("bucket"), port).await;
+    let cfg = livetape::config::Config::from_toml_str(&S3Server::toml(port, "")).unwrap();
+    let objects = livetape::objects::Objects::new(&cfg.storage).unwrap();
+    for run in 0..2 {
+        let t = std::time::Instant::now();
+        objects
+            .put_file(&big, &format!("bench/big-{run}.flv"))
+            .await
+            .unwrap();
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "upload {:.1} MB in {s:.2} s = {:.1} MB/s",
+            size as f64 / 1e6,
+            size as f64 / 1e6 / s
+        );
+    }
+    for kind in ["local", "s3"] {
+        let storage = if kind == "s3" {
+            S3Server::toml(port, "")
+        } else {
+            String::new()
+        };
+        let mut s = TestServer::start(&format!(
+            "[[record_template]]\nname = \"default\"\nformats = [\"flv\"]\n{storage}"
+        ))
+        .await;
+        for (name, clip, pace) in [
+            ("10s", fixture(CLIP_10S), Pace::Rate(4)),
+            ("big", big.clone(), Pace::Rate(100)),
+        ] {
+            assert!(publish(s.rtmp(), "live", name, &clip, pace).await);
+            let t = std::time::Instant::now();
+            let f = s.receiver.next_of(100).await.body;
+            println!(
+                "{kind}: {name} ({:.1} MB): push end → event 100 in {} ms",
+                f["file_size"].as_u64().unwrap() as f64 / 1e6,
+                t.elapsed().as_millis()
+            );
+        }
+        s.running.shutdown().await;
+    }
+}
