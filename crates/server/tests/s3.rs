@@ -294,7 +294,13 @@ fn spawn(config: &Path, crash_at: Option<&str>) -> Proc {
 
 /// Crashes at `point` during the upload of a pushed `clip`, restarts, and checks the upload
 /// completes: one recording, event 100 once, the object holding the whole file.
-async fn crash_mid_upload(point: &str, clip: &str, pace: Pace, object_before_restart: bool) {
+async fn crash_mid_upload(
+    point: &str,
+    format: &str,
+    clip: &str,
+    pace: Pace,
+    object_before_restart: bool,
+) {
     let dir = tempfile::tempdir().unwrap();
     let port = S3Server::free_port();
     let s3 = S3Server::start_on(&dir.path().join("bucket"), port).await;
@@ -310,7 +316,7 @@ async fn crash_mid_upload(point: &str, clip: &str, pace: Pace, object_before_res
             data_dir = "{}"
             [[record_template]]
             name = "default"
-            formats = ["flv"]
+            formats = ["{format}"]
             [[callback_template]]
             name = "cb"
             key = "{CALLBACK_KEY}"
@@ -421,13 +427,20 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_after_the_object_is_stored_is_resumed() {
-    crash_mid_upload("upload.stored", CLIP_10S, Pace::Fast, true).await;
+    crash_mid_upload("upload.stored", "flv", CLIP_10S, Pace::Fast, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_between_multipart_parts_is_resumed() {
     // clip-60s is 20 MB: a multipart upload of three parts.
-    crash_mid_upload("upload.part", CLIP_60S, Pace::Rate(30), false).await;
+    crash_mid_upload("upload.part", "flv", CLIP_60S, Pace::Rate(30), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_after_queueing_keeps_the_file_for_its_upload() {
+    // Upload row committed, MP4 spool not yet removed: recovery removes the spool only, and
+    // the finished file is still there to upload.
+    crash_mid_upload("commit.catalogued", "mp4", CLIP_10S, Pace::Fast, false).await;
 }
 
 /// Measurement, not a check (run in release with `--ignored --nocapture`): upload throughput
