@@ -500,6 +500,9 @@ impl Catalog {
         let key = || format!("file_id={file_id}");
         on_pool!(&self.db, |pool| {
             let mut tx = pool.begin_write().await.map_err(db_err(OP, key()))?;
+            // An uploaded recording's object goes too (`uploads.rs`).
+            crate::uploads::queue_object_garbage_in(&mut Conn::from(&mut *tx), file_id, now_ms)
+                .await?;
             let row: Option<Recording> = sqlx::query_as(concat!(
                 "DELETE FROM recordings WHERE file_id = $1 RETURNING ",
                 recording_cols!()

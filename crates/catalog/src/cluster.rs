@@ -49,4 +49,39 @@ impl Catalog {
         .map(|d| d.rows_affected()))
         .map_err(db_err("release_node_leases", format_args!("node={node}")))
     }
+
+    /// Clears every outbox claim `node` holds (at start-up: a restarted node sends nothing
+    /// yet, so its events from before a crash are due again at once, not when the claims
+    /// expire).
+    pub async fn release_node_claims(&self, node: &str) -> Result<u64> {
+        on_pool!(&self.db, |pool| sqlx::query(
+            "UPDATE outbox SET claimed_by = NULL, claim_until_ms = NULL WHERE claimed_by = $1"
+        )
+        .bind(node)
+        .execute(pool)
+        .await
+        .map(|d| d.rows_affected()))
+        .map_err(db_err("release_node_claims", format_args!("node={node}")))
+    }
+
+    /// Clears `node`'s claims on `ids` (events it claimed but did not start sending), so any
+    /// node may take them at once.
+    pub async fn release_claims(&self, node: &str, ids: &[i64]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        on_pool!(&self.db, |pool| {
+            let mut qb = sqlx::QueryBuilder::new(
+                "UPDATE outbox SET claimed_by = NULL, claim_until_ms = NULL WHERE claimed_by = ",
+            );
+            qb.push_bind(node).push(" AND id IN (");
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build().execute(pool).await.map(|d| d.rows_affected())
+        })
+        .map_err(db_err("release_claims", format_args!("node={node}")))
+    }
 }

@@ -32,6 +32,7 @@ mod error;
 mod model;
 mod synth;
 mod templates;
+mod uploads;
 mod writer;
 
 pub use backend::redact_url;
@@ -50,6 +51,7 @@ pub use templates::{
     CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef, StoredRule,
     StoredTemplate, TemplateSeed, TemplateSet,
 };
+pub use uploads::PendingUpload;
 
 #[cfg(test)]
 mod internal_tests;

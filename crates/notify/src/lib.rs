@@ -83,6 +83,14 @@ pub trait Outbox: Send + Sync + 'static {
         next_at_ms: Option<i64>,
         error: &str,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// Events [`Outbox::due`] returned that this notifier did not start (their key is busy,
+    /// or no capacity was left): an outbox that hands events out exclusively (claims shared
+    /// by several nodes) makes them available again. The default does nothing.
+    fn release(&self, ids: &[i64]) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let _ = ids;
+        async { Ok(()) }
+    }
 }
 
 /// Wall-clock source, injected so tests can control `t` and due times.
@@ -276,21 +284,32 @@ impl<O: Outbox, C: Clock> Worker<O, C> {
                         self.running.values().map(|(id, _)| *id).collect();
                     let mut blocked: HashSet<String> = HashSet::new();
                     let mut started_all = true;
+                    let mut not_started = Vec::new();
                     for ev in batch {
-                        if in_flight_ids.contains(&ev.id)
-                            || self.in_flight_keys.contains(&ev.ordering_key)
+                        if in_flight_ids.contains(&ev.id) {
+                            blocked.insert(ev.ordering_key);
+                            continue;
+                        }
+                        if self.in_flight_keys.contains(&ev.ordering_key)
                             || blocked.contains(&ev.ordering_key)
                         {
                             // Later events of this key wait for the earlier one.
                             blocked.insert(ev.ordering_key);
+                            not_started.push(ev.id);
                             continue;
                         }
                         if self.tasks.len() >= self.config.concurrency {
                             started_all = false;
-                            break;
+                            not_started.push(ev.id);
+                            continue;
                         }
                         blocked.insert(ev.ordering_key.clone());
                         self.start(ev);
+                    }
+                    if !not_started.is_empty()
+                        && let Err(e) = self.outbox.release(&not_started).await
+                    {
+                        tracing::warn!(error = %e, "outbox: releasing unstarted events failed");
                     }
                     // Rows beyond the batch may be due and startable right away.
                     more_waiting =

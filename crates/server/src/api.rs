@@ -4,6 +4,7 @@
 //! - `GET|POST /common_access?interface=Live_Tape_GetFilelist&…`   Tencent's legacy query
 //! - `GET /v1/recordings`, `GET|DELETE /v1/recordings/{file_id}`, `GET /v1/streams`
 //! - `GET /vod/{file_id}/f0.{mp4|flv}`                              playback with Range/ETag/CORS
+//!   (from the bucket when uploaded and not kept locally: `objects::serve`)
 //! - `GET /metrics`                                                 Prometheus (see `metrics`)
 //! - `/v1/deliveries…` (`deliveries.rs`) and `GET /console` (`console.rs`) are merged in below
 //! - `GET /live/{app}/{stream}.{flv|m3u8}`                          live viewing (`live.rs`)
@@ -330,6 +331,24 @@ async fn vod(
         return Err(not_found());
     };
     let method = req.method().clone();
+    // Uploaded and not kept locally: served from the bucket (`objects`).
+    if let Some(objects) = &st.objects
+        && !tokio::fs::try_exists(&path).await.unwrap_or(false)
+        && let Some(key) = st.catalog.object_key(&file_id).await?
+    {
+        let key = if format == crate::config::Format::Hls {
+            format!("{key}/{name}")
+        } else {
+            key
+        };
+        let mut resp = crate::objects::serve(objects, &key, mime, &method, req.headers()).await?;
+        crate::metrics::count_playback(&st.metrics, &method, &resp);
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=86400"),
+        );
+        return Ok(resp);
+    }
     // ServeFile implements Range (206/416), ETag/If-None-Match and Last-Modified.
     let resp = ServeFile::new_with_mime(&path, &mime.parse().expect("static mime"))
         .with_buf_chunk_size(PLAYBACK_CHUNK)

@@ -9,20 +9,56 @@
 use crate::AppState;
 use crate::config::Config;
 use crate::events;
-use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// This node's name in leases and claims: `[cluster] node_id`, else `{hostname}:{rtmp port}`
-/// (unique per host and listener, stable across restarts so a restarted node finds its own
-/// leases and claims).
-pub(crate) fn node_id(cfg: &Config, rtmp: SocketAddr) -> String {
+/// File in the data dir holding this node's generated name.
+pub(crate) const NODE_ID_FILE: &str = "node_id";
+/// Longest `[cluster] node_id` / node id file accepted.
+const MAX_NODE_ID_LEN: usize = 128;
+
+/// This node's name in leases, claims and uploads: `[cluster] node_id`, else the name kept in
+/// `DATA_DIR/node_id`, made once as `{hostname}-{random}`. Tied to the data dir because what
+/// a node owns (spools, files waiting for upload) lives there: the same dir restarted is the
+/// same node, two dirs are two nodes even on one host.
+pub(crate) fn node_id(cfg: &Config, data_dir: &Path) -> std::io::Result<String> {
     if !cfg.cluster.node_id.is_empty() {
-        return cfg.cluster.node_id.clone();
+        return Ok(cfg.cluster.node_id.clone());
+    }
+    let path = data_dir.join(NODE_ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() && id.trim().len() <= MAX_NODE_ID_LEN => {
+            return Ok(id.trim().to_owned());
+        }
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is empty or too long", path.display()),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
     let uname = rustix::system::uname();
-    let host = uname.nodename().to_string_lossy();
-    format!("{host}:{}", rtmp.port())
+    let host: String = uname
+        .nodename()
+        .to_string_lossy()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        .take(64)
+        .collect();
+    let id = format!("{host}-{:08x}", rand::random::<u32>());
+    // Written whole or not at all: a torn file would rename the node after a crash.
+    let tmp = data_dir.join(format!("{NODE_ID_FILE}.tmp"));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, id.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(data_dir)?.sync_all()?;
+    Ok(id)
 }
 
 pub(crate) fn lease_ms(cfg: &Config) -> u64 {

@@ -64,8 +64,9 @@ pub const CLAIM_RANGE_S: std::ops::RangeInclusive<u64> = 4..=3600;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
-    /// This node's name in stream leases and outbox claims; must be unique in the cluster.
-    /// Empty: `{hostname}:{rtmp port}`.
+    /// This node's name in stream leases, outbox claims and uploads; unique in the cluster
+    /// and stable across restarts (a restarted node takes back its own pending uploads).
+    /// Empty: generated once and kept in `DATA_DIR/node_id`.
     pub node_id: String,
     /// A publishing node holds its stream's lease this long past its last renewal (every
     /// third of it); a node that dies frees its streams, and has its pushes ended (event 0)
@@ -137,7 +138,40 @@ pub struct StorageConfig {
     pub max_bytes: u64,
     /// How often retention (template `storage_days` and `max_bytes`) is enforced.
     pub retention_check_s: u64,
+    /// Where finished recordings end up: `local` (the data dir) or `s3` (an S3-compatible
+    /// bucket; recording still happens on local disk, then each file is uploaded).
+    pub kind: StorageKind,
+    /// S3 endpoint URL (e.g. `http://127.0.0.1:9000`); empty: AWS for `region`.
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    /// Credentials; unset: `credentials_file`, else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// An AWS-style credentials file (`aws_access_key_id = …` under `[default]`).
+    pub credentials_file: Option<PathBuf>,
+    /// Path-style requests (`endpoint/bucket/key`), as MinIO-likes need.
+    pub path_style: bool,
+    /// Key prefix inside the bucket (no leading or trailing `/`).
+    pub prefix: String,
+    /// Keep the local copy after the upload (played from disk, object as the backup).
+    pub keep_local: bool,
+    /// 0: livetape proxies object reads; >0: `/vod` redirects to a presigned GET URL valid
+    /// this long (seconds, at most 7 days).
+    pub presign_s: u64,
 }
+
+/// `[storage] kind`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    #[default]
+    Local,
+    S3,
+}
+
+/// S3 caps presigned URLs at 7 days.
+pub const MAX_PRESIGN_S: u64 = 7 * 24 * 3600;
 
 impl Default for StorageConfig {
     fn default() -> Self {
@@ -145,6 +179,17 @@ impl Default for StorageConfig {
             min_free_bytes: 64 * 1024 * 1024,
             max_bytes: 0,
             retention_check_s: 600,
+            kind: StorageKind::Local,
+            endpoint: String::new(),
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            access_key_id: None,
+            secret_access_key: None,
+            credentials_file: None,
+            path_style: true,
+            prefix: String::new(),
+            keep_local: false,
+            presign_s: 0,
         }
     }
 }
@@ -365,7 +410,7 @@ pub enum ConfigError {
     Invalid { key: String, problem: String },
 }
 
-fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         problem: problem.into(),
@@ -461,6 +506,9 @@ impl Config {
                 "cluster.claim_s",
                 format!("must be in {CLAIM_RANGE_S:?}"),
             ));
+        }
+        if self.storage.kind == StorageKind::S3 {
+            crate::objects::validate(&self.storage)?;
         }
         if s.idle_timeout_s == 0 {
             return Err(invalid("server.idle_timeout_s", "must be at least 1"));

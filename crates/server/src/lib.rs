@@ -14,12 +14,14 @@ pub mod hub;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod objects;
 mod outbox;
 pub mod query;
 pub mod record;
 pub(crate) mod retention;
 pub mod storage;
 pub mod templates;
+pub(crate) mod upload;
 
 use clock::SharedClock;
 use config::Config;
@@ -54,6 +56,10 @@ pub struct AppState {
     pub disk: storage::DiskGuard,
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: Arc<metrics::Metrics>,
+    /// The bucket when `[storage] kind = "s3"`: finished files are uploaded (`upload`).
+    pub objects: Option<Arc<objects::Objects>>,
+    /// Wakes the uploader after a file is queued.
+    pub(crate) upload_wake: tokio::sync::Notify,
     /// Cancelled when the server stops: no new pushes, publishers are closed.
     pub(crate) stop: tokio_util::sync::CancellationToken,
     /// Connection and finalize tasks, awaited by a graceful stop.
@@ -71,6 +77,8 @@ pub enum StartError {
     Catalog(#[from] livetape_catalog::CatalogError),
     #[error("notifier: {0}")]
     Notifier(#[from] livetape_notify::NotifyError),
+    #[error("storage: {0}")]
+    Objects(#[from] objects::ObjectError),
     #[error("listen on {addr} ({what}): {source}")]
     Listen {
         what: &'static str,
@@ -164,6 +172,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         Some(url) => Catalog::connect(url).await?,
         None => Catalog::open(&storage.root().join("catalog.db")).await?,
     };
+    let objects = upload::objects_from(&cfg)?;
     // The config file seeds templates and rules once; afterwards the catalogue is the truth.
     catalog
         .seed_templates(&templates::seed_from_config(&cfg), clock.now_ms())
@@ -179,9 +188,14 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     let rtmp_addr = rtmp.local_addr().expect("bound socket has an address");
     let http_addr = http.local_addr().expect("bound socket has an address");
     let metrics = Arc::new(metrics::Metrics::new());
-    let node_id = cluster::node_id(&cfg, rtmp_addr);
-    // A node that starts publishes nothing: its leases from before a crash are void.
+    let node_id = cluster::node_id(&cfg, storage.root()).map_err(|source| StartError::DataDir {
+        path: storage.root().join(cluster::NODE_ID_FILE),
+        source,
+    })?;
+    // A node that starts publishes and sends nothing: its leases and claims from before a
+    // crash are void.
     catalog.release_node_leases(&node_id).await?;
+    catalog.release_node_claims(&node_id).await?;
     let notifier = outbox::spawn_notifier(
         catalog.clone(),
         clock.clone(),
@@ -207,6 +221,8 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         node_id,
         disk: storage::DiskGuard::new(&cfg_root, cfg_floor),
         metrics,
+        objects,
+        upload_wake: tokio::sync::Notify::new(),
         stop: tokio_util::sync::CancellationToken::new(),
         tasks: tokio_util::task::TaskTracker::new(),
     });
@@ -216,6 +232,9 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(watch_disk(state.clone())));
     tasks.push(cluster::spawn_lease_keeper(state.clone()));
+    if let Some(objects) = state.objects.clone() {
+        tasks.push(upload::spawn(state.clone(), objects));
+    }
     tasks.push(tokio::spawn(ingest::serve(state.clone(), rtmp)));
     let app = api::router(state.clone());
     tasks.push(tokio::spawn(async move {
@@ -306,12 +325,13 @@ async fn recover_spools(st: &Arc<AppState>) {
             }
             record::recover::Found::Spool(c) => {
                 failpoint::hit("recover.spool");
-                match st.catalog.get_recording(&c.file_id).await {
-                    Ok(Some(_)) => {
-                        // Catalogued before the crash; only the spool deletion was missed.
+                match upload::is_known(st, &c.file_id).await {
+                    Ok(true) => {
+                        // Catalogued (or queued for upload) before the crash; only the spool
+                        // deletion was missed.
                         let _ = record::recover::remove(&c.spool_path);
                     }
-                    Ok(None) => {
+                    Ok(false) => {
                         tracing::info!(
                             file_id = c.file_id,
                             stream = c.ctx.stream,
@@ -368,17 +388,30 @@ pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
     };
     let now = st.clock.now_ms();
     let event = events::record_file(&st.cfg, callbacks.as_ref(), &done.recording, now);
-    if let Err(e) = st
-        .catalog
-        .insert_recording(&done.recording, event.into_iter().collect())
-        .await
-    {
+    let res = match &st.objects {
+        // Not catalogued yet: queued for upload, its event 100 held until the object is in
+        // the bucket (`upload`).
+        Some(objects) => {
+            let key = objects.key_for(&done.recording.path);
+            let events = event.into_iter().collect();
+            st.catalog
+                .insert_upload(&done.recording, &key, &st.node_id, events, now)
+                .await
+        }
+        None => {
+            st.catalog
+                .insert_recording(&done.recording, event.into_iter().collect())
+                .await
+        }
+    };
+    if let Err(e) = res {
         tracing::error!(stream, file_id, error = %e, "could not catalogue recording; spool kept");
         st.metrics.recording_failed(format);
         return;
     }
     st.metrics.recording_finished(format);
     st.notifier.wake();
+    st.upload_wake.notify_one();
     failpoint::hit("commit.catalogued");
     if let Err(e) = record::recover::remove(&done.spool_path) {
         tracing::warn!(file_id, error = %e, "could not remove spool");

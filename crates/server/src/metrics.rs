@@ -152,6 +152,9 @@ pub struct Metrics {
     rtmp_connections: Counter,
     rtmp_publishes: Counter,
     rtmp_refused: Family<ReasonLabel, Counter>,
+    uploads_pending: Gauge,
+    uploaded_bytes: Counter,
+    upload_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -180,6 +183,9 @@ impl Metrics {
             rtmp_connections: Counter::default(),
             rtmp_publishes: Counter::default(),
             rtmp_refused: Family::default(),
+            uploads_pending: Gauge::default(),
+            uploaded_bytes: Counter::default(),
+            upload_failures: Counter::default(),
         };
         // Known label values exist from the start (at 0), so rates and alerts see them.
         for f in FORMATS {
@@ -281,6 +287,22 @@ impl Metrics {
             "RTMP publishes refused, by reason",
             m.rtmp_refused.clone(),
         );
+        r.register(
+            "uploads_pending",
+            "Finished files waiting to be uploaded to object storage (read at scrape time)",
+            m.uploads_pending.clone(),
+        );
+        r.register_with_unit(
+            "uploaded",
+            "Bytes uploaded to object storage",
+            Unit::Bytes,
+            m.uploaded_bytes.clone(),
+        );
+        r.register(
+            "upload_failures",
+            "Failed upload attempts to object storage (each is retried)",
+            m.upload_failures.clone(),
+        );
         Self { registry: r, ..m }
     }
 
@@ -357,6 +379,19 @@ impl Metrics {
             status: status_class(status),
         };
         self.http.get_or_create(&labels).observe(secs);
+    }
+
+    pub(crate) fn uploaded(&self, bytes: u64) {
+        self.uploaded_bytes.inc_by(bytes);
+    }
+
+    pub(crate) fn upload_failed(&self) {
+        self.upload_failures.inc();
+    }
+
+    pub(crate) fn set_uploads_pending(&self, n: u64) {
+        self.uploads_pending
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets the gauges read at scrape time.
@@ -451,6 +486,10 @@ pub(crate) async fn scrape(
     let (pending, oldest_ms) = st.catalog.outbox_pending_stats().await?;
     let age_s = oldest_ms.map_or(0.0, |t| (st.clock.now_ms() - t).max(0) as f64 / 1000.0);
     st.metrics.set_snapshot(st.hub.live_count(), pending, age_s);
+    if st.objects.is_some() {
+        st.metrics
+            .set_uploads_pending(st.catalog.pending_uploads_count().await?);
+    }
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()

@@ -56,6 +56,10 @@ impl Outbox for CatalogOutbox {
             .collect())
     }
 
+    async fn release(&self, ids: &[i64]) -> Result<(), CatalogError> {
+        self.0.release_claims(&self.2.node, ids).await.map(drop)
+    }
+
     async fn next_due_at(&self) -> Result<Option<i64>, CatalogError> {
         self.0.next_due_at().await
     }

@@ -63,6 +63,8 @@ pub(crate) async fn delete(
         return Ok(None);
     };
     let removed = finish(st, &rec.file_id, &rec.path).await;
+    // Its object too, if it was uploaded (queued by the tombstone).
+    crate::upload::sweep_objects(st).await;
     tracing::info!(
         file_id,
         reason = reason.as_str(),
@@ -89,6 +91,7 @@ pub(crate) async fn sweep_garbage(st: &AppState) {
             tracing::info!(file_id, path, "interrupted deletion finished");
         }
     }
+    crate::upload::sweep_objects(st).await;
 }
 
 /// Deletes every expired recording, then, if `[storage] max_bytes` is set, the oldest
@@ -195,7 +198,7 @@ pub(crate) fn spawn(st: Arc<AppState>) {
 
 /// Removes a tombstoned file and forgets its garbage row. Returns whether the file is gone; if
 /// not, the row stays and the next start retries.
-async fn finish(st: &AppState, file_id: &str, rel: &str) -> bool {
+pub(crate) async fn finish(st: &AppState, file_id: &str, rel: &str) -> bool {
     let storage = st.storage.clone();
     let rel_owned = rel.to_owned();
     let res = tokio::task::spawn_blocking(move || remove_recording_path(&storage, &rel_owned))

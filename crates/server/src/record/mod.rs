@@ -14,6 +14,8 @@ mod spool;
 
 pub use finalize::{ClosedFile, FinishedFile, finalize};
 pub use resume::Parking;
+/// The playlist file of an HLS recording (beside its segments).
+pub const HLS_PLAYLIST_NAME: &str = muxer::HLS_PLAYLIST;
 
 /// Tencent's numeric `file_format` in event 332's `record_detail`.
 pub fn tencent_format_code(f: Format) -> i32 {
