@@ -17,6 +17,10 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
   TEST_DATABASE_URL=$(./scripts/pg-test-db.sh)
   export TEST_DATABASE_URL
 fi
+# The S3 tests start a real S3-compatible server, s3s-fs (0.15+ needs a newer rustc).
+if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
+  cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
