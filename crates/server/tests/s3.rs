@@ -7,10 +7,8 @@ mod common;
 use common::*;
 use reqwest::StatusCode;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 /// A metric's value from `/metrics` (unlabelled series only); 0 when absent.
 async fn metric(http: &str, name: &str) -> f64 {
@@ -243,53 +241,6 @@ async fn event_100_waits_for_the_bucket_and_presigned_playback_redirects() {
 /// The catalogue path of an object key made by `S3Server::toml` (prefix `lt/v1`).
 fn s3_local_path(key: &str) -> String {
     key.strip_prefix("lt/v1/").unwrap().to_owned()
-}
-
-struct Proc {
-    child: Child,
-    rtmp: SocketAddr,
-    http: SocketAddr,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `livetape serve` (the real binary), optionally with `LIVETAPE_CRASH_AT`; waits for the
-/// line with its addresses.
-fn spawn(config: &Path, crash_at: Option<&str>) -> Proc {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetape"));
-    cmd.args(["serve", "--config"])
-        .arg(config)
-        .env(
-            "LIVETAPE_LOG",
-            std::env::var("TEST_SERVER_LOG").unwrap_or("warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if let Some(p) = crash_at {
-        cmd.env("LIVETAPE_CRASH_AT", p);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = |scheme: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(scheme))
-            .unwrap_or_else(|| panic!("no {scheme} in {line:?}"))
-            .parse()
-            .unwrap()
-    };
-    Proc {
-        rtmp: addr("rtmp://"),
-        http: addr("http://"),
-        child,
-    }
 }
 
 /// Crashes at `point` during the upload of a pushed `clip`, restarts, and checks the upload

@@ -28,6 +28,9 @@ pub fn fixture(rel: &str) -> PathBuf {
     p
 }
 
+/// A scripted "status" that never answers (see [`Receiver::script`]).
+pub const HANG: u16 = 0;
+
 /// One POST the receiver got.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -73,6 +76,10 @@ async fn on_post(
         event_id,
         status,
     });
+    if status == HANG {
+        // Never answers: the sender's request stays in flight until it gives up.
+        std::future::pending::<()>().await;
+    }
     StatusCode::from_u16(status).unwrap()
 }
 
@@ -522,5 +529,55 @@ impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A `livetape serve` child process (killed on drop).
+pub struct Proc {
+    pub child: std::process::Child,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `livetape serve` (the real binary), optionally with `LIVETAPE_CRASH_AT`; waits for the
+/// line with its addresses.
+pub fn spawn(config: &Path, crash_at: Option<&str>) -> Proc {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetape"));
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .env(
+            "LIVETAPE_LOG",
+            std::env::var("TEST_SERVER_LOG").unwrap_or("warn".into()),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(p) = crash_at {
+        cmd.env("LIVETAPE_CRASH_AT", p);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = |scheme: &str| -> SocketAddr {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(scheme))
+            .unwrap_or_else(|| panic!("no {scheme} in {line:?}"))
+            .parse()
+            .unwrap()
+    };
+    Proc {
+        rtmp: addr("rtmp://"),
+        http: addr("http://"),
+        child,
     }
 }
