@@ -33,6 +33,8 @@ struct Row {
     next_at: i64,
     state: RowState,
     errors: Vec<String>,
+    /// Times the notifier handed it back unstarted ([`Outbox::release`]).
+    released: u32,
 }
 
 /// In-memory outbox; `version` ticks on every change so tests can await conditions.
@@ -57,6 +59,7 @@ impl MemOutbox {
             next_at,
             state: RowState::Pending,
             errors: vec![],
+            released: 0,
         });
         self.version.send_modify(|v| *v += 1);
     }
@@ -113,6 +116,13 @@ impl Outbox for MemOutbox {
             .min();
         self.next_due_calls.send_modify(|v| *v += 1);
         Ok(at)
+    }
+
+    async fn release(&self, ids: &[i64]) -> Result<(), String> {
+        for id in ids {
+            self.update(*id, |r| r.released += 1);
+        }
+        Ok(())
     }
 
     async fn delivered(&self, id: i64, _now_ms: i64) -> Result<(), String> {
@@ -443,6 +453,22 @@ async fn one_stream_in_order_others_in_parallel() {
     }
     seen.sort();
     assert_eq!(seen, ["evt-1", "evt-5", "evt-6", "evt-7", "evt-8"]);
+    // The waiting ones were handed back (an outbox with claims frees them for other
+    // nodes); the ones being sent never were.
+    outbox
+        .wait_for("evt-2..4 released", |r| {
+            r.iter()
+                .filter(|r| (2..=4).contains(&r.ev.id))
+                .all(|r| r.released > 0)
+        })
+        .await;
+    assert!(
+        outbox
+            .rows()
+            .iter()
+            .filter(|r| r.ev.id == 1 || r.ev.id >= 5)
+            .all(|r| r.released == 0)
+    );
     release.send(()).unwrap();
     for expected in ["evt-2", "evt-3", "evt-4"] {
         assert_eq!(next(&mut rx).await.event_id, expected);
