@@ -11,6 +11,18 @@ use crate::catalog::{Catalog, push_cols};
 use crate::error::{Result, db_err};
 use crate::model::PushSession;
 
+/// Run by every node every `lease_s / 3`: served by the partial index `idx_push_sessions_open`
+/// (checked in internal_tests), so it reads the open sessions only.
+pub(crate) const ORPHANED_PUSHES_SQL: &str = concat!(
+    "SELECT ",
+    push_cols!(),
+    " FROM push_sessions WHERE ended_at_ms IS NULL AND NOT EXISTS (\
+     SELECT 1 FROM stream_leases AS l \
+     WHERE l.stream_key = push_sessions.appname || '/' || push_sessions.stream_id \
+     AND l.expires_at_ms > $1 AND l.node <> $2) \
+     ORDER BY started_at_ms"
+);
+
 /// The stream lease key of a push of `stream` on `app` (one publisher per key cluster-wide).
 pub fn stream_lease_key(app: &str, stream: &str) -> String {
     format!("{app}/{stream}")
@@ -21,19 +33,11 @@ impl Catalog {
     /// or an expired one, or one held by `dead_node` (a node that just started holds nothing,
     /// whatever its leases from before a crash say). Oldest first.
     pub async fn orphaned_pushes(&self, now_ms: i64, dead_node: &str) -> Result<Vec<PushSession>> {
-        on_pool!(&self.db, |pool| sqlx::query_as(concat!(
-            "SELECT ",
-            push_cols!(),
-            " FROM push_sessions WHERE ended_at_ms IS NULL AND NOT EXISTS (\
-             SELECT 1 FROM stream_leases AS l \
-             WHERE l.stream_key = push_sessions.appname || '/' || push_sessions.stream_id \
-             AND l.expires_at_ms > $1 AND l.node <> $2) \
-             ORDER BY started_at_ms"
-        ))
-        .bind(now_ms)
-        .bind(dead_node)
-        .fetch_all(pool)
-        .await)
+        on_pool!(&self.db, |pool| sqlx::query_as(ORPHANED_PUSHES_SQL)
+            .bind(now_ms)
+            .bind(dead_node)
+            .fetch_all(pool)
+            .await)
         .map_err(db_err("orphaned_pushes", ""))
     }
 

@@ -97,7 +97,7 @@ async fn open_applies_migrations_and_durability_pragmas() {
     let applied: i64 = one("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
         .await
         .get(0);
-    assert_eq!(applied, 7);
+    assert_eq!(applied, 8);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' \
          AND name IN ('push_sessions', 'recordings', 'outbox', 'record_templates', \
@@ -204,6 +204,23 @@ async fn expiry_scan_uses_the_partial_index() {
     assert!(
         !lines.iter().any(|l| l.contains("TEMP B-TREE")),
         "{lines:?}"
+    );
+}
+
+/// Every node looks for orphaned pushes every few seconds: only the open sessions may be read.
+#[tokio::test]
+async fn orphaned_pushes_read_only_open_sessions() {
+    let cat = Catalog::open_in_memory().await.unwrap();
+    let qb = sqlx::QueryBuilder::new(format!(
+        "EXPLAIN QUERY PLAN {}",
+        crate::cluster::ORPHANED_PUSHES_SQL
+    ));
+    let lines = plan(&cat, qb).await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("push_sessions USING") && l.contains("idx_push_sessions_open")),
+        "expected the open-sessions index, got {lines:?}"
     );
 }
 
