@@ -51,6 +51,34 @@ macro_rules! outbox_cols {
     };
 }
 pub(crate) use outbox_cols;
+pub(crate) use recording_cols;
+
+/// Binds a [`Recording`]'s fields in `recording_cols!` order (`$1..$19`), for `recordings`
+/// and for `uploads`, which holds the same row until the file is in the bucket.
+macro_rules! bind_recording {
+    ($q:expr, $rec:expr, $size_bytes:expr) => {
+        $q.bind(&$rec.file_id)
+            .bind(&$rec.sequence)
+            .bind(&$rec.app)
+            .bind(&$rec.appname)
+            .bind(&$rec.stream_id)
+            .bind(&$rec.format)
+            .bind($rec.start_ms)
+            .bind($rec.end_ms)
+            .bind($rec.duration_ms)
+            .bind($size_bytes)
+            .bind(&$rec.path)
+            .bind(&$rec.video_url)
+            .bind(&$rec.stream_param)
+            .bind(&$rec.video_codec)
+            .bind(i64::from($rec.width))
+            .bind(i64::from($rec.height))
+            .bind($rec.media_start_ms)
+            .bind($rec.created_at_ms)
+            .bind($rec.expires_at_ms)
+    };
+}
+pub(crate) use bind_recording;
 pub(crate) use push_cols;
 
 /// Strict per-stream delivery order: an outbox row is held back while an earlier (smaller id)
@@ -923,31 +951,16 @@ pub(crate) async fn insert_recording_in(
 ) -> Result<u64> {
     const OP: &str = "insert_recording";
     let size_bytes = to_i64(OP, "size_bytes", rec.size_bytes)?;
-    let done = on_conn!(conn, |c| sqlx::query(concat!(
-        "INSERT INTO recordings (",
-        recording_cols!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19)"
-    ))
-    .bind(&rec.file_id)
-    .bind(&rec.sequence)
-    .bind(&rec.app)
-    .bind(&rec.appname)
-    .bind(&rec.stream_id)
-    .bind(&rec.format)
-    .bind(rec.start_ms)
-    .bind(rec.end_ms)
-    .bind(rec.duration_ms)
-    .bind(size_bytes)
-    .bind(&rec.path)
-    .bind(&rec.video_url)
-    .bind(&rec.stream_param)
-    .bind(&rec.video_codec)
-    .bind(i64::from(rec.width))
-    .bind(i64::from(rec.height))
-    .bind(rec.media_start_ms)
-    .bind(rec.created_at_ms)
-    .bind(rec.expires_at_ms)
+    let done = on_conn!(conn, |c| bind_recording!(
+        sqlx::query(concat!(
+            "INSERT INTO recordings (",
+            recording_cols!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19)"
+        )),
+        rec,
+        size_bytes
+    )
     .execute(c)
     .await
     .map(|d| d.rows_affected()))

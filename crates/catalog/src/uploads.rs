@@ -7,18 +7,9 @@
 //! One SQL text per statement for both engines (`$n` placeholders).
 
 use crate::backend::{Begin, Conn};
-use crate::catalog::{Catalog, MAX_LIST_LIMIT};
+use crate::catalog::{Catalog, MAX_LIST_LIMIT, bind_recording, recording_cols};
 use crate::error::{Result, db_err, to_i64};
 use crate::model::{NewEvent, Recording};
-
-/// The recordings columns, shared by `recordings` and `uploads`.
-macro_rules! rec_cols {
-    () => {
-        "file_id, sequence, app, appname, stream_id, format, start_ms, end_ms, duration_ms, \
-         size_bytes, path, video_url, stream_param, video_codec, width, height, media_start_ms, \
-         created_at_ms, expires_at_ms"
-    };
-}
 
 /// A file waiting for (another) upload attempt.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -51,32 +42,17 @@ impl Catalog {
         let size_bytes = to_i64(OP, "size_bytes", rec.size_bytes)?;
         on_pool!(&self.db, |pool| {
             let mut tx = pool.begin_write().await.map_err(db_err(OP, key()))?;
-            sqlx::query(concat!(
-                "INSERT INTO uploads (",
-                rec_cols!(),
-                ", object_key, node, attempts, next_attempt_at_ms, last_error) VALUES \
+            bind_recording!(
+                sqlx::query(concat!(
+                    "INSERT INTO uploads (",
+                    recording_cols!(),
+                    ", object_key, node, attempts, next_attempt_at_ms, last_error) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
              $19, $20, $21, 0, $22, NULL)"
-            ))
-            .bind(&rec.file_id)
-            .bind(&rec.sequence)
-            .bind(&rec.app)
-            .bind(&rec.appname)
-            .bind(&rec.stream_id)
-            .bind(&rec.format)
-            .bind(rec.start_ms)
-            .bind(rec.end_ms)
-            .bind(rec.duration_ms)
-            .bind(size_bytes)
-            .bind(&rec.path)
-            .bind(&rec.video_url)
-            .bind(&rec.stream_param)
-            .bind(&rec.video_codec)
-            .bind(i64::from(rec.width))
-            .bind(i64::from(rec.height))
-            .bind(rec.media_start_ms)
-            .bind(rec.created_at_ms)
-            .bind(rec.expires_at_ms)
+                )),
+                rec,
+                size_bytes
+            )
             .bind(object_key)
             .bind(node)
             .bind(now_ms)
@@ -119,7 +95,7 @@ impl Catalog {
     ) -> Result<Vec<PendingUpload>> {
         on_pool!(&self.db, |pool| sqlx::query_as(concat!(
             "SELECT ",
-            rec_cols!(),
+            recording_cols!(),
             ", object_key, node, attempts, next_attempt_at_ms, last_error FROM uploads \
              WHERE next_attempt_at_ms <= $1 AND node = $3 \
              ORDER BY next_attempt_at_ms, file_id LIMIT $2"
@@ -184,9 +160,9 @@ impl Catalog {
             let mut tx = pool.begin_write().await.map_err(db_err(OP, key()))?;
             let inserted = sqlx::query(concat!(
                 "INSERT INTO recordings (",
-                rec_cols!(),
+                recording_cols!(),
                 ", storage, object_key) SELECT ",
-                rec_cols!(),
+                recording_cols!(),
                 ", 's3', object_key FROM uploads WHERE file_id = $1"
             ))
             .bind(file_id)

@@ -5,70 +5,9 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
-struct Proc {
-    child: Child,
-    rtmp: SocketAddr,
-    http: SocketAddr,
-}
-
-impl Drop for Proc {
-    // A failing test must not leave a server behind holding the test's pipes open.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `livetape serve` and waits for the line with its bound addresses (printed once
-/// recovery is done and it serves).
-fn spawn_server(config: &Path) -> Proc {
-    spawn_crashing(config, None).expect("server started")
-}
-
-/// Like [`spawn_server`] with `LIVETAPE_CRASH_AT`; `None` if it died before serving (a crash
-/// injected into start-up recovery).
-fn spawn_crashing(config: &Path, crash_at: Option<&str>) -> Option<Proc> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetape"));
-    cmd.args(["serve", "--config"])
-        .arg(config)
-        .env(
-            "LIVETAPE_LOG",
-            std::env::var("TEST_SERVER_LOG").unwrap_or("warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    if let Some(p) = crash_at {
-        cmd.env("LIVETAPE_CRASH_AT", p);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    if line.is_empty() {
-        let status = child.wait().unwrap();
-        assert!(!status.success(), "exited before serving: {status:?}");
-        return None;
-    }
-    // "livetape: rtmp://127.0.0.1:X http://127.0.0.1:Y"
-    let addr = |scheme: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(scheme))
-            .unwrap_or_else(|| panic!("no {scheme} in {line:?}"))
-            .parse()
-            .unwrap()
-    };
-    Some(Proc {
-        rtmp: addr("rtmp://"),
-        http: addr("http://"),
-        child,
-    })
-}
+use std::process::Command;
 
 fn write_config(dir: &Path, receiver: &str, extra: &str) -> std::path::PathBuf {
     let p = dir.join("livetape.toml");
@@ -118,7 +57,7 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
         &rx.url,
         "[[record_template]]\nname = \"default\"\nformats = [\"flv\", \"mp4\", \"hls\"]\nhls_target_s = 2\n",
     );
-    let mut server = spawn_server(&cfg);
+    let mut server = spawn(&cfg, None);
     let rtmp = server.rtmp;
     let pushing = tokio::spawn(async move {
         publish(rtmp, "live", "cut", &fixture(CLIP_10S), Pace::Realtime).await
@@ -144,7 +83,7 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
     server.child.wait().unwrap();
     let _ = pushing.await;
 
-    let mut server = spawn_server(&cfg);
+    let mut server = spawn(&cfg, None);
     let mut files = Vec::new();
     let mut ends = Vec::new();
     let mut begin = None;
@@ -207,7 +146,7 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
     // Recovery is idempotent: another start finds nothing to do and lists the same 2 files.
     server.child.kill().unwrap();
     server.child.wait().unwrap();
-    let mut server = spawn_server(&cfg);
+    let mut server = spawn(&cfg, None);
     let v: Value = reqwest::get(format!(
         "http://{}/v1/recordings?stream_id=cut",
         server.http
@@ -231,7 +170,7 @@ async fn a_restart_during_the_reconnect_window_finalizes_the_recording() {
         &rx.url,
         "[[record_template]]\nname = \"default\"\nformats = [\"mp4\"]\nresume_s = 600\n",
     );
-    let mut server = spawn_server(&cfg);
+    let mut server = spawn(&cfg, None);
     assert!(
         publish(
             server.rtmp,
@@ -246,7 +185,7 @@ async fn a_restart_during_the_reconnect_window_finalizes_the_recording() {
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 
-    let mut server = spawn_server(&cfg);
+    let mut server = spawn(&cfg, None);
     let f = rx.next_of(100).await.body;
     let p = dir.path().join("parked.mp4");
     fetch(server.http, f["video_url"].as_str().unwrap(), &p).await;
@@ -265,7 +204,7 @@ async fn sigterm_finalizes_recordings_and_delivers_their_callbacks_before_exit()
         &rx.url,
         "[[record_template]]\nname = \"default\"\nformats = [\"mp4\", \"hls\"]\nresume_s = 600\n",
     );
-    let mut server = spawn_server(&cfg);
+    let mut server = spawn(&cfg, None);
     let rtmp = server.rtmp;
     // A push that ended and waits in its reconnect window...
     assert!(publish(rtmp, "live", "parked", &fixture(CLIP_10S), Pace::Fast).await);
@@ -325,7 +264,7 @@ async fn crash_scenario(point: &str, a_is_whole: bool) {
         &rx.url,
         "[[record_template]]\nname = \"default\"\nformats = [\"flv\", \"mp4\", \"hls\"]\nhls_target_s = 2\n",
     );
-    let mut run1 = spawn_crashing(&cfg, Some(point)).unwrap();
+    let mut run1 = spawn_maybe(&cfg, Some(point)).unwrap();
     let rtmp = run1.rtmp;
     let a = publish(rtmp, "live", "a", &fixture(CLIP_10S), Pace::Fast).await;
     assert!(
@@ -345,9 +284,9 @@ async fn crash_scenario(point: &str, a_is_whole: bool) {
     assert!(!status.success(), "{point}: run 1 must crash: {status:?}");
     let _ = b.await;
     // Run 2 crashes in recovery when a spool is left; run 3 always serves.
-    let server = match spawn_crashing(&cfg, Some("recover.spool")) {
+    let server = match spawn_maybe(&cfg, Some("recover.spool")) {
         Some(p) => p,
-        None => spawn_server(&cfg),
+        None => spawn(&cfg, None),
     };
     let v: Value = reqwest::get(format!(
         "http://{}/v1/recordings?page_size=100",
@@ -463,10 +402,10 @@ async fn crash_at_a_split_loses_no_frame_of_the_closed_file() {
         &rx.url,
         "[[record_template]]\nname = \"default\"\nformats = [\"mp4\"]\ninterval_s = 30\n",
     );
-    let mut run1 = spawn_crashing(&cfg, Some("record.split")).unwrap();
+    let mut run1 = spawn_maybe(&cfg, Some("record.split")).unwrap();
     let pushed = publish(run1.rtmp, "live", "s", &fixture(CLIP_60S), Pace::Rate(12)).await;
     assert!(!run1.child.wait().unwrap().success() || !pushed);
-    let server = spawn_server(&cfg);
+    let server = spawn(&cfg, None);
     let f = rx.next_of(100).await.body;
     let p = dir.path().join("first.mp4");
     fetch(server.http, f["video_url"].as_str().unwrap(), &p).await;
@@ -494,7 +433,7 @@ async fn a_second_signal_exits_at_once_and_the_next_start_recovers() {
         1,
     );
     std::fs::write(&cfg, extra).unwrap();
-    let mut server = spawn_server(&cfg);
+    let mut server = spawn(&cfg, None);
     let rtmp = server.rtmp;
     let live = tokio::spawn(async move {
         publish(rtmp, "live", "twice", &fixture(CLIP_10S), Pace::Realtime).await
@@ -523,7 +462,7 @@ async fn a_second_signal_exits_at_once_and_the_next_start_recovers() {
     // The next start (receiver healthy now) has everything: the file and its events.
     rx.clear_script("/record");
     rx.clear_script("/end");
-    let server = spawn_server(&cfg);
+    let server = spawn(&cfg, None);
     let f = rx.next_of(100).await.body;
     let p = dir.path().join("twice.mp4");
     fetch(server.http, f["video_url"].as_str().unwrap(), &p).await;

@@ -547,8 +547,14 @@ impl Drop for Proc {
 }
 
 /// `livetape serve` (the real binary), optionally with `LIVETAPE_CRASH_AT`; waits for the
-/// line with its addresses.
+/// line with its addresses (printed once start-up recovery is done and it serves).
 pub fn spawn(config: &Path, crash_at: Option<&str>) -> Proc {
+    spawn_maybe(config, crash_at).expect("server started")
+}
+
+/// Like [`spawn`], but `None` if the server died before serving (a crash injected into
+/// start-up recovery).
+pub fn spawn_maybe(config: &Path, crash_at: Option<&str>) -> Option<Proc> {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetape"));
@@ -568,6 +574,12 @@ pub fn spawn(config: &Path, crash_at: Option<&str>) -> Proc {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
+    if line.is_empty() {
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "exited before serving: {status:?}");
+        return None;
+    }
+    // "livetape: rtmp://127.0.0.1:X http://127.0.0.1:Y"
     let addr = |scheme: &str| -> SocketAddr {
         line.split_whitespace()
             .find_map(|w| w.strip_prefix(scheme))
@@ -575,9 +587,9 @@ pub fn spawn(config: &Path, crash_at: Option<&str>) -> Proc {
             .parse()
             .unwrap()
     };
-    Proc {
+    Some(Proc {
         rtmp: addr("rtmp://"),
         http: addr("http://"),
         child,
-    }
+    })
 }
