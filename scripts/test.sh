@@ -11,7 +11,7 @@ browser=crates/server/tests/browser
 if [ -z "${LIVETAPE_SKIP_BROWSER:-}" ] && [ ! -d "$browser/node_modules" ] && command -v npm >/dev/null; then
   (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
-# The catalogue's conformance tests and tests/postgres.rs run on PostgreSQL too: each creates
+# The catalogue's conformance tests and crates/server/tests/it/postgres.rs run on PostgreSQL too: each creates
 # its own database through this admin URL (they fail, never skip, without it).
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   TEST_DATABASE_URL=$(./scripts/pg-test-db.sh)
@@ -24,7 +24,7 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # One closing line for the whole workspace (cargo prints one per test binary).
 awk '/^test result:/ { p += $4; f += $6; s += $8 }
      END { printf "workspace: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

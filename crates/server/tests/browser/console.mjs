@@ -1,5 +1,5 @@
 // Real-browser check of the livetape console: Debian's chromium driven by playwright-core.
-// Run by crates/server/tests/browser.rs against a live server; exits non-zero on any failure.
+// Run by crates/server/tests/it/browser.rs against a live server; exits non-zero on any failure.
 //
 // Env: LIVETAPE_URL (http://127.0.0.1:PORT, required), LIVETAPE_API_KEY, LIVETAPE_FORMATS
 // (recordings to play, e.g. "mp4,flv,hls"), LIVETAPE_LIVE_STREAM ("app/stream" being pushed),

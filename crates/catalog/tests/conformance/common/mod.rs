@@ -5,7 +5,6 @@
 //! the admin URL in `TEST_DATABASE_URL` (./scripts/test.sh sets it) and dropped afterwards,
 //! so tests run in parallel. Without `TEST_DATABASE_URL` the PostgreSQL half fails: a
 //! conformance suite that silently skips one engine proves nothing about it.
-#![allow(dead_code, unused_macros)]
 
 use livetape_catalog::Catalog;
 

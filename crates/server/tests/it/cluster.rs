@@ -3,9 +3,7 @@
 //! callbacks go out once, a stream is published on one node at a time, and a node killed with
 //! `kill -9` has its callbacks and its push end taken over by a surviving node.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

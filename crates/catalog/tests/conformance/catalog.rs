@@ -60,9 +60,7 @@ fn rec(file_id: &str, stream_id: &str, start_ms: i64) -> Recording {
     }
 }
 
-#[macro_use]
-mod common;
-use common::TestDb;
+use crate::common::TestDb;
 
 conformance!(
     push_session_round_trip_with_events,
@@ -663,8 +661,11 @@ async fn crash_child() {
 #[tokio::test]
 async fn committed_writes_survive_abort() {
     let dir = tempfile::tempdir().unwrap();
+    // Test names are paths below the test crate's root (`catalog::crash_child`).
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let child = format!("{module}::crash_child");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["crash_child", "--exact", "--ignored", "--test-threads=1"])
+        .args([child.as_str(), "--exact", "--ignored", "--test-threads=1"])
         .env(CRASH_DIR_ENV, dir.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -1,9 +1,7 @@
 //! Crash recovery with the real binary: kill -9 while recording, and during a reconnect
 //! window; the next start turns the spools into catalogued recordings with their event 100.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;

@@ -4,9 +4,7 @@
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`) and `npm ci` in `crates/server/tests/browser`.
 //! Without them the test fails, unless `LIVETAPE_SKIP_BROWSER=1` says to skip it.
 
-mod common;
-
-use common::{CLIP_10S, CLIP_60S, Pace, Receiver, TestServer, WAIT, fixture, publish};
+use crate::common::{CLIP_10S, CLIP_60S, Pace, Receiver, TestServer, WAIT, fixture, publish};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

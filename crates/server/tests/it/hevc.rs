@@ -1,9 +1,7 @@
 //! H.265 end to end: an Enhanced-RTMP publisher (hvc1 FourCC, as OBS ≥ 29.1 and ffmpeg ≥ 6.1
 //! send it) is recorded to every format, and each file holds every frame.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use livetape::config::Format;
 use livetape_flv::FlvReader;
 use livetape_media::{MediaFrame, VideoCodec, VideoPacket};

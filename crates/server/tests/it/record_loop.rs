@@ -1,9 +1,7 @@
 //! The record loop end to end: real ffmpeg push → recorded files → catalogue → signed
 //! callbacks → Live_Tape_GetFilelist / REST → HTTP playback.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::Instant;
 

@@ -1,9 +1,7 @@
 //! The console's view of the outbox: filtered paging and "retry now".
 use livetape_catalog::{Catalog, DeliveryQuery, NewEvent, OutboxState};
 
-#[macro_use]
-mod common;
-use common::TestDb;
+use crate::common::TestDb;
 
 conformance!(
     lists_newest_first_filtered_and_paged,

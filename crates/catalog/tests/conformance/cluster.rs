@@ -6,9 +6,7 @@ use livetape_catalog::{
     Catalog, CatalogError, NewEvent, NewPush, OutboxEvent, RecordTemplateDef, TemplateSeed,
 };
 
-#[macro_use]
-mod common;
-use common::TestDb;
+use crate::common::TestDb;
 
 conformance!(
     concurrent_claims_never_share_an_event,

@@ -1,6 +1,5 @@
 //! Test harness: an in-process livetape on ephemeral ports, a real HTTP callback receiver,
 //! real ffmpeg publishers and real ffprobe checks.
-#![allow(dead_code)]
 
 use axum::Router;
 use axum::extract::State;

@@ -3,9 +3,7 @@
 
 use livetape_catalog::{NewEvent, Recording};
 
-#[macro_use]
-mod common;
-use common::TestDb;
+use crate::common::TestDb;
 
 conformance!(
     upload_holds_events_until_done,

@@ -3,9 +3,7 @@ use livetape_catalog::{
     TemplateSeed,
 };
 
-#[macro_use]
-mod common;
-use common::TestDb;
+use crate::common::TestDb;
 
 conformance!(
     record_template_crud,

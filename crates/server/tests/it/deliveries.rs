@@ -1,9 +1,7 @@
 //! `/v1/deliveries` (the outbox over REST, with "retry now") and the console's asset serving,
 //! against a real server, a real callback receiver and a real ffmpeg push.
 
-mod common;
-
-use common::{CLIP_10S, Receiver, TestServer, WAIT, fixture};
+use crate::common::{CLIP_10S, Receiver, TestServer, WAIT, fixture};
 use serde_json::Value;
 use std::time::Duration;
 

@@ -1,9 +1,7 @@
 //! Strict per-stream callback order: after a receiver outage, every stream's events are
 //! acknowledged in the order they were created, each exactly once.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::{BTreeMap, HashMap};
 
 /// Refusals per callback path (shared by both streams): every early event needs retries,

@@ -1,9 +1,7 @@
 //! `livetape bench publish` end to end: the real binary publishes three streams to an
 //! in-process server, and every stream must arrive whole (ffprobe on the recordings).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,8 +4,7 @@ use std::collections::BTreeSet;
 
 use sqlx::Connection;
 
-mod common;
-use common::TestDb;
+use crate::common::TestDb;
 
 /// (table, column) pairs, named indexes as (name, columns, partial).
 type Shape = (BTreeSet<(String, String)>, BTreeSet<(String, String, bool)>);

@@ -1,9 +1,7 @@
 //! `GET /metrics` against a real push: the exposition is parsed and its values checked
 //! against what the push, the recordings, the callbacks and the HTTP requests really were.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

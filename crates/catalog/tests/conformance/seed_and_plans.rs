@@ -4,9 +4,7 @@
 
 use livetape_catalog::{Catalog, Recording, RecordingQuery, SeedSpec, SortOrder, seed_stream_name};
 
-#[macro_use]
-mod common;
-use common::TestDb;
+use crate::common::TestDb;
 
 // The plan checks are SQLite's; the seed and the trigger-kept totals are on both.
 conformance!(

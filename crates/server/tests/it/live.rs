@@ -1,9 +1,7 @@
 //! Live viewing: HTTP-FLV and live HLS while a real ffmpeg publishes, a stalled viewer,
 //! play auth, and the live stream listing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

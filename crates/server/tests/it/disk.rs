@@ -1,8 +1,6 @@
 //! A full disk, for real: the data dir is a small tmpfs (mounting needs root, as in CI).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;

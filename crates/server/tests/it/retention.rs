@@ -2,9 +2,7 @@
 //! `max_bytes` budget (oldest first) → rows and files gone together; a deletion cut by a crash
 //! is finished at the next start. Time is a manual clock the test moves forward.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use livetape::clock::{Clock, SystemClock};
 use livetape::config::Config;
 use livetape_catalog::Catalog;

@@ -1,9 +1,7 @@
 //! The server on a PostgreSQL catalogue (`[catalog] url = "postgres://.."`): a real push is
 //! recorded, catalogued with its callback, and listed by both listing APIs.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,6 @@
 //! Formats beyond the basics, and the reconnect window.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::Path;
 

@@ -2,9 +2,7 @@
 //! PUT, multipart, HLS), playback from the bucket through livetape, event 100 held until the
 //! object is in place, retries while the bucket is down, and crashes mid-upload.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::path::Path;
