@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
 
 /// Free space offered to each socket read, at least. Media payloads are split off the read
 /// buffer zero-copy and live on (queued for the spool) until written, so a slow stream's reads
@@ -160,7 +161,7 @@ impl Connection {
             if let Some(r) = end {
                 return r;
             }
-            self.spawn_finalize();
+            self.spawn_finalize(None);
         }
     }
 
@@ -417,11 +418,14 @@ impl Connection {
         None
     }
 
-    /// Hands closed files to the blocking pool for finalize + catalogue.
-    fn spawn_finalize(&mut self) {
+    /// Hands closed files to the blocking pool for finalize + catalogue (after `after`, if
+    /// given, is cancelled).
+    fn spawn_finalize(&mut self, after: Option<&CancellationToken>) {
         for c in self.closed.drain(..) {
             let st = self.st.clone();
-            self.st.tasks.spawn(crate::commit_file(st, c));
+            self.st
+                .tasks
+                .spawn(crate::commit_file(st, c, after.cloned()));
         }
     }
 
@@ -432,6 +436,8 @@ impl Connection {
         };
         let st = self.st.clone();
         let now = st.clock.now_ms();
+        let pushed_end = CancellationToken::new();
+        let _open_gate = pushed_end.clone().drop_guard();
         if let Some(mut rec) = p.recorder.take() {
             if let Some((_, w, h)) = rec.video_info() {
                 p.facts.width = w;
@@ -465,11 +471,14 @@ impl Connection {
                         tracing::error!(error = %e, "recording stopped");
                     }
                     for c in closed {
-                        st2.tasks.spawn(crate::commit_file(st2.clone(), c));
+                        st2.tasks.spawn(crate::commit_file(st2.clone(), c, None));
                     }
                 });
             } else {
                 rec.finish(now, &mut self.closed, &mut self.errors);
+                // The last files' copies and fsyncs run alongside the commits below; their
+                // rows wait for event 0 (`pushed_end`, cancelled on every way out of here).
+                self.spawn_finalize(Some(&pushed_end));
                 let (ctx, statuses) = (rec.context().clone(), rec.take_statuses());
                 crate::emit_statuses(&st, &ctx, statuses).await;
             }
@@ -492,6 +501,7 @@ impl Connection {
         {
             tracing::error!(sequence = p.facts.sequence, error = %e, "could not record push end");
         }
+        pushed_end.cancel();
         st.notifier.wake();
         // After the end is recorded: a session is never open without its lease.
         let lease_key = livetape_catalog::stream_lease_key(&p.facts.appname, &p.facts.stream);
@@ -511,7 +521,7 @@ impl Connection {
             duration_ms = duration,
             "publish ended"
         );
-        self.spawn_finalize();
+        self.spawn_finalize(None);
     }
 }
 

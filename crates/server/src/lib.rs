@@ -123,7 +123,7 @@ impl Running {
             tracing::error!(error = %e, "recording stopped");
         }
         for c in closed {
-            commit_file(st.clone(), c).await;
+            commit_file(st.clone(), c, None).await;
         }
         let deadline = tokio::time::Instant::now()
             + std::time::Duration::from_secs(st.cfg.server.shutdown_flush_s);
@@ -337,7 +337,7 @@ async fn recover_spools(st: &Arc<AppState>) {
                             stream = c.ctx.stream,
                             "recovering a recording left by an earlier run"
                         );
-                        commit_file(st.clone(), c).await;
+                        commit_file(st.clone(), c, None).await;
                     }
                     Err(e) => tracing::error!(error = %e, "catalogue unavailable; spool kept"),
                 }
@@ -355,7 +355,15 @@ async fn end_cut_pushes(st: &Arc<AppState>) {
 }
 
 /// Finalizes a closed file, catalogues it with its event 100, then drops its spool.
-pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
+///
+/// `after`: the file's IO (copies, fsyncs) starts at once, but its row and event 100 wait until
+/// this token is cancelled. The end of a push passes one cancelled once event 0 is committed,
+/// so the fsyncs of both overlap while event 100 still comes after event 0.
+pub(crate) async fn commit_file(
+    st: Arc<AppState>,
+    c: record::ClosedFile,
+    after: Option<tokio_util::sync::CancellationToken>,
+) {
     let stream = c.ctx.stream.clone();
     let file_id = c.file_id.clone();
     let callbacks = c.ctx.callbacks.clone();
@@ -386,6 +394,9 @@ pub(crate) async fn commit_file(st: Arc<AppState>, c: record::ClosedFile) {
             return;
         }
     };
+    if let Some(after) = after {
+        after.cancelled().await;
+    }
     let now = st.clock.now_ms();
     let event = events::record_file(&st.cfg, callbacks.as_ref(), &done.recording, now);
     let res = match &st.objects {
