@@ -13,7 +13,7 @@ use crate::error::{CatalogError, Result, db_err, to_i64};
 use crate::model::{
     NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, Recording, RecordingQuery, SortOrder,
 };
-use crate::writer::{Write, Writer};
+use crate::writer::{Applied, Write, Writer};
 
 /// Upper bound on one `list_recordings`/`list_outbox` page, so a careless
 /// query parameter cannot make us materialise the whole table.
@@ -158,7 +158,7 @@ pub(crate) const EXPIRED_SQL: &str = concat!(
 pub struct Catalog {
     pub(crate) db: Db,
     /// The hot writes, group-committed (see `writer`).
-    writer: Writer,
+    pub(crate) writer: Writer,
 }
 
 /// Binds a `u32` limit clamped to [`MAX_LIST_LIMIT`].
@@ -663,22 +663,16 @@ impl Catalog {
         limit: u32,
     ) -> Result<Vec<OutboxEvent>> {
         const OP: &str = "claim_due_events";
-        let until = now_ms.saturating_add(to_i64(OP, "lease_ms", lease_ms)?);
-        let sql = match self.db {
-            Db::Sqlite(_) => CLAIM_SQLITE_SQL,
-            Db::Postgres(_) => CLAIM_PG_SQL,
+        let write = Write::ClaimDue {
+            node: node.to_owned(),
+            now_ms,
+            until_ms: now_ms.saturating_add(to_i64(OP, "lease_ms", lease_ms)?),
+            limit: page_limit(limit),
         };
-        let mut rows: Vec<OutboxEvent> = on_pool!(&self.db, |pool| sqlx::query_as(sql)
-            .bind(node)
-            .bind(now_ms)
-            .bind(until)
-            .bind(page_limit(limit))
-            .fetch_all(pool)
-            .await)
-        .map_err(db_err(OP, format_args!("node={node}")))?;
-        // RETURNING has no order.
-        rows.sort_unstable_by_key(|e| e.id);
-        Ok(rows)
+        match self.writer.submit_any(write).await? {
+            Applied::Events(events) => Ok(events),
+            other => unreachable!("{OP} returned {other:?}"),
+        }
     }
 
     /// The earliest time a pending event not held back by an earlier pending event of its
@@ -809,68 +803,37 @@ impl Catalog {
         ttl_ms: u64,
     ) -> Result<Option<String>> {
         const OP: &str = "acquire_stream_lease";
-        let key = || format!("stream_key={stream_key}");
-        let until = now_ms.saturating_add(to_i64(OP, "ttl_ms", ttl_ms)?);
-        let won: Option<String> = on_pool!(&self.db, |pool| sqlx::query_scalar(
-            "INSERT INTO stream_leases (stream_key, node, expires_at_ms) VALUES ($1, $2, $3) \
-             ON CONFLICT (stream_key) DO UPDATE \
-             SET node = excluded.node, expires_at_ms = excluded.expires_at_ms \
-             WHERE stream_leases.expires_at_ms <= $4 OR stream_leases.node = excluded.node \
-             RETURNING node"
-        )
-        .bind(stream_key)
-        .bind(node)
-        .bind(until)
-        .bind(now_ms)
-        .fetch_optional(pool)
-        .await)
-        .map_err(db_err(OP, key()))?;
-        if won.is_some() {
-            return Ok(None);
+        let write = Write::AcquireLease {
+            stream_key: stream_key.to_owned(),
+            node: node.to_owned(),
+            now_ms,
+            until_ms: now_ms.saturating_add(to_i64(OP, "ttl_ms", ttl_ms)?),
+        };
+        match self.writer.submit_any(write).await? {
+            Applied::Lease(held) => Ok(held),
+            other => unreachable!("{OP} returned {other:?}"),
         }
-        let holder: Option<String> = on_pool!(&self.db, |pool| sqlx::query_scalar(
-            "SELECT node FROM stream_leases WHERE stream_key = $1"
-        )
-        .bind(stream_key)
-        .fetch_optional(pool)
-        .await)
-        .map_err(db_err(OP, key()))?;
-        // Released between the two statements: report the last holder anyway (the caller
-        // refuses this once; the next push finds the key free).
-        Ok(Some(holder.unwrap_or_default()))
     }
 
     /// Extends every lease `node` holds to `now_ms + ttl_ms`; returns how many. A lease that
     /// expired and was taken by another node is no longer `node`'s and stays taken.
     pub async fn renew_stream_leases(&self, node: &str, now_ms: i64, ttl_ms: u64) -> Result<u64> {
         const OP: &str = "renew_stream_leases";
-        let until = now_ms.saturating_add(to_i64(OP, "ttl_ms", ttl_ms)?);
-        on_pool!(&self.db, |pool| sqlx::query(
-            "UPDATE stream_leases SET expires_at_ms = $2 WHERE node = $1"
-        )
-        .bind(node)
-        .bind(until)
-        .execute(pool)
-        .await
-        .map(|d| d.rows_affected()))
-        .map_err(db_err(OP, format_args!("node={node}")))
+        let until_ms = now_ms.saturating_add(to_i64(OP, "ttl_ms", ttl_ms)?);
+        let node = node.to_owned();
+        self.writer
+            .submit(Write::RenewLeases { node, until_ms })
+            .await
     }
 
     /// Drops `node`'s lease on `stream_key`. False if `node` did not hold it (never did, or
     /// another node took it over after it expired).
     pub async fn release_stream_lease(&self, stream_key: &str, node: &str) -> Result<bool> {
-        let gone = on_pool!(&self.db, |pool| sqlx::query(
-            "DELETE FROM stream_leases WHERE stream_key = $1 AND node = $2"
-        )
-        .bind(stream_key)
-        .bind(node)
-        .execute(pool)
-        .await
-        .map(|d| d.rows_affected()))
-        .map_err(db_err(
-            "release_stream_lease",
-            format_args!("stream_key={stream_key}"),
-        ))?;
+        let write = Write::ReleaseLease {
+            stream_key: stream_key.to_owned(),
+            node: node.to_owned(),
+        };
+        let gone = self.writer.submit(write).await?;
         Ok(gone > 0)
     }
 }
@@ -880,7 +843,7 @@ impl Catalog {
 pub(crate) async fn begin_push_in(
     conn: &mut Conn<'_>,
     push: &NewPush,
-    event: Option<NewEvent>,
+    event: Option<&NewEvent>,
 ) -> Result<u64> {
     const OP: &str = "begin_push";
     let done = on_conn!(conn, |c| sqlx::query(concat!(
@@ -912,7 +875,7 @@ pub(crate) async fn end_push_in(
     ended_at_ms: i64,
     errcode: i32,
     errmsg: &str,
-    events: Vec<NewEvent>,
+    events: &[NewEvent],
 ) -> Result<u64> {
     const OP: &str = "end_push";
     let updated = on_conn!(conn, |c| sqlx::query(
@@ -947,7 +910,7 @@ pub(crate) async fn end_push_in(
 pub(crate) async fn insert_recording_in(
     conn: &mut Conn<'_>,
     rec: &Recording,
-    events: Vec<NewEvent>,
+    events: &[NewEvent],
 ) -> Result<u64> {
     const OP: &str = "insert_recording";
     let size_bytes = to_i64(OP, "size_bytes", rec.size_bytes)?;
@@ -967,6 +930,30 @@ pub(crate) async fn insert_recording_in(
     .map_err(db_err(OP, format_args!("file_id={}", rec.file_id)))?;
     insert_events_in(conn, OP, events).await?;
     Ok(done)
+}
+
+pub(crate) async fn claim_due_in(
+    conn: &mut Conn<'_>,
+    node: &str,
+    now_ms: i64,
+    until_ms: i64,
+    limit: i64,
+) -> Result<Vec<OutboxEvent>> {
+    let sql = match conn {
+        Conn::Sqlite(_) => CLAIM_SQLITE_SQL,
+        Conn::Postgres(_) => CLAIM_PG_SQL,
+    };
+    let mut rows: Vec<OutboxEvent> = on_conn!(conn, |c| sqlx::query_as(sql)
+        .bind(node)
+        .bind(now_ms)
+        .bind(until_ms)
+        .bind(limit)
+        .fetch_all(c)
+        .await)
+    .map_err(db_err("claim_due_events", format_args!("node={node}")))?;
+    // RETURNING has no order.
+    rows.sort_unstable_by_key(|e| e.id);
+    Ok(rows)
 }
 
 pub(crate) async fn mark_delivered_in(conn: &mut Conn<'_>, id: i64, now_ms: i64) -> Result<u64> {
@@ -1011,10 +998,10 @@ pub(crate) async fn mark_failed_in(
     .map_err(db_err("mark_failed", format_args!("id={id}")))
 }
 
-pub(crate) async fn insert_events_in(
+pub(crate) async fn insert_events_in<'e>(
     conn: &mut Conn<'_>,
     op: &'static str,
-    events: impl IntoIterator<Item = NewEvent>,
+    events: impl IntoIterator<Item = &'e NewEvent>,
 ) -> Result<()> {
     for ev in events {
         let retry = to_i64(op, "retry_interval_ms", ev.retry_interval_ms)?;
