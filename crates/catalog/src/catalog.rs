@@ -329,11 +329,28 @@ impl Catalog {
         errmsg: &str,
         events: Vec<NewEvent>,
     ) -> Result<bool> {
+        self.end_push_after(sequence, ended_at_ms, errcode, errmsg, Vec::new(), events)
+            .await
+    }
+
+    /// [`Catalog::end_push`], with `first` enqueued before its events in the same
+    /// transaction, and always (also when the session had already ended): the push's
+    /// last recording status events, one commit instead of two.
+    pub async fn end_push_after(
+        &self,
+        sequence: &str,
+        ended_at_ms: i64,
+        errcode: i32,
+        errmsg: &str,
+        first: Vec<NewEvent>,
+        events: Vec<NewEvent>,
+    ) -> Result<bool> {
         let write = Write::EndPush {
             sequence: sequence.to_owned(),
             ended_at_ms,
             errcode,
             errmsg: errmsg.to_owned(),
+            first,
             events,
         };
         Ok(self.writer.submit(write).await? > 0)
@@ -875,9 +892,11 @@ pub(crate) async fn end_push_in(
     ended_at_ms: i64,
     errcode: i32,
     errmsg: &str,
+    first: &[NewEvent],
     events: &[NewEvent],
 ) -> Result<u64> {
     const OP: &str = "end_push";
+    insert_events_in(conn, OP, first).await?;
     let updated = on_conn!(conn, |c| sqlx::query(
         "UPDATE push_sessions SET ended_at_ms = $1, errcode = $2, errmsg = $3 \
          WHERE sequence = $4 AND ended_at_ms IS NULL",
@@ -894,7 +913,7 @@ pub(crate) async fn end_push_in(
     // session row that is gone (pruned) still gets its events: the receiver wants the end.
     let already_ended = updated == 0
         && on_conn!(conn, |c| sqlx::query_scalar::<_, i64>(
-            "SELECT 1 FROM push_sessions WHERE sequence = $1"
+            "SELECT CAST(1 AS BIGINT) FROM push_sessions WHERE sequence = $1"
         )
         .bind(sequence)
         .fetch_optional(c)

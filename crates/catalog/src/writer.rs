@@ -40,6 +40,8 @@ pub(crate) enum Write {
         ended_at_ms: i64,
         errcode: i32,
         errmsg: String,
+        /// Enqueued whether or not the session was still open.
+        first: Vec<NewEvent>,
         events: Vec<NewEvent>,
     },
     InsertRecording(Box<Recording>, Vec<NewEvent>),
@@ -159,9 +161,11 @@ impl Write {
                 ended_at_ms,
                 errcode,
                 errmsg,
+                first,
                 events,
             } => {
-                catalog::end_push_in(conn, sequence, *ended_at_ms, *errcode, errmsg, events).await?
+                let (at, code) = (*ended_at_ms, *errcode);
+                catalog::end_push_in(conn, sequence, at, code, errmsg, first, events).await?
             }
             Write::InsertRecording(rec, events) => {
                 catalog::insert_recording_in(conn, rec, events).await?

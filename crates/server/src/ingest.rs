@@ -437,6 +437,8 @@ impl Connection {
         let st = self.st.clone();
         let now = st.clock.now_ms();
         let pushed_end = CancellationToken::new();
+        // The recording's last status events (332) go in with event 0, in one commit.
+        let mut statuses = Vec::new();
         let _open_gate = pushed_end.clone().drop_guard();
         if let Some(mut rec) = p.recorder.take() {
             if let Some((_, w, h)) = rec.video_info() {
@@ -479,8 +481,8 @@ impl Connection {
                 // The last files' copies and fsyncs run alongside the commits below; their
                 // rows wait for event 0 (`pushed_end`, cancelled on every way out of here).
                 self.spawn_finalize(Some(&pushed_end));
-                let (ctx, statuses) = (rec.context().clone(), rec.take_statuses());
-                crate::emit_statuses(&st, &ctx, statuses).await;
+                let changes = rec.take_statuses();
+                statuses = crate::status_events(&st, rec.context(), changes);
             }
         }
         for e in self.errors.drain(..) {
@@ -490,11 +492,12 @@ impl Connection {
         let ev = events::push_end(&st.cfg, &p.facts, duration, errcode, reason, now);
         if let Err(e) = st
             .catalog
-            .end_push(
+            .end_push_after(
                 &p.facts.sequence,
                 now,
                 errcode,
                 reason,
+                statuses,
                 ev.into_iter().collect(),
             )
             .await

@@ -445,8 +445,25 @@ pub(crate) async fn emit_statuses(
     ctx: &record::RecordContext,
     statuses: Vec<record::RecordStatus>,
 ) {
+    let events = status_events(st, ctx, statuses);
+    if events.is_empty() {
+        return;
+    }
+    if let Err(e) = st.catalog.insert_events(events).await {
+        tracing::error!(stream = ctx.stream, error = %e, "could not queue record status events");
+    }
+    st.notifier.wake();
+}
+
+/// Logs and counts recording status changes; returns their events 332 (for the streams
+/// whose callback template has a `record_url`), for the caller to queue.
+pub(crate) fn status_events(
+    st: &AppState,
+    ctx: &record::RecordContext,
+    statuses: Vec<record::RecordStatus>,
+) -> Vec<livetape_catalog::NewEvent> {
     let now = st.clock.now_ms();
-    let events: Vec<_> = statuses
+    statuses
         .iter()
         .inspect(|s| {
             tracing::info!(
@@ -464,12 +481,5 @@ pub(crate) async fn emit_statuses(
             }
         })
         .filter_map(|s| events::record_status(&st.cfg, ctx, s, now))
-        .collect();
-    if events.is_empty() {
-        return;
-    }
-    if let Err(e) = st.catalog.insert_events(events).await {
-        tracing::error!(stream = ctx.stream, error = %e, "could not queue record status events");
-    }
-    st.notifier.wake();
+        .collect()
 }

@@ -64,6 +64,7 @@ use crate::common::TestDb;
 
 conformance!(
     push_session_round_trip_with_events,
+    statuses_go_in_before_the_end_and_even_after_it,
     recording_round_trip_and_delete,
     tombstone_moves_the_row_to_garbage,
     tombstone_is_one_transaction,
@@ -78,6 +79,47 @@ conformance!(
 
 async fn open(dir: &Path) -> Catalog {
     Catalog::open(&dir.join("catalog.db")).await.expect("open")
+}
+
+/// The recording's last status events (332) are committed with event 0 and ahead of it (so
+/// they are delivered first); a second end of the same push adds no event 0, but its status
+/// events still go in.
+async fn statuses_go_in_before_the_end_and_even_after_it(db: &TestDb) {
+    let cat = db.open().await;
+    cat.begin_push(&push("7"), None).await.unwrap();
+    let ended = cat
+        .end_push_after(
+            "7",
+            2_000,
+            1,
+            "normal",
+            vec![ev("st-7", 332, 2_000)],
+            vec![ev("end-7", 0, 2_000)],
+        )
+        .await
+        .unwrap();
+    assert!(ended);
+    let again = cat
+        .end_push_after(
+            "7",
+            3_000,
+            1,
+            "late",
+            vec![ev("st-7b", 332, 3_000)],
+            vec![ev("end-7b", 0, 3_000)],
+        )
+        .await
+        .unwrap();
+    assert!(!again);
+    let mut queued: Vec<String> = cat
+        .list_outbox(Some(OutboxState::Pending), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    queued.reverse();
+    assert_eq!(queued, ["st-7", "end-7", "st-7b"]);
 }
 
 async fn push_session_round_trip_with_events(db: &TestDb) {
