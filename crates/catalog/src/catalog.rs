@@ -605,13 +605,20 @@ impl Catalog {
     /// maintained counter (and its triggers) is not worth it yet.
     pub async fn total_recording_bytes(&self) -> Result<u64> {
         // PostgreSQL sums BIGINT as NUMERIC.
-        let n: i64 = on_pool!(&self.db, |pool| sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM recordings"
+        self.scalar_u64(
+            "total_recording_bytes",
+            "SELECT CAST(COALESCE(SUM(size_bytes), 0) AS BIGINT) FROM recordings",
         )
-        .fetch_one(pool)
-        .await)
-        .map_err(db_err("total_recording_bytes", ""))?;
-        // Sizes are stored from u64 values that fit i64; a sum is never negative.
+        .await
+    }
+
+    /// A parameterless query of one non-negative BIGINT (a count or a sum of sizes).
+    pub(crate) async fn scalar_u64(&self, op: &'static str, sql: &'static str) -> Result<u64> {
+        let n: i64 = on_pool!(&self.db, |pool| sqlx::query_scalar(sql)
+            .fetch_one(pool)
+            .await)
+        .map_err(db_err(op, ""))?;
+        // Counts and sums of stored u64 sizes (which fit i64) are never negative.
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -759,13 +766,11 @@ impl Catalog {
 
     /// Number of pending (not yet delivered, not dead) events.
     pub async fn outbox_depth(&self) -> Result<u64> {
-        let n: i64 = on_pool!(&self.db, |pool| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+        self.scalar_u64(
+            "outbox_depth",
+            "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
         )
-        .fetch_one(pool)
-        .await)
-        .map_err(db_err("outbox_depth", ""))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        .await
     }
 
     /// Pending events and the creation time of the oldest (`None` when

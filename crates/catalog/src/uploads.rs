@@ -121,13 +121,8 @@ impl Catalog {
 
     /// Pending uploads (`/metrics`).
     pub async fn pending_uploads_count(&self) -> Result<u64> {
-        let n: i64 = on_pool!(&self.db, |pool| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM uploads"
-        )
-        .fetch_one(pool)
-        .await)
-        .map_err(db_err("pending_uploads_count", ""))?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        self.scalar_u64("pending_uploads_count", "SELECT COUNT(*) FROM uploads")
+            .await
     }
 
     /// Whether `file_id` waits for its upload (its local file must be kept).

@@ -87,30 +87,21 @@ async fn open(dir: &Path) -> Catalog {
 async fn statuses_go_in_before_the_end_and_even_after_it(db: &TestDb) {
     let cat = db.open().await;
     cat.begin_push(&push("7"), None).await.unwrap();
-    let ended = cat
-        .end_push_after(
-            "7",
-            2_000,
-            1,
-            "normal",
-            vec![ev("st-7", 332, 2_000)],
-            vec![ev("end-7", 0, 2_000)],
-        )
-        .await
-        .unwrap();
-    assert!(ended);
-    let again = cat
-        .end_push_after(
-            "7",
-            3_000,
-            1,
-            "late",
-            vec![ev("st-7b", 332, 3_000)],
-            vec![ev("end-7b", 0, 3_000)],
-        )
-        .await
-        .unwrap();
-    assert!(!again);
+    // The first end closes the session; the second finds it closed.
+    for (at, tag, closes) in [(2_000, "", true), (3_000, "b", false)] {
+        let ended = cat
+            .end_push_after(
+                "7",
+                at,
+                1,
+                "normal",
+                vec![ev(&format!("st-7{tag}"), 332, at)],
+                vec![ev(&format!("end-7{tag}"), 0, at)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(ended, closes, "end at {at}");
+    }
     let mut queued: Vec<String> = cat
         .list_outbox(Some(OutboxState::Pending), 10)
         .await

@@ -29,6 +29,27 @@ fn spec(files: u64) -> SeedSpec {
 }
 
 /// A total through `COUNT(*)` on `recordings` (a window wider than any data forces it).
+/// A listing filtered by domain, app and format (the dimensions the counters keep).
+fn filter(app: Option<&str>, appname: Option<&str>, format: Option<&str>) -> RecordingQuery {
+    RecordingQuery {
+        app: app.map(Into::into),
+        appname: appname.map(Into::into),
+        format: format.map(Into::into),
+        ..Default::default()
+    }
+}
+
+/// The maintained counts agree with a real `COUNT(*)` for every filter.
+async fn counts_agree(cat: &Catalog, filters: &[RecordingQuery]) {
+    for q in filters {
+        assert_eq!(
+            cat.count_recordings(q).await.unwrap(),
+            counted(cat, q).await,
+            "{q:?}"
+        );
+    }
+}
+
 async fn counted(cat: &Catalog, q: &RecordingQuery) -> u64 {
     let q = RecordingQuery {
         from_ms: Some(i64::MIN),
@@ -123,33 +144,13 @@ async fn totals_from_counters_match_counts_after_deletes(db: &TestDb) {
         }
     }
     let filters = [
-        RecordingQuery::default(),
-        RecordingQuery {
-            appname: Some("edu".into()),
-            ..Default::default()
-        },
-        RecordingQuery {
-            format: Some("hls".into()),
-            ..Default::default()
-        },
-        RecordingQuery {
-            appname: Some("live".into()),
-            format: Some("mp4".into()),
-            app: Some("push.example.com".into()),
-            ..Default::default()
-        },
-        RecordingQuery {
-            app: Some("elsewhere".into()),
-            ..Default::default()
-        },
+        filter(None, None, None),
+        filter(None, Some("edu"), None),
+        filter(None, None, Some("hls")),
+        filter(Some("push.example.com"), Some("live"), Some("mp4")),
+        filter(Some("elsewhere"), None, None),
     ];
-    for q in &filters {
-        assert_eq!(
-            cat.count_recordings(q).await.unwrap(),
-            counted(&cat, q).await,
-            "{q:?}"
-        );
-    }
+    counts_agree(&cat, &filters).await;
     assert_eq!(cat.count_recordings(&filters[0]).await.unwrap(), 1970);
     cat.close().await;
 }
@@ -258,33 +259,13 @@ async fn counters_follow_inserts_and_deletes(db: &TestDb) {
         }
     }
     let filters = [
-        RecordingQuery::default(),
-        RecordingQuery {
-            appname: Some("live".into()),
-            ..Default::default()
-        },
-        RecordingQuery {
-            format: Some("mp4".into()),
-            ..Default::default()
-        },
-        RecordingQuery {
-            app: Some("b.example".into()),
-            appname: Some("live".into()),
-            format: Some("hls".into()),
-            ..Default::default()
-        },
-        RecordingQuery {
-            app: Some("nowhere".into()),
-            ..Default::default()
-        },
+        filter(None, None, None),
+        filter(None, Some("live"), None),
+        filter(None, None, Some("mp4")),
+        filter(Some("b.example"), Some("live"), Some("hls")),
+        filter(Some("nowhere"), None, None),
     ];
-    for q in &filters {
-        assert_eq!(
-            cat.count_recordings(q).await.unwrap(),
-            counted(&cat, q).await,
-            "{q:?}"
-        );
-    }
+    counts_agree(&cat, &filters).await;
     assert_eq!(cat.count_recordings(&filters[0]).await.unwrap(), 40 - 14);
     let (total, page) = cat
         .list_recordings(&RecordingQuery {

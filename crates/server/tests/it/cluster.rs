@@ -185,8 +185,7 @@ async fn a_killed_node_has_its_callbacks_and_its_push_taken_over() {
         (hung.status, &hung.body["event_type"]),
         (HANG, &Value::from(1))
     );
-    a.child.kill().unwrap(); // SIGKILL
-    a.child.wait().unwrap();
+    a.kill(); // SIGKILL
     let killed_at = Instant::now();
     assert!(!push.await.unwrap(), "the publisher lost its server");
 

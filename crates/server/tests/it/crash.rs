@@ -77,8 +77,7 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
         assert!(std::time::Instant::now() < deadline, "spools never grew");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
+    server.kill(); // SIGKILL
     let _ = pushing.await;
 
     let mut server = spawn(&cfg, None);
@@ -142,8 +141,7 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
     );
 
     // Recovery is idempotent: another start finds nothing to do and lists the same 2 files.
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill();
     let mut server = spawn(&cfg, None);
     let v: Value = reqwest::get(format!(
         "http://{}/v1/recordings?stream_id=cut",
@@ -155,8 +153,7 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
     .await
     .unwrap();
     assert_eq!(v["total"], 3);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,8 +177,7 @@ async fn a_restart_during_the_reconnect_window_finalizes_the_recording() {
         .await
     );
     rx.next_of(0).await; // the push ended; its recording waits for a reconnect
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill();
 
     let mut server = spawn(&cfg, None);
     let f = rx.next_of(100).await.body;
@@ -189,8 +185,7 @@ async fn a_restart_during_the_reconnect_window_finalizes_the_recording() {
     fetch(server.http, f["video_url"].as_str().unwrap(), &p).await;
     assert_eq!(probe_counts(&p), (300, 470), "the whole push, recovered");
     assert_eq!(decode_errors(&p), "");
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,16 +17,9 @@ async fn records_and_lists_on_postgres() {
     // Nothing went to SQLite: the catalogue is the PostgreSQL database.
     assert!(!s.data_path("catalog.db").exists());
 
-    let client = reqwest::Client::new();
-    let v: Value = client
-        .get(s.http("/v1/recordings?stream_id=pgroom"))
-        .bearer_auth("apikey")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = s
+        .api_json("/v1/recordings?stream_id=pgroom", "apikey")
+        .await;
     assert_eq!(v["total"], 1, "{v}");
     assert_eq!(v["recordings"][0]["file_id"], file_id.as_str());
     assert_eq!(v["recordings"][0]["width"], 640);

@@ -105,15 +105,7 @@ async fn push_records_catalogues_notifies_and_plays() {
 
         // The file itself: packet-exact and cleanly decodable.
         let client = reqwest::Client::new();
-        let rec: Value = client
-            .get(s.http(&format!("/v1/recordings/{fid}")))
-            .bearer_auth("apikey")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rec: Value = s.api_json(&format!("/v1/recordings/{fid}"), "apikey").await;
         assert_eq!(rec["size_bytes"], f["file_size"]);
         assert_eq!(rec["format"], f["file_format"]);
         let body = client.get(s.local_url(url)).send().await.unwrap();
@@ -281,15 +273,9 @@ async fn push_records_catalogues_notifies_and_plays() {
     // REST: bearer token required, filters, delete.
     let r = client.get(s.http("/v1/recordings")).send().await.unwrap();
     assert_eq!(r.status(), 401);
-    let v: Value = client
-        .get(s.http("/v1/recordings?stream_id=room1&format=mp4"))
-        .bearer_auth("apikey")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = s
+        .api_json("/v1/recordings?stream_id=room1&format=mp4", "apikey")
+        .await;
     assert_eq!(v["total"], 1);
     let rec = &v["recordings"][0];
     assert_eq!(rec["width"], 640);

@@ -259,6 +259,19 @@ impl TestServer {
         format!("http://{}{}", self.running.http_addr, path)
     }
 
+    /// GET `path` with `api_key` as the bearer token; the JSON answer.
+    pub async fn api_json(&self, path: &str, api_key: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(self.http(path))
+            .bearer_auth(api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// `video_url` points at `public_url`; tests reach the same path on the bound port.
     pub fn local_url(&self, video_url: &str) -> String {
         let path = video_url.split_once("/vod/").map(|(_, p)| p).unwrap();
@@ -536,6 +549,14 @@ pub struct Proc {
     pub child: std::process::Child,
     pub rtmp: SocketAddr,
     pub http: SocketAddr,
+}
+
+impl Proc {
+    /// SIGKILL (a crash, as far as the server can tell), then reap it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill the server");
+        self.child.wait().expect("reap the server");
+    }
 }
 
 impl Drop for Proc {
