@@ -436,10 +436,13 @@ impl Connection {
         };
         let st = self.st.clone();
         let now = st.clock.now_ms();
+        // Files closed now (and any a split closed in the last read) are finalized at once,
+        // alongside the commits below; their rows wait for event 0: `pushed_end`, cancelled
+        // on every way out of here.
         let pushed_end = CancellationToken::new();
+        let _open_gate = pushed_end.clone().drop_guard();
         // The recording's last status events (332) go in with event 0, in one commit.
         let mut statuses = Vec::new();
-        let _open_gate = pushed_end.clone().drop_guard();
         if let Some(mut rec) = p.recorder.take() {
             if let Some((_, w, h)) = rec.video_info() {
                 p.facts.width = w;
@@ -478,13 +481,11 @@ impl Connection {
                 });
             } else {
                 rec.finish(now, &mut self.closed, &mut self.errors);
-                // The last files' copies and fsyncs run alongside the commits below; their
-                // rows wait for event 0 (`pushed_end`, cancelled on every way out of here).
-                self.spawn_finalize(Some(&pushed_end));
                 let changes = rec.take_statuses();
                 statuses = crate::status_events(&st, rec.context(), changes);
             }
         }
+        self.spawn_finalize(Some(&pushed_end));
         for e in self.errors.drain(..) {
             tracing::error!(error = %e, "recording stopped");
         }
@@ -524,7 +525,6 @@ impl Connection {
             duration_ms = duration,
             "publish ended"
         );
-        self.spawn_finalize(None);
     }
 }
 
