@@ -7,9 +7,11 @@ use crate::{
 };
 use bytes::{Bytes, BytesMut};
 use livetape_media::aac::AacConfig;
+use livetape_media::av1::Av1Config;
 use livetape_media::avc::AvcConfig;
+use livetape_media::hevc::HevcConfig;
 use livetape_media::{
-    AudioCodec, AudioTag, MediaFrame, MediaKind, VideoCodec, VideoPacket, VideoTag,
+    AudioCodec, AudioPacket, AudioTag, MediaFrame, MediaKind, VideoCodec, VideoPacket, VideoTag,
 };
 
 /// Keyframe index entries kept. Past this the index is thinned to every 2nd, 4th, … keyframe so
@@ -63,7 +65,7 @@ struct Stats {
     has_video: bool,
     /// Legacy CodecID or, for Enhanced RTMP, the FourCC as a number (what E-RTMP specifies).
     video_codec_id: Option<u32>,
-    audio_codec_id: Option<u8>,
+    audio_codec_id: Option<u32>,
     width: Option<f64>,
     height: Option<f64>,
     audio_sample_rate: Option<u32>,
@@ -128,21 +130,30 @@ impl Stats {
     fn account_video(&mut self, ts: u64, body: &[u8], offset: u64) {
         self.has_video = true;
         self.video_bytes += body.len() as u64;
-        let Ok(v) = VideoTag::parse(body) else { return };
-        self.video_codec_id = match (body.first(), body.get(1..5)) {
-            (Some(b0), Some(cc)) if b0 & 0x80 != 0 => {
-                Some(u32::from_be_bytes([cc[0], cc[1], cc[2], cc[3]]))
-            }
-            (Some(b0), _) => Some(u32::from(b0 & 0x0f)),
-            _ => self.video_codec_id,
+        // Extra E-RTMP tracks ride along in the file; the metadata describes the default one.
+        let Some(v) = VideoTag::parse(body).ok().filter(|v| v.track == 0) else {
+            return;
         };
+        // Enhanced RTMP: `videocodecid` is the FourCC as a number; legacy: the codec id.
+        self.video_codec_id = Some(match (body[0] & 0x80 != 0, v.codec) {
+            (false, _) => u32::from(body[0] & 0x0f),
+            (true, VideoCodec::Avc) => u32::from_be_bytes(*b"avc1"),
+            (true, VideoCodec::Hevc) => u32::from_be_bytes(*b"hvc1"),
+            (true, VideoCodec::Av1) => u32::from_be_bytes(*b"av01"),
+            (true, VideoCodec::Other(cc)) => cc,
+        });
         match v.packet {
             VideoPacket::SequenceHeader => {
-                if v.codec == VideoCodec::Avc
-                    && let Some(Ok(c)) = body.get(v.header_len..).map(AvcConfig::parse)
-                {
-                    self.width = Some(f64::from(c.width));
-                    self.height = Some(f64::from(c.height));
+                let config = v.data(body);
+                let dims = match v.codec {
+                    VideoCodec::Avc => AvcConfig::parse(config).map(|c| (c.width, c.height)).ok(),
+                    VideoCodec::Hevc => HevcConfig::parse(config).map(|c| (c.width, c.height)).ok(),
+                    VideoCodec::Av1 => Av1Config::parse(config).map(|c| (c.width, c.height)).ok(),
+                    VideoCodec::Other(_) => None,
+                };
+                if let Some((w, h)) = dims {
+                    self.width = Some(f64::from(w));
+                    self.height = Some(f64::from(h));
                 }
             }
             VideoPacket::Frame => {
@@ -162,12 +173,25 @@ impl Stats {
     fn account_audio(&mut self, ts: u64, body: &[u8]) {
         self.has_audio = true;
         self.audio_bytes += body.len() as u64;
-        let Ok(a) = AudioTag::parse(body) else { return };
+        let Some(a) = AudioTag::parse(body).ok().filter(|a| a.track == 0) else {
+            return;
+        };
         let Some(&b0) = body.first() else { return };
-        self.audio_codec_id = Some(b0 >> 4);
-        match a.codec {
-            AudioCodec::Aac if a.sequence_header => {
-                if let Some(Ok(c)) = body.get(a.header_len..).map(AacConfig::parse) {
+        self.audio_codec_id = Some(match (b0 >> 4, a.codec) {
+            (9, AudioCodec::Aac) => u32::from_be_bytes(*b"mp4a"),
+            (9, AudioCodec::Opus) => u32::from_be_bytes(*b"Opus"),
+            (9, AudioCodec::Flac) => u32::from_be_bytes(*b"fLaC"),
+            (9, AudioCodec::Mp3) => u32::from_be_bytes(*b".mp3"),
+            (9, AudioCodec::Ac3) => u32::from_be_bytes(*b"ac-3"),
+            (9, AudioCodec::Eac3) => u32::from_be_bytes(*b"ec-3"),
+            (9, AudioCodec::Other(cc)) => cc,
+            (format, _) => u32::from(format),
+        });
+        match a.packet {
+            AudioPacket::SequenceHeader => {
+                if a.codec == AudioCodec::Aac
+                    && let Ok(c) = AacConfig::parse(a.data(body))
+                {
                     self.audio_sample_rate = Some(c.sample_rate);
                     self.audio_sample_size = Some(16);
                     self.stereo = Some(c.channel_config != 1);
@@ -176,13 +200,14 @@ impl Stats {
                 }
                 return;
             }
-            AudioCodec::Aac => {}
-            AudioCodec::Other(_) => {
-                // Legacy codecs describe themselves in every tag header.
-                self.audio_sample_rate = Some(LEGACY_AUDIO_RATES[usize::from((b0 >> 2) & 3)]);
-                self.audio_sample_size = Some(if b0 & 2 != 0 { 16 } else { 8 });
-                self.stereo = Some(b0 & 1 != 0);
-            }
+            AudioPacket::Frame => {}
+            _ => return,
+        }
+        if b0 >> 4 != 9 && a.codec != AudioCodec::Aac {
+            // Legacy codecs describe themselves in every tag header.
+            self.audio_sample_rate = Some(LEGACY_AUDIO_RATES[usize::from((b0 >> 2) & 3)]);
+            self.audio_sample_size = Some(if b0 & 2 != 0 { 16 } else { 8 });
+            self.stereo = Some(b0 & 1 != 0);
         }
         self.last_audio_ts = Some(ts);
         self.audio_frames += 1;

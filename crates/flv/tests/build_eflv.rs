@@ -164,7 +164,7 @@ fn hevc_and_aac_to_enhanced_flv() {
             }
             MediaKind::Audio => {
                 let t = f.audio().unwrap().unwrap();
-                if t.sequence_header {
+                if t.is_sequence_header() {
                     // AAC-LC, 48 kHz, mono.
                     assert_eq!(&f.payload[..], &[0xaf, 0, 0x11, 0x88]);
                 } else {

@@ -43,7 +43,7 @@ fn media_packets(tags: &[FlvTag]) -> (usize, usize) {
         .filter(|t| t.tag_type == 8)
         .filter(|t| {
             AudioTag::parse(&t.body)
-                .is_ok_and(|a| !a.sequence_header && t.body.len() > a.header_len)
+                .is_ok_and(|a| !a.is_sequence_header() && t.body.len() > a.header_len)
         })
         .count();
     (video, audio)
@@ -106,7 +106,7 @@ fn source() -> Source {
         .unwrap();
     let ash = tags
         .iter()
-        .find(|t| t.tag_type == 8 && AudioTag::parse(&t.body).unwrap().sequence_header)
+        .find(|t| t.tag_type == 8 && AudioTag::parse(&t.body).unwrap().is_sequence_header())
         .unwrap();
     let skip = [meta.offset, vsh.offset, ash.offset];
     let frames = tags

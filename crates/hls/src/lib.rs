@@ -29,7 +29,9 @@ pub use ts::{SegmentProbe, probe_segment};
 
 use bytes::{Bytes, BytesMut};
 use es::{AdtsConfig, VideoConfig};
-use livetape_media::{AudioCodec, MediaError, MediaFrame, MediaKind, VideoCodec, VideoPacket};
+use livetape_media::{
+    AudioCodec, AudioPacket, MediaError, MediaFrame, MediaKind, VideoCodec, VideoPacket,
+};
 use std::collections::VecDeque;
 use ts::{PesStart, TsMuxer};
 
@@ -406,7 +408,11 @@ impl HlsWriter {
             return Ok(());
         };
         let tag = tag?;
-        let body = frame.payload.get(tag.header_len..).unwrap_or_default();
+        if tag.track != 0 {
+            // Extra E-RTMP tracks: only the default one is recorded.
+            return Ok(());
+        }
+        let body = tag.data(&frame.payload);
         match tag.packet {
             VideoPacket::SequenceHeader => {
                 let cfg = match tag.codec {
@@ -490,11 +496,11 @@ impl HlsWriter {
             return Ok(());
         };
         let tag = tag?;
-        if tag.codec != AudioCodec::Aac {
+        if tag.codec != AudioCodec::Aac || tag.track != 0 {
             return Ok(());
         }
-        let body = frame.payload.get(tag.header_len..).unwrap_or_default();
-        if tag.sequence_header {
+        let body = tag.data(&frame.payload);
+        if tag.packet == AudioPacket::SequenceHeader {
             let cfg = AdtsConfig::from_asc(body)?;
             if self.audio.is_none() {
                 self.format_changed = true;
@@ -502,7 +508,7 @@ impl HlsWriter {
             self.audio = Some(cfg);
             return Ok(());
         }
-        let Some(cfg) = self.audio else {
+        let Some(cfg) = self.audio.filter(|_| tag.packet == AudioPacket::Frame) else {
             return Ok(());
         };
         if body.is_empty() {
@@ -514,7 +520,7 @@ impl HlsWriter {
             None if self.video.is_some() => {
                 // Hold audio until the first keyframe so the segment starts with it.
                 self.pending_audio
-                    .push_back((dts, frame.payload.slice(tag.header_len..)));
+                    .push_back((dts, frame.payload.slice(tag.header_len..tag.data_end)));
                 if self.pending_audio.len() >= MAX_PENDING_AUDIO {
                     // Declared video never came: record audio-only rather than nothing.
                     let first = self.pending_audio.front().map_or(dts, |p| p.0);

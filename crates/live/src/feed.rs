@@ -7,7 +7,8 @@ use livetape_flv::{
 };
 use livetape_media::avc::AvcConfig;
 use livetape_media::hevc::HevcConfig;
-use livetape_media::{AudioCodec, MediaFrame, MediaKind, VideoCodec, VideoPacket, VideoTag};
+use livetape_media::av1::Av1Config;
+use livetape_media::{AudioPacket, MediaFrame, MediaKind, VideoCodec, VideoPacket, VideoTag};
 use std::collections::VecDeque;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,11 +114,12 @@ impl Media {
     }
 
     fn video_header(&mut self, tag: VideoTag, payload: &[u8]) {
-        let config = payload.get(tag.header_len..).unwrap_or_default();
+        let config = tag.data(payload);
         let dims = match tag.codec {
             VideoCodec::Avc => AvcConfig::parse(config).ok().map(|c| (c.width, c.height)),
             VideoCodec::Hevc => HevcConfig::parse(config).ok().map(|c| (c.width, c.height)),
-            _ => None,
+            VideoCodec::Av1 => Av1Config::parse(config).ok().map(|c| (c.width, c.height)),
+            VideoCodec::Other(_) => None,
         };
         self.info.video_codec = Some(tag.codec.name());
         if let Some((w, h)) = dims {
@@ -200,6 +202,11 @@ impl Feed {
     }
 
     /// Feeds one frame. Returns true when the stream info (codecs, size) changed.
+    ///
+    /// A sequence header that is new or different is also appended to the ring (as a
+    /// non-key entry): viewers already past their start get it in order, before the frames
+    /// that need it — a video header arriving after audio (relays, mobile SDKs) or a
+    /// resolution change mid-stream. New viewers get the current headers at their start.
     pub fn push(&mut self, frame: &MediaFrame) -> bool {
         let m = &mut self.media;
         let mut changed = false;
@@ -211,6 +218,7 @@ impl Feed {
                 return false;
             }
             MediaKind::Video => match frame.video() {
+                Some(Ok(v)) if v.track != 0 => false,
                 Some(Ok(v)) if v.packet == VideoPacket::SequenceHeader => {
                     m.has_video = true;
                     if m.headers.video.as_ref() == Some(&frame.payload) {
@@ -232,23 +240,22 @@ impl Feed {
                 _ => return false,
             },
             MediaKind::Audio => match frame.audio() {
+                Some(Ok(a)) if a.track != 0 => false,
                 Some(Ok(a)) => {
                     if m.info.audio_codec.is_none() {
-                        m.info.audio_codec = Some(match a.codec {
-                            AudioCodec::Aac => "aac",
-                            AudioCodec::Other(2 | 14) => "mp3",
-                            AudioCodec::Other(_) => "unknown",
-                        });
+                        m.info.audio_codec = Some(a.codec.name());
                         changed = true;
                     }
-                    if a.sequence_header {
-                        if m.headers.audio.as_ref() == Some(&frame.payload) {
-                            return changed;
+                    match a.packet {
+                        AudioPacket::SequenceHeader => {
+                            if m.headers.audio.as_ref() == Some(&frame.payload) {
+                                return changed;
+                            }
+                            m.headers.audio = Some(Bytes::copy_from_slice(&frame.payload));
+                            false
                         }
-                        m.headers.audio = Some(Bytes::copy_from_slice(&frame.payload));
-                        false
-                    } else {
-                        !m.has_video
+                        AudioPacket::Frame => !m.has_video,
+                        _ => false,
                     }
                 }
                 _ => return false,

@@ -7,11 +7,12 @@
 //! Everything here is pure: no IO, no clock.
 
 pub mod aac;
+pub mod av1;
 pub mod avc;
 pub mod hevc;
 mod tag;
 
-pub use tag::{AudioCodec, AudioTag, VideoCodec, VideoPacket, VideoTag};
+pub use tag::{AudioCodec, AudioPacket, AudioTag, VideoCodec, VideoPacket, VideoTag};
 
 use bytes::Bytes;
 

@@ -60,7 +60,7 @@ fn load() -> Option<Clip> {
                 &mut clip.video_sh,
             ),
             MediaKind::Audio => (
-                matches!(f.audio(), Some(Ok(a)) if a.sequence_header),
+                matches!(f.audio(), Some(Ok(a)) if a.is_sequence_header()),
                 &mut clip.audio_sh,
             ),
         };

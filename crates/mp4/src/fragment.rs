@@ -7,7 +7,7 @@ use crate::track::{
 };
 use bytes::Bytes;
 use livetape_media::{
-    AudioCodec, AudioTag, MediaFrame, MediaKind, VideoCodec, VideoPacket, VideoTag,
+    AudioCodec, AudioPacket, AudioTag, MediaFrame, MediaKind, VideoCodec, VideoPacket, VideoTag,
 };
 
 /// Flush at least this often (ms of buffered media), bounding what a crash can lose.
@@ -136,7 +136,8 @@ impl FragmentWriter {
                     return Ok(false);
                 };
                 let tag = VideoTag::parse(&frame.payload).map_err(Mp4Error::Frame)?;
-                if tag.packet != VideoPacket::Frame {
+                // Only the default E-RTMP track is recorded.
+                if tag.packet != VideoPacket::Frame || tag.track != 0 {
                     return Ok(false);
                 }
                 if tag.codec != codec {
@@ -145,7 +146,7 @@ impl FragmentWriter {
                         reason: "codec differs from the track's",
                     });
                 }
-                let payload = frame.payload.slice(tag.header_len..);
+                let payload = frame.payload.slice(tag.header_len..tag.data_end);
                 (idx, payload, tag.cts_ms, tag.keyframe)
             }
             MediaKind::Audio => {
@@ -153,16 +154,17 @@ impl FragmentWriter {
                     return Ok(false);
                 };
                 let tag = AudioTag::parse(&frame.payload).map_err(Mp4Error::Frame)?;
+                // Configuration, E-RTMP multichannel layout, extra tracks: no sample.
+                if tag.packet != AudioPacket::Frame || tag.track != 0 {
+                    return Ok(false);
+                }
                 if tag.codec != AudioCodec::Aac {
                     return Err(Mp4Error::CodecMismatch {
                         kind: "audio",
                         reason: "only AAC is recorded to MP4",
                     });
                 }
-                if tag.sequence_header {
-                    return Ok(false);
-                }
-                (idx, frame.payload.slice(tag.header_len..), 0, true)
+                (idx, frame.payload.slice(tag.header_len..tag.data_end), 0, true)
             }
             MediaKind::Script => return Ok(false),
         };

@@ -41,7 +41,7 @@ fn read_flv(path: &str) -> Clip {
             }
             MediaKind::Audio => {
                 let t = AudioTag::parse(&body).unwrap();
-                if t.sequence_header {
+                if t.is_sequence_header() {
                     asc.get_or_insert(body.slice(t.header_len..));
                 }
             }

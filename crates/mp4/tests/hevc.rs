@@ -119,7 +119,7 @@ fn hevc_eflv_to_faststart_mp4() {
             hvcc = Some(f.payload.slice(t.header_len..));
         }
         if let Some(Ok(t)) = f.audio()
-            && t.sequence_header
+            && t.is_sequence_header()
         {
             asc = Some(f.payload.slice(t.header_len..));
         }

@@ -270,10 +270,12 @@ async fn send_all(
                 conn.session.send_frame(&shifted)?;
             }
             match (f.video(), f.audio()) {
-                (Some(Ok(v)), _) if v.packet == livetape_media::VideoPacket::Frame => {
+                (Some(Ok(v)), _) if v.packet == livetape_media::VideoPacket::Frame && v.track == 0 => {
                     sent.video += 1
                 }
-                (_, Some(Ok(a))) if !a.sequence_header => sent.audio += 1,
+                (_, Some(Ok(a))) if a.packet == livetape_media::AudioPacket::Frame && a.track == 0 => {
+                    sent.audio += 1
+                }
                 _ => sent.other += 1,
             }
             conn.backpressure().await?;

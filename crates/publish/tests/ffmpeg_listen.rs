@@ -21,7 +21,7 @@ fn coded(frames: &[MediaFrame]) -> (Timed<'_>, Timed<'_>) {
         .collect();
     let audio = frames
         .iter()
-        .filter(|f| matches!(f.audio(), Some(Ok(a)) if !a.sequence_header))
+        .filter(|f| matches!(f.audio(), Some(Ok(a)) if !a.is_sequence_header()))
         .map(|f| (f.dts_ms, &f.payload[..]))
         .collect();
     (video, audio)

@@ -104,7 +104,7 @@ fn packet_counts(frames: &[MediaFrame]) -> (usize, usize, usize) {
         .count();
     let audio = frames
         .iter()
-        .filter(|f| matches!(f.audio(), Some(Ok(a)) if !a.sequence_header))
+        .filter(|f| matches!(f.audio(), Some(Ok(a)) if !a.is_sequence_header()))
         .count();
     let script = frames
         .iter()

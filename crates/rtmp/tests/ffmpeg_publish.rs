@@ -191,7 +191,7 @@ async fn publish_and_check(fixture: &str, n_video: usize, n_audio: usize, durati
     let audio: Vec<&MediaFrame> = frames
         .iter()
         .copied()
-        .filter(|f| matches!(f.audio(), Some(Ok(a)) if !a.sequence_header))
+        .filter(|f| matches!(f.audio(), Some(Ok(a)) if !a.is_sequence_header()))
         .collect();
     let scripts: Vec<&MediaFrame> = frames
         .iter()

@@ -283,7 +283,7 @@ impl Recorder {
                 _ => return,
             },
             MediaKind::Audio => match frame.audio() {
-                Some(Ok(a)) if a.sequence_header => {
+                Some(Ok(a)) if a.is_sequence_header() => {
                     if self.headers.audio.as_ref() != Some(&frame.payload) {
                         self.split_pending |= self.headers.audio.is_some();
                         self.headers.audio = Some(frame.payload.clone());

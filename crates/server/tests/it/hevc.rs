@@ -82,7 +82,7 @@ fn flv_counts(p: &Path) -> (u64, u64, Option<VideoCodec>) {
             codec = Some(v.codec);
             video += u64::from(v.packet == VideoPacket::Frame);
         } else if let Some(a) = f.audio() {
-            audio += u64::from(!a.unwrap().sequence_header);
+            audio += u64::from(!a.unwrap().is_sequence_header());
         }
     }
     (video, audio, codec)
