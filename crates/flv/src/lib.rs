@@ -197,3 +197,77 @@ mod tests {
         assert!(out.is_empty());
     }
 }
+
+/// Which tracks a publisher's `onMetaData` declares (`None`: it does not say).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeclaredTracks {
+    pub video: Option<bool>,
+    pub audio: Option<bool>,
+}
+
+/// Reads the tracks an `onMetaData` body (the script tag body, `@setDataFrame` removed)
+/// declares: `hasVideo`/`hasAudio` when present, else whether any per-track key
+/// (`videocodecid`, `width`, … / `audiocodecid`, `audiosamplerate`, …) is. Encoders write the
+/// keys of the tracks they send and only those (ffmpeg, OBS, GStreamer, mobile SDKs), so a
+/// metadata object without any video key declares no video. Malformed metadata declares
+/// nothing.
+pub fn declared_tracks(body: &[u8]) -> DeclaredTracks {
+    let Ok(values) = amf0::Amf0Value::decode_all(body) else {
+        return DeclaredTracks::default();
+    };
+    let Some(obj) = values
+        .iter()
+        .find(|v| matches!(v, amf0::Amf0Value::Object(_) | amf0::Amf0Value::EcmaArray(_)))
+    else {
+        return DeclaredTracks::default();
+    };
+    let declared = |flag: &str, keys: &[&str]| match obj.get(flag) {
+        Some(amf0::Amf0Value::Boolean(b)) => Some(*b),
+        _ => Some(keys.iter().any(|k| obj.get(k).is_some())),
+    };
+    DeclaredTracks {
+        video: declared(
+            "hasVideo",
+            &["videocodecid", "width", "height", "videodatarate", "framerate"],
+        ),
+        audio: declared(
+            "hasAudio",
+            &["audiocodecid", "audiosamplerate", "audiodatarate", "stereo", "audiosamplesize"],
+        ),
+    }
+}
+
+#[cfg(test)]
+mod declared_tests {
+    use super::amf0::Amf0Value;
+    use super::*;
+
+    fn meta(props: Vec<(&str, Amf0Value)>) -> Vec<u8> {
+        let mut b = Vec::new();
+        Amf0Value::String("onMetaData".into()).encode(&mut b);
+        Amf0Value::EcmaArray(props.into_iter().map(|(k, v)| (k.into(), v)).collect())
+            .encode(&mut b);
+        b
+    }
+
+    #[test]
+    fn tracks_from_keys_and_flags() {
+        let av = meta(vec![
+            ("videocodecid", Amf0Value::Number(7.0)),
+            ("audiocodecid", Amf0Value::Number(10.0)),
+        ]);
+        let d = declared_tracks(&av);
+        assert_eq!((d.video, d.audio), (Some(true), Some(true)));
+        let audio_only = meta(vec![("audiocodecid", Amf0Value::Number(10.0))]);
+        let d = declared_tracks(&audio_only);
+        assert_eq!((d.video, d.audio), (Some(false), Some(true)));
+        let flags = meta(vec![
+            ("hasVideo", Amf0Value::Boolean(true)),
+            ("hasAudio", Amf0Value::Boolean(false)),
+            ("audiocodecid", Amf0Value::Number(10.0)),
+        ]);
+        let d = declared_tracks(&flags);
+        assert_eq!((d.video, d.audio), (Some(true), Some(false)));
+        assert_eq!(declared_tracks(b"\x02\x00"), DeclaredTracks::default());
+    }
+}

@@ -449,7 +449,7 @@ impl Connection {
                 p.facts.height = h;
             }
             if rec.resume_ms() > 0 {
-                rec.flush(&mut self.errors);
+                rec.flush(now, &mut self.closed, &mut self.errors);
                 // Parked before the lease is released, so a reconnect always finds it.
                 let key = StreamKey {
                     app: p.facts.appname.clone(),

@@ -89,6 +89,42 @@ impl Refusal {
 pub struct RecordMeters {
     pub(crate) written: Counter,
     pub(crate) open: Gauge,
+    /// Frames a recording could not take, by reason (see [`DropReason`]).
+    dropped: Family<ReasonLabel, Counter>,
+}
+
+/// Why the recorder left frames out (`livetape_recording_dropped_frames_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// Before the stream's first video keyframe (a file starts at one).
+    BeforeKeyframe,
+    /// A track that appeared mid-file, until the file split at the next keyframe to take it
+    /// (formats whose track list is fixed at the start: MP4, M4A).
+    TrackJoining,
+}
+
+impl DropReason {
+    const ALL: [Self; 2] = [Self::BeforeKeyframe, Self::TrackJoining];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::BeforeKeyframe => "before_keyframe",
+            Self::TrackJoining => "track_joining",
+        }
+    }
+}
+
+impl RecordMeters {
+    /// Counts frames left out of a recording (once per batch, not per frame).
+    pub(crate) fn dropped(&self, why: DropReason, n: u64) {
+        if n > 0 {
+            self.dropped
+                .get_or_create(&ReasonLabel {
+                    reason: why.as_str(),
+                })
+                .inc_by(n);
+        }
+    }
 }
 
 /// Accounts one open recording file: counted open while alive, and its spool bytes reported
@@ -142,6 +178,7 @@ pub struct Metrics {
     ingest_bytes: Counter,
     playback_bytes: Counter,
     record: RecordMeters,
+    quarantined: Counter,
     finished: Family<FormatLabel, Counter>,
     failed: Family<FormatLabel, Counter>,
     outbox_pending: Gauge,
@@ -173,6 +210,7 @@ impl Metrics {
             ingest_bytes: Counter::default(),
             playback_bytes: Counter::default(),
             record: RecordMeters::default(),
+            quarantined: Counter::default(),
             finished: Family::default(),
             failed: Family::default(),
             outbox_pending: Gauge::default(),
@@ -195,6 +233,11 @@ impl Metrics {
         }
         for result in ["ok", "failed"] {
             let _ = m.deliveries.get_or_create(&ResultLabel { result });
+        }
+        for why in DropReason::ALL {
+            let _ = m.record.dropped.get_or_create(&ReasonLabel {
+                reason: why.as_str(),
+            });
         }
         for why in [
             Refusal::Auth,
@@ -244,6 +287,16 @@ impl Metrics {
             "Bytes the recorders wrote to their spools",
             Unit::Bytes,
             m.record.written.clone(),
+        );
+        r.register(
+            "recording_dropped_frames",
+            "Frames left out of recordings, by reason: before_keyframe (a file starts at the first video keyframe), track_joining (a track that appeared mid-file in a format with a fixed track list, until the split that takes it)",
+            m.record.dropped.clone(),
+        );
+        r.register(
+            "spools_quarantined",
+            "Spools that can never be finalized (malformed content), moved to spool/quarantine/",
+            m.quarantined.clone(),
         );
         r.register(
             "outbox_pending",
@@ -345,6 +398,11 @@ impl Metrics {
         self.failed
             .get_or_create(&FormatLabel { format: f.as_str() })
             .inc();
+    }
+
+    /// A spool that can never be finalized was moved aside.
+    pub(crate) fn spool_quarantined(&self) {
+        self.quarantined.inc();
     }
 
     pub(crate) fn delivery(&self, ok: bool) {

@@ -5,15 +5,37 @@
 //! *spool* in a crash-safe form (FLV / fragmented MP4, appended in batches); at close it is
 //! *finalized* off the connection task (FLV gets its seek index, MP4 becomes faststart) and only
 //! then catalogued. See ARCHITECTURE.md for the invariants.
+//!
+//! A file's tracks come from what the stream really carries, not from its first frame:
+//! * **The start.** No file opens before the stream has shown its tracks. With video, the
+//!   first file starts at the first video keyframe; while the stream may still reveal a track
+//!   (its `onMetaData` declares it, or there is no metadata to ask), frames are held from
+//!   that start for up to [`START_WAIT_DECLARED_MS`] / [`START_WAIT_MS`] of media, so a video
+//!   header that follows the audio by seconds (relays, mobile SDKs) or an audio header just
+//!   after the first picture still gives one file with both tracks. Frames before the first
+//!   keyframe cannot start a file; they are counted (`livetape_recording_dropped_frames_total
+//!   {reason="before_keyframe"}`) and logged, never silently lost.
+//! * **Later changes.** A track that joins mid-file or a changed configuration (resolution,
+//!   sample rate) splits the file at the next keyframe where the format fixes its track list
+//!   up front (MP4, M4A); FLV takes a joining track in place (and splits on a changed
+//!   configuration); HLS takes both in place (a new segment, `EXT-X-DISCONTINUITY` when the
+//!   elementary streams change).
+//! * **What a format cannot hold** (Opus or AV1 in MP4/TS today, extra E-RTMP tracks outside
+//!   FLV) is reported once per push and format as event 332 `record_error` naming the track, or
+//!   `record_start_failed` when nothing is left to record; FLV keeps every track.
+//! * **Time.** Files run on the recording's [`timeline`]: a publisher clock that starts high,
+//!   jumps or restarts never shows as a gap, a bogus duration or a premature split.
 
 mod finalize;
 mod muxer;
 pub mod recover;
 mod resume;
 mod spool;
+mod timeline;
 
 pub use finalize::{ClosedFile, FinishedFile, finalize};
 pub use resume::Parking;
+pub use timeline::RESUME_GAP_MS;
 /// The playlist file of an HLS recording (beside its segments).
 pub const HLS_PLAYLIST_NAME: &str = muxer::HLS_PLAYLIST;
 
@@ -28,14 +50,27 @@ pub fn tencent_format_code(f: Format) -> i32 {
 }
 
 use crate::config::{Format, RecordTemplate};
-use crate::metrics::{FileMeter, RecordMeters};
+use crate::metrics::{DropReason, FileMeter, RecordMeters};
 use bytes::Bytes;
+use livetape_media::av1::Av1Config;
 use livetape_media::avc::AvcConfig;
-use livetape_media::{MediaFrame, MediaKind, VideoPacket};
-use muxer::Muxer;
+use livetape_media::{
+    AudioCodec, AudioPacket, MediaFrame, MediaKind, VideoCodec, VideoPacket, VideoTag,
+};
+use muxer::{FileStart, FileTracks, Muxer};
 use spool::Spool;
 use std::path::PathBuf;
 use std::sync::Arc;
+use timeline::{Jump, Timeline};
+
+/// How long the start waits, in media time from the first frame it holds, for a track that
+/// the publisher's `onMetaData` declares but that has not shown up yet (a relay's video
+/// sequence header seconds after its audio; a GOP of up to this long).
+pub const START_WAIT_DECLARED_MS: u64 = 10_000;
+/// The same wait when there is no `onMetaData` to tell which tracks will come.
+pub const START_WAIT_MS: u64 = 3_000;
+/// Past this many bytes held at the start, the files open with the tracks known so far.
+pub const MAX_HELD_BYTES: usize = 16 << 20;
 
 /// Who a recording belongs to; shared by every file of one push.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -81,12 +116,30 @@ pub enum RecordError {
     },
 }
 
-/// The latest codec headers, replayed at the start of every file so each file stands alone.
+/// What the stream carries now: the latest codec headers of its default tracks (replayed at
+/// the start of every file so each file stands alone) and what its metadata declares.
 #[derive(Default, Clone)]
 pub(crate) struct Headers {
     pub metadata: Option<Bytes>,
     pub video: Option<Bytes>,
     pub audio: Option<Bytes>,
+    /// The default tracks' codecs: from their sequence headers or, for codecs that send none
+    /// (MP3, legacy video), from their first frame.
+    pub video_codec: Option<VideoCodec>,
+    pub audio_codec: Option<AudioCodec>,
+    /// Configuration tags only FLV records: other E-RTMP tracks' sequence headers and every
+    /// track's multichannel layout, latest per (kind, track, packet), in arrival order.
+    pub extra: Vec<(ExtraKey, MediaFrame)>,
+    declared: livetape_flv::DeclaredTracks,
+}
+
+/// (kind, track, packet type) of a configuration tag in [`Headers::extra`].
+pub(crate) type ExtraKey = (MediaKind, u8, u8);
+
+impl Headers {
+    fn extra_frames(&self) -> Vec<MediaFrame> {
+        self.extra.iter().map(|(_, f)| f.clone()).collect()
+    }
 }
 
 struct OpenFile {
@@ -95,6 +148,10 @@ struct OpenFile {
     muxer: Muxer,
     started_wall_ms: i64,
     first_dts: u64,
+    /// The tracks this file was opened with (plus, for FLV and HLS, any that joined).
+    tracks: FileTracks,
+    /// Frames of a track this file cannot take in place, until the split that takes it.
+    dropped_joining: u64,
     /// Counts the file open and its bytes written, for `/metrics` (set by the recorder).
     meter: Option<FileMeter>,
 }
@@ -106,6 +163,14 @@ impl OpenFile {
             m.sync(self.spool.flushed());
         }
     }
+
+    fn holds(&self, kind: MediaKind) -> bool {
+        match kind {
+            MediaKind::Video => self.tracks.video_codec.is_some(),
+            MediaKind::Audio => self.tracks.audio_codec.is_some(),
+            MediaKind::Script => true,
+        }
+    }
 }
 
 struct Output {
@@ -115,6 +180,10 @@ struct Output {
     failed: bool,
     /// The first file of this format was opened.
     started: bool,
+    /// A track joined or a configuration changed: split at the next split point.
+    split_pending: bool,
+    /// Tracks already reported (event 332) as not recorded by this format.
+    left_out: Vec<String>,
 }
 
 /// A recording status change of one format (Tencent event 332).
@@ -145,31 +214,119 @@ pub struct RecordStatus {
     pub error: Option<String>,
 }
 
+/// Frames held before the first files open (see the module docs).
+#[derive(Default)]
+struct Gate {
+    /// Held frames in arrival order; `true` marks frames of other E-RTMP tracks (FLV only).
+    held: Vec<(MediaFrame, bool)>,
+    held_bytes: usize,
+    /// Timeline dts of the first held frame.
+    since: Option<u64>,
+    /// The held frames start at a video keyframe (else: audio, while video may still come).
+    from_key: bool,
+    /// Frames that arrived before the first keyframe and cannot start a file.
+    dropped_video: u64,
+    dropped_audio: u64,
+}
+
+impl Gate {
+    fn hold(&mut self, frame: MediaFrame, extra: bool) {
+        self.since.get_or_insert(frame.dts_ms);
+        self.held_bytes += frame.payload.len();
+        self.held.push((frame, extra));
+    }
+
+    /// Drops what is held (a keyframe arrived after audio that waited for video).
+    fn drop_held(&mut self) {
+        for (f, extra) in self.held.drain(..) {
+            match f.kind {
+                _ if extra => {}
+                MediaKind::Video => self.dropped_video += 1,
+                _ => self.dropped_audio += 1,
+            }
+        }
+        (self.held_bytes, self.since) = (0, None);
+    }
+}
+
+/// What one tag is to the recorder.
+enum Part {
+    Metadata,
+    /// A default track's sequence header.
+    Config(MediaKind),
+    /// A configuration tag only FLV records (see [`Headers::extra`]).
+    ExtraConfig(ExtraKey),
+    /// A coded frame of a default track; `codec` identifies codecs without a sequence header.
+    Frame {
+        key: bool,
+        video: Option<VideoCodec>,
+        audio: Option<AudioCodec>,
+    },
+    /// A coded frame of another E-RTMP track: FLV only.
+    ExtraFrame,
+    /// Nothing a recording keeps: end of sequence, command frames, E-RTMP video metadata,
+    /// unparsable tags.
+    Skip,
+}
+
+fn classify(frame: &MediaFrame) -> Part {
+    match frame.kind {
+        MediaKind::Script => Part::Metadata,
+        MediaKind::Video => match VideoTag::parse(&frame.payload) {
+            Ok(v) if v.track != 0 => match v.packet {
+                VideoPacket::SequenceHeader => Part::ExtraConfig((MediaKind::Video, v.track, 0)),
+                VideoPacket::Frame => Part::ExtraFrame,
+                _ => Part::Skip,
+            },
+            Ok(v) => match v.packet {
+                VideoPacket::SequenceHeader => Part::Config(MediaKind::Video),
+                VideoPacket::Frame => Part::Frame {
+                    key: v.keyframe,
+                    video: Some(v.codec),
+                    audio: None,
+                },
+                _ => Part::Skip,
+            },
+            Err(_) => Part::Skip,
+        },
+        MediaKind::Audio => match livetape_media::AudioTag::parse(&frame.payload) {
+            Ok(a) => match (a.track, a.packet) {
+                (0, AudioPacket::SequenceHeader) => Part::Config(MediaKind::Audio),
+                (t, AudioPacket::SequenceHeader) => Part::ExtraConfig((MediaKind::Audio, t, 0)),
+                (t, AudioPacket::MultichannelConfig) => {
+                    Part::ExtraConfig((MediaKind::Audio, t, 4))
+                }
+                (0, AudioPacket::Frame) => Part::Frame {
+                    key: false,
+                    video: None,
+                    audio: Some(a.codec),
+                },
+                (_, AudioPacket::Frame) => Part::ExtraFrame,
+                _ => Part::Skip,
+            },
+            Err(_) => Part::Skip,
+        },
+    }
+}
+
 pub struct Recorder {
     ctx: Arc<RecordContext>,
     spool_dir: PathBuf,
     interval_ms: u64,
     headers: Headers,
     outputs: Vec<Output>,
-    /// A codec header changed mid-file: split at the next keyframe so each file has one config.
-    split_pending: bool,
+    /// `Some` until the first files open.
+    gate: Option<Gate>,
+    /// The stream has video (a header or a frame was seen): only video keyframes split.
     has_video: bool,
     resume_ms: u64,
-    /// Largest dts written, on the recording's (continuous) timeline.
-    last_dts: Option<u64>,
-    /// Added to every incoming dts: non-zero after a resumed push whose clock restarted.
-    dts_offset: i64,
-    /// A push resumed this recording; the offset is fixed at its first audio/video frame.
-    resume_pending: bool,
+    timeline: Timeline,
     /// HLS outputs mark the reconnect with `EXT-X-DISCONTINUITY` at the next frame.
     discontinuity_pending: bool,
     hls_target_ms: u64,
     statuses: Vec<RecordStatus>,
     meters: RecordMeters,
 }
-
-/// Gap inserted between the last frame of a push and the first of the push that resumes it.
-pub const RESUME_GAP_MS: u64 = 40;
 
 impl Recorder {
     pub fn new(ctx: RecordContext, template: &RecordTemplate, spool_dir: PathBuf) -> Self {
@@ -187,14 +344,14 @@ impl Recorder {
                     file: None,
                     failed: false,
                     started: false,
+                    split_pending: false,
+                    left_out: Vec::new(),
                 })
                 .collect(),
-            split_pending: false,
+            gate: Some(Gate::default()),
             has_video: false,
             resume_ms: template.resume_s * 1000,
-            last_dts: None,
-            dts_offset: 0,
-            resume_pending: false,
+            timeline: Timeline::default(),
             discontinuity_pending: false,
             hls_target_ms: template.hls_target_s * 1000,
             statuses: Vec::new(),
@@ -229,13 +386,13 @@ impl Recorder {
     /// A new push continues this recording: its timestamps are shifted to follow on from the
     /// last frame written, so the same files go on with a continuous timeline.
     pub fn resume(&mut self) {
-        self.resume_pending = self.last_dts.is_some();
-        self.discontinuity_pending = self.resume_pending;
+        self.timeline.resume();
+        self.discontinuity_pending = self.gate.is_none() && self.timeline.last().is_some();
     }
 
     /// Codec name, width and height from the video sequence header.
     pub fn video_info(&self) -> Option<(String, u32, u32)> {
-        video_info(&self.headers)
+        video_info(self.headers.video_codec, self.headers.video.as_ref())
     }
 
     /// Feeds one frame. Returns files closed by a split (to be finalized by the caller) and
@@ -247,64 +404,292 @@ impl Recorder {
         closed: &mut Vec<ClosedFile>,
         errors: &mut Vec<RecordError>,
     ) {
-        let shifted;
-        let frame = if frame.kind == MediaKind::Script {
-            frame
-        } else {
-            if self.resume_pending {
-                self.resume_pending = false;
-                let next = self.last_dts.unwrap_or(0) + RESUME_GAP_MS;
-                self.dts_offset = next as i64 - frame.dts_ms as i64;
-            }
-            if self.dts_offset == 0 {
-                frame
-            } else {
-                let dts = (frame.dts_ms as i64 + self.dts_offset).max(0) as u64;
-                shifted = MediaFrame::new(frame.kind, dts, frame.payload.clone());
-                &shifted
-            }
-        };
-        match frame.kind {
-            MediaKind::Script => {
+        let part = classify(frame);
+        match part {
+            Part::Skip => return,
+            Part::Metadata => {
+                self.headers.declared = livetape_flv::declared_tracks(&frame.payload);
                 self.headers.metadata = Some(frame.payload.clone());
+                self.try_start(now_ms, closed, errors);
                 return;
             }
-            MediaKind::Video => match frame.video() {
-                Some(Ok(v)) if v.packet == VideoPacket::SequenceHeader => {
-                    if self.headers.video.as_ref() != Some(&frame.payload) {
-                        self.split_pending |= self.headers.video.is_some();
-                        self.headers.video = Some(frame.payload.clone());
-                    }
-                    self.has_video = true;
-                    return;
-                }
-                Some(Ok(v)) if v.packet == VideoPacket::Frame => self.has_video = true,
-                // End-of-sequence, command frames and unparsable tags carry no picture.
-                _ => return,
-            },
-            MediaKind::Audio => match frame.audio() {
-                Some(Ok(a)) if a.is_sequence_header() => {
-                    if self.headers.audio.as_ref() != Some(&frame.payload) {
-                        self.split_pending |= self.headers.audio.is_some();
-                        self.headers.audio = Some(frame.payload.clone());
-                    }
-                    return;
-                }
-                Some(Ok(_)) => {}
-                _ => return,
-            },
+            _ => {}
         }
-        self.last_dts = Some(self.last_dts.map_or(frame.dts_ms, |d| d.max(frame.dts_ms)));
+        // Configuration tags carry no timing of their own (many encoders stamp them 0): they
+        // are placed on the timeline without moving it.
+        let (dts, jump) = match part {
+            Part::Config(_) | Part::ExtraConfig(_) => (self.timeline.place(frame.dts_ms), Jump::None),
+            _ => self.timeline.map(frame.dts_ms, now_ms),
+        };
+        if jump != Jump::None {
+            tracing::info!(
+                stream = %self.ctx.stream,
+                ?jump,
+                "publisher timestamps jumped; the recording's timeline continues across it"
+            );
+        }
+        let mapped;
+        let frame = if dts == frame.dts_ms {
+            frame
+        } else {
+            mapped = MediaFrame::new(frame.kind, dts, frame.payload.clone());
+            &mapped
+        };
+        match part {
+            Part::Config(kind) => self.on_config(kind, frame, now_ms, closed, errors),
+            Part::ExtraConfig(key) => {
+                match self.headers.extra.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, f)) if f.payload == frame.payload => return,
+                    Some((_, f)) => *f = frame.clone(),
+                    None => self.headers.extra.push((key, frame.clone())),
+                }
+                self.write_extra(frame, now_ms, closed, errors);
+            }
+            Part::ExtraFrame => self.write_extra(frame, now_ms, closed, errors),
+            Part::Frame { key, video, audio } => {
+                if frame.kind == MediaKind::Video {
+                    self.has_video = true;
+                }
+                // Codecs without a sequence header are known by their first frame.
+                let joined = match (video, audio) {
+                    (Some(c), _) if self.headers.video_codec.is_none() => {
+                        self.headers.video_codec = Some(c);
+                        true
+                    }
+                    (_, Some(c)) if self.headers.audio_codec.is_none() => {
+                        self.headers.audio_codec = Some(c);
+                        true
+                    }
+                    _ => false,
+                };
+                if joined && self.gate.is_none() {
+                    self.track_changed(frame.kind, None);
+                }
+                if self.gate.is_some() {
+                    self.gate_frame(frame, key, now_ms, closed, errors);
+                } else {
+                    self.write(frame, now_ms, closed, errors);
+                }
+            }
+            Part::Metadata | Part::Skip => {}
+        }
+    }
+
+    /// A default track's sequence header.
+    fn on_config(
+        &mut self,
+        kind: MediaKind,
+        frame: &MediaFrame,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) {
+        let (slot, codec_changed) = match kind {
+            MediaKind::Video => {
+                let codec = frame.video().and_then(Result::ok).map(|v| v.codec);
+                self.has_video = true;
+                let changed = self.headers.video_codec != codec;
+                self.headers.video_codec = codec;
+                (&mut self.headers.video, changed)
+            }
+            _ => {
+                let codec = frame.audio().and_then(Result::ok).map(|a| a.codec);
+                let changed = self.headers.audio_codec != codec;
+                self.headers.audio_codec = codec;
+                (&mut self.headers.audio, changed)
+            }
+        };
+        if slot.as_ref() == Some(&frame.payload) && !codec_changed {
+            // Encoders repeat identical headers before keyframes: nothing changes.
+            return;
+        }
+        *slot = Some(frame.payload.clone());
+        if self.gate.is_some() {
+            self.try_start(now_ms, closed, errors);
+        } else {
+            self.track_changed(kind, Some(frame));
+        }
+    }
+
+    /// A track appeared or its configuration changed while files are open: each format takes
+    /// it in place or splits at the next split point (see the module docs).
+    fn track_changed(&mut self, kind: MediaKind, header: Option<&MediaFrame>) {
+        for i in 0..self.outputs.len() {
+            let format = self.outputs[i].format;
+            let (now, left_out) = FileTracks::for_format(format, &self.headers);
+            self.report_left_out(i, left_out);
+            let out = &mut self.outputs[i];
+            let Some(f) = out.file.as_mut() else { continue };
+            if out.failed || now == f.tracks {
+                continue;
+            }
+            // A track the file has no configuration for yet (absent, or known only by a frame).
+            let joins = match kind {
+                MediaKind::Video => f.tracks.video.is_none(),
+                _ => f.tracks.audio.is_none(),
+            };
+            match format {
+                Format::Hls | Format::Flv if joins || format == Format::Hls => {
+                    // Taken in place: the header goes into the file now.
+                    if let Some(h) = header
+                        && let Err(e) = f.muxer.push(h, &mut f.spool)
+                    {
+                        tracing::warn!(stream = %self.ctx.stream, error = %e, "could not add a track");
+                    }
+                    f.tracks = now;
+                }
+                _ => out.split_pending = true,
+            }
+        }
+    }
+
+    /// Event 332 `record_error` for each track output `i` newly leaves out.
+    fn report_left_out(&mut self, i: usize, lines: Vec<String>) {
+        let out = &mut self.outputs[i];
+        if out.failed || !out.started {
+            return;
+        }
+        for line in lines {
+            if out.left_out.contains(&line) {
+                continue;
+            }
+            tracing::warn!(stream = %self.ctx.stream, format = out.format.as_str(), "{line}");
+            self.statuses.push(RecordStatus {
+                format: out.format,
+                kind: StatusKind::Error,
+                file_id: out.file.as_ref().map(|f| f.file_id.clone()),
+                error: Some(line.clone()),
+            });
+            out.left_out.push(line);
+        }
+    }
+
+    /// A coded frame before the first files are open.
+    fn gate_frame(
+        &mut self,
+        frame: &MediaFrame,
+        key: bool,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) {
+        let video_known = self.headers.video_codec.is_some();
+        let no_video = self.headers.declared.video == Some(false);
+        let Some(gate) = self.gate.as_mut() else {
+            return;
+        };
+        match frame.kind {
+            MediaKind::Video if key && !gate.from_key => {
+                // The start point: what waited for it (audio) cannot go before it.
+                gate.drop_held();
+                gate.from_key = true;
+                gate.hold(frame.clone(), false);
+            }
+            _ if gate.from_key => gate.hold(frame.clone(), false),
+            MediaKind::Video => gate.dropped_video += 1,
+            // Video is coming (its header is here): audio waits for its first keyframe.
+            _ if video_known && !no_video => gate.dropped_audio += 1,
+            _ => gate.hold(frame.clone(), false),
+        }
+        self.try_start(now_ms, closed, errors);
+    }
+
+    /// Opens the first files once the stream has shown its tracks (or stopped making us wait).
+    fn try_start(&mut self, now_ms: i64, closed: &mut Vec<ClosedFile>, errors: &mut Vec<RecordError>) {
+        let Some(gate) = self.gate.as_ref() else {
+            return;
+        };
+        let Some(since) = gate.since else { return };
+        let h = &self.headers;
+        let declared = h.declared.video.is_some() || h.declared.audio.is_some();
+        let wait = if declared {
+            START_WAIT_DECLARED_MS
+        } else {
+            START_WAIT_MS
+        };
+        let waited = self.timeline.last().unwrap_or(since).saturating_sub(since) >= wait
+            || gate.held_bytes >= MAX_HELD_BYTES;
+        let ready = if gate.from_key {
+            h.audio_codec.is_some() || h.declared.audio == Some(false) || waited
+        } else {
+            // Audio that may be all there is: open once video is ruled out or late.
+            h.video_codec.is_none() && (h.declared.video == Some(false) || waited)
+        };
+        if ready {
+            self.start(now_ms, closed, errors);
+        }
+    }
+
+    /// Ends the start: the held frames go into the first files.
+    fn start(&mut self, now_ms: i64, closed: &mut Vec<ClosedFile>, errors: &mut Vec<RecordError>) {
+        let Some(gate) = self.gate.take() else { return };
+        self.report_dropped(&gate);
+        for (f, extra) in gate.held {
+            if extra {
+                self.write_extra(&f, now_ms, closed, errors);
+            } else {
+                self.write(&f, now_ms, closed, errors);
+            }
+        }
+    }
+
+    fn report_dropped(&self, gate: &Gate) {
+        let n = gate.dropped_video + gate.dropped_audio;
+        if n > 0 {
+            tracing::info!(
+                stream = %self.ctx.stream,
+                video = gate.dropped_video,
+                audio = gate.dropped_audio,
+                "frames before the first video keyframe are not recorded (a file starts at one)"
+            );
+            self.meters.dropped(DropReason::BeforeKeyframe, n);
+        }
+    }
+
+    /// Frames and configurations of other E-RTMP tracks: FLV records them as they come.
+    fn write_extra(
+        &mut self,
+        frame: &MediaFrame,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) {
+        if let Some(gate) = self.gate.as_mut() {
+            if gate.since.is_some() {
+                gate.hold(frame.clone(), true);
+            }
+            return;
+        }
+        for i in 0..self.outputs.len() {
+            let out = &mut self.outputs[i];
+            if out.failed || out.format != Format::Flv {
+                continue;
+            }
+            let Some(f) = out.file.as_mut() else { continue };
+            let res = f
+                .muxer
+                .push(frame, &mut f.spool)
+                .and_then(|()| f.spool.maybe_flush(now_ms).map_err(Into::into));
+            if let Err(e) = res {
+                self.fail(i, e, now_ms, closed, errors);
+            }
+        }
+    }
+
+    /// Writes one coded frame of a default track to every format.
+    fn write(
+        &mut self,
+        frame: &MediaFrame,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) {
         // A split point: a video keyframe, or any audio frame of an audio-only stream.
         let split_point = if self.has_video {
             frame.is_video_keyframe()
         } else {
             frame.kind == MediaKind::Audio
         };
-        let split_now = self.split_pending && split_point;
-        if split_now {
-            self.split_pending = false;
-        }
         let discontinuity = std::mem::take(&mut self.discontinuity_pending);
         for i in 0..self.outputs.len() {
             let out = &mut self.outputs[i];
@@ -313,59 +698,30 @@ impl Recorder {
             }
             // HLS is one playlist per push session / resume window (Tencent §3): no splits.
             if let Some(f) = &out.file
-                && out.format != Format::Hls
                 && split_point
-                && (split_now || frame.dts_ms.saturating_sub(f.first_dts) >= self.interval_ms)
+                && (out.split_pending
+                    || (out.format != Format::Hls
+                        && frame.dts_ms.saturating_sub(f.first_dts) >= self.interval_ms))
                 && let Some(f) = out.file.take()
             {
-                match close_file(&self.ctx, &self.headers, out.format, f, now_ms) {
+                out.split_pending = false;
+                match close_file(&self.ctx, out.format, f, now_ms, &self.meters) {
                     Ok(c) => closed.push(c),
                     Err(e) => errors.push(e),
                 }
                 crate::failpoint::hit("record.split");
             }
-            if out.file.is_none() {
-                match open_file(
-                    &self.ctx,
-                    &self.spool_dir,
-                    out.format,
-                    &self.headers,
-                    frame.dts_ms,
-                    self.hls_target_ms,
-                    self.interval_ms,
-                    now_ms,
-                ) {
-                    Ok(mut f) => {
-                        f.meter = Some(FileMeter::new(&self.meters));
-                        if !out.started {
-                            out.started = true;
-                            self.statuses.push(RecordStatus {
-                                format: out.format,
-                                kind: StatusKind::StartSucceeded,
-                                file_id: Some(f.file_id.clone()),
-                                error: None,
-                            });
-                        }
-                        out.file = Some(f);
-                    }
-                    Err(e) => {
-                        out.failed = true;
-                        self.statuses.push(RecordStatus {
-                            format: out.format,
-                            kind: if out.started {
-                                StatusKind::Error
-                            } else {
-                                StatusKind::StartFailed
-                            },
-                            file_id: None,
-                            error: Some(e.to_string()),
-                        });
-                        errors.push(e);
-                        continue;
-                    }
-                }
+            if out.file.is_none() && !self.open(i, frame.dts_ms, now_ms, errors) {
+                continue;
             }
+            let out = &mut self.outputs[i];
             let Some(f) = out.file.as_mut() else { continue };
+            if !f.holds(frame.kind) {
+                if out.split_pending {
+                    f.dropped_joining += 1;
+                }
+                continue;
+            }
             let res = if discontinuity {
                 f.muxer.discontinuity(&mut f.spool)
             } else {
@@ -376,6 +732,91 @@ impl Recorder {
                 .and_then(|()| f.spool.maybe_flush(now_ms).map_err(Into::into));
             if let Err(e) = res {
                 self.fail(i, e, now_ms, closed, errors);
+            }
+        }
+    }
+
+    /// Opens output `i`'s next file at `first_dts`; false if the format cannot record now
+    /// (it then stops, with its status).
+    fn open(&mut self, i: usize, first_dts: u64, now_ms: i64, errors: &mut Vec<RecordError>) -> bool {
+        let format = self.outputs[i].format;
+        let (tracks, left_out) = FileTracks::for_format(format, &self.headers);
+        if tracks.is_empty() {
+            let out = &mut self.outputs[i];
+            out.failed = true;
+            let reason = if left_out.is_empty() {
+                match format {
+                    Format::Aac => "the stream has no AAC audio, so there is nothing to record as aac".to_owned(),
+                    _ => "the stream has no track to record".to_owned(),
+                }
+            } else {
+                left_out.join("; ")
+            };
+            tracing::warn!(stream = %self.ctx.stream, format = format.as_str(), reason, "recording not started");
+            self.statuses.push(RecordStatus {
+                format,
+                kind: if out.started {
+                    StatusKind::Error
+                } else {
+                    StatusKind::StartFailed
+                },
+                file_id: None,
+                error: Some(reason),
+            });
+            return false;
+        }
+        let extra = if format == Format::Flv {
+            self.headers.extra_frames()
+        } else {
+            Vec::new()
+        };
+        let start = FileStart {
+            tracks: &tracks,
+            metadata: self.headers.metadata.as_ref(),
+            extra: &extra,
+        };
+        match open_file(
+            &self.ctx,
+            &self.spool_dir,
+            format,
+            &start,
+            first_dts,
+            self.hls_target_ms,
+            self.interval_ms,
+            now_ms,
+        ) {
+            Ok(mut f) => {
+                f.meter = Some(FileMeter::new(&self.meters));
+                let out = &mut self.outputs[i];
+                if !out.started {
+                    out.started = true;
+                    self.statuses.push(RecordStatus {
+                        format,
+                        kind: StatusKind::StartSucceeded,
+                        file_id: Some(f.file_id.clone()),
+                        error: None,
+                    });
+                }
+                f.tracks = tracks;
+                out.file = Some(f);
+                self.report_left_out(i, left_out);
+                true
+            }
+            Err(e) => {
+                let out = &mut self.outputs[i];
+                out.failed = true;
+                self.statuses.push(RecordStatus {
+                    format,
+                    kind: if out.started {
+                        StatusKind::Error
+                    } else {
+                        StatusKind::StartFailed
+                    },
+                    file_id: None,
+                    error: Some(e.to_string()),
+                });
+                errors.push(e);
+                false
             }
         }
     }
@@ -424,7 +865,7 @@ impl Recorder {
         errors.push(e);
         // What was written stays a valid spool: close it so it is still catalogued.
         if let Some(f) = out.file.take()
-            && let Ok(c) = close_file(&self.ctx, &self.headers, out.format, f, now_ms)
+            && let Ok(c) = close_file(&self.ctx, out.format, f, now_ms, &self.meters)
         {
             closed.push(c);
         }
@@ -433,6 +874,7 @@ impl Recorder {
     /// Recording is refused for this push (e.g. the disk is below its free-space floor): every
     /// format reports `record_start_failed` and nothing is written.
     pub fn refuse(&mut self, reason: &str) {
+        self.gate = None;
         for out in &mut self.outputs {
             out.failed = true;
             self.statuses.push(RecordStatus {
@@ -453,6 +895,7 @@ impl Recorder {
         closed: &mut Vec<ClosedFile>,
         errors: &mut Vec<RecordError>,
     ) {
+        let never_started = self.gate.take().is_some();
         for out in &mut self.outputs {
             if out.failed {
                 continue;
@@ -460,15 +903,19 @@ impl Recorder {
             out.failed = true;
             let file_id = out.file.as_ref().map(|f| f.file_id.clone());
             if let Some(f) = out.file.take() {
-                match close_file(&self.ctx, &self.headers, out.format, f, now_ms) {
+                match close_file(&self.ctx, out.format, f, now_ms, &self.meters) {
                     Ok(c) => closed.push(c),
                     Err(e) => errors.push(e),
                 }
             }
-            if out.started {
+            if out.started || never_started {
                 self.statuses.push(RecordStatus {
                     format: out.format,
-                    kind: StatusKind::Error,
+                    kind: if out.started {
+                        StatusKind::Error
+                    } else {
+                        StatusKind::StartFailed
+                    },
                     file_id,
                     error: Some(reason.to_owned()),
                 });
@@ -478,7 +925,7 @@ impl Recorder {
 
     /// Nothing recorded yet (a fresh recorder rather than a resumed one).
     pub fn last_dts_is_none(&self) -> bool {
-        self.last_dts.is_none()
+        self.timeline.last().is_none()
     }
 
     /// True once every format has stopped (or never started).
@@ -488,7 +935,11 @@ impl Recorder {
 
     /// Pushes everything buffered to the OS (the push ended but the files stay open, e.g.
     /// waiting out a reconnect window): a crash now loses nothing already received.
-    pub fn flush(&mut self, errors: &mut Vec<RecordError>) {
+    pub fn flush(&mut self, now_ms: i64, closed: &mut Vec<ClosedFile>, errors: &mut Vec<RecordError>) {
+        // Frames held at the start would be lost by a crash in the window: into files now.
+        if self.gate.as_ref().is_some_and(|g| !g.held.is_empty()) {
+            self.start(now_ms, closed, errors);
+        }
         for out in &mut self.outputs {
             let Some(f) = out.file.as_mut() else { continue };
             let res = f.muxer.flush(&mut f.spool);
@@ -499,16 +950,43 @@ impl Recorder {
         }
     }
 
-    /// Closes every open file (push ended).
+    /// Closes every open file (push ended). Frames still held at the start go in first; a
+    /// push that never showed a frame a file could start at reports `record_start_failed`.
     pub fn finish(
         &mut self,
         now_ms: i64,
         closed: &mut Vec<ClosedFile>,
         errors: &mut Vec<RecordError>,
     ) {
+        if let Some(gate) = self.gate.as_ref() {
+            if gate.held.is_empty() {
+                let gate = self.gate.take().unwrap_or_default();
+                self.report_dropped(&gate);
+                let seen = gate.dropped_video + gate.dropped_audio;
+                if seen > 0 || self.headers.video_codec.is_some() {
+                    let reason = format!(
+                        "the stream sent no video keyframe to start a file at ({} video and {} audio frames not recorded)",
+                        gate.dropped_video, gate.dropped_audio
+                    );
+                    for out in &mut self.outputs {
+                        if !out.failed {
+                            out.failed = true;
+                            self.statuses.push(RecordStatus {
+                                format: out.format,
+                                kind: StatusKind::StartFailed,
+                                file_id: None,
+                                error: Some(reason.clone()),
+                            });
+                        }
+                    }
+                }
+            } else {
+                self.start(now_ms, closed, errors);
+            }
+        }
         for out in &mut self.outputs {
             if let Some(f) = out.file.take() {
-                match close_file(&self.ctx, &self.headers, out.format, f, now_ms) {
+                match close_file(&self.ctx, out.format, f, now_ms, &self.meters) {
                     Ok(c) => closed.push(c),
                     Err(e) => errors.push(e),
                 }
@@ -525,21 +1003,20 @@ impl Recorder {
     }
 }
 
-fn video_info(headers: &Headers) -> Option<(String, u32, u32)> {
-    let sh = headers.video.as_ref()?;
-    let tag = livetape_media::VideoTag::parse(sh).ok()?;
-    let config = sh.get(tag.header_len..)?;
-    let (w, h) = match tag.codec {
-        livetape_media::VideoCodec::Avc => {
-            AvcConfig::parse(config).map(|c| (c.width, c.height)).ok()
-        }
-        livetape_media::VideoCodec::Hevc => livetape_media::hevc::HevcConfig::parse(config)
+/// Codec name, width and height of a video track from its codec and sequence header.
+fn video_info(codec: Option<VideoCodec>, sh: Option<&Bytes>) -> Option<(String, u32, u32)> {
+    let codec = codec?;
+    let config = sh.and_then(|sh| VideoTag::parse(sh).ok().map(|t| t.data(sh)));
+    let dims = config.and_then(|config| match codec {
+        VideoCodec::Avc => AvcConfig::parse(config).map(|c| (c.width, c.height)).ok(),
+        VideoCodec::Hevc => livetape_media::hevc::HevcConfig::parse(config)
             .map(|c| (c.width, c.height))
             .ok(),
-        _ => None,
-    }
-    .unwrap_or((0, 0));
-    Some((tag.codec.name().to_owned(), w, h))
+        VideoCodec::Av1 => Av1Config::parse(config).map(|c| (c.width, c.height)).ok(),
+        VideoCodec::Other(_) => None,
+    });
+    let (w, h) = dims.unwrap_or((0, 0));
+    Some((codec.name().to_owned(), w, h))
 }
 
 fn err(ctx: &RecordContext, format: Format, spool: &Spool, e: muxer::WriteError) -> RecordError {
@@ -568,7 +1045,7 @@ fn open_file(
     ctx: &Arc<RecordContext>,
     spool_dir: &std::path::Path,
     format: Format,
-    headers: &Headers,
+    start: &FileStart<'_>,
     first_dts: u64,
     hls_target_ms: u64,
     interval_ms: u64,
@@ -592,7 +1069,7 @@ fn open_file(
             ctx: RecordContext::clone(ctx),
             started_wall_ms: now_ms,
             media_start_ms: first_dts,
-            video: video_info(headers),
+            video: video_info(start.tracks.video_codec, start.tracks.video.as_ref()),
             ended_wall_ms: None,
             adopted: None,
         },
@@ -603,24 +1080,38 @@ fn open_file(
     } else {
         Spool::create(&path, now_ms, format == Format::Flv)
     }
-    .map_err(io)?;
+    .map_err(|e| {
+        let _ = recover::remove(&path);
+        io(e)
+    })?;
 
-    let muxer = Muxer::begin(
+    let begun = Muxer::begin(
         format,
-        headers,
+        start,
         first_dts,
         hls_target_ms,
         interval_ms,
         &mut spool,
-    )
-    .map_err(|e| match e {
-        muxer::WriteError::Io(source) => io(source),
-        muxer::WriteError::Mux(reason) => RecordError::Mux {
-            stream: ctx.stream.clone(),
-            format: format.as_str(),
-            reason,
-        },
-    })?;
+    );
+    let muxer = match begun {
+        Ok(m) => m,
+        Err(e) => {
+            // Nothing usable was written: the spool must not linger until the next start.
+            drop(spool);
+            if path.is_dir() {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+            let _ = recover::remove(&path);
+            return Err(match e {
+                muxer::WriteError::Io(source) => io(source),
+                muxer::WriteError::Mux(reason) => RecordError::Mux {
+                    stream: ctx.stream.clone(),
+                    format: format.as_str(),
+                    reason,
+                },
+            });
+        }
+    };
     tracing::info!(stream = %ctx.stream, sequence = %ctx.sequence, file_id, format = format.as_str(), "recording file opened");
     Ok(OpenFile {
         file_id,
@@ -628,17 +1119,29 @@ fn open_file(
         muxer,
         started_wall_ms: now_ms,
         first_dts,
+        tracks: FileTracks::default(),
+        dropped_joining: 0,
         meter: None,
     })
 }
 
 fn close_file(
     ctx: &Arc<RecordContext>,
-    headers: &Headers,
     format: Format,
     mut f: OpenFile,
     now_ms: i64,
+    meters: &RecordMeters,
 ) -> Result<ClosedFile, RecordError> {
+    if f.dropped_joining > 0 {
+        tracing::info!(
+            stream = %ctx.stream,
+            file_id = f.file_id,
+            frames = f.dropped_joining,
+            format = format.as_str(),
+            "frames of a track that joined mid-file are not in this file (the next one has it)"
+        );
+        meters.dropped(DropReason::TrackJoining, f.dropped_joining);
+    }
     let plan = f
         .muxer
         .close(&mut f.spool)
@@ -646,7 +1149,9 @@ fn close_file(
     f.sync_meter();
     let plan = plan.map_err(|e| err(ctx, format, &f.spool, e))?;
     Ok(ClosedFile {
-        video: video_info(headers),
+        // An audio-only format never describes the push's video.
+        video: video_info(f.tracks.video_codec, f.tracks.video.as_ref())
+            .filter(|_| format != Format::Aac),
         ctx: Arc::clone(ctx),
         format,
         file_id: f.file_id,

@@ -6,7 +6,7 @@ use crate::config::Format;
 use bytes::Bytes;
 use livetape_flv::{FlvFileWriter, FlvSink};
 use livetape_hls::{HlsConfig, HlsOutput, HlsWriter};
-use livetape_media::{MediaFrame, MediaKind};
+use livetape_media::{AudioCodec, MediaFrame, MediaKind, VideoCodec};
 use livetape_mp4::{AudioTrack, FragmentWriter, VideoTrack};
 use std::io;
 use std::path::Path;
@@ -14,6 +14,15 @@ use std::path::Path;
 pub(crate) enum WriteError {
     Io(io::Error),
     Mux(String),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Io(e) => e.fmt(f),
+            Self::Mux(reason) => f.write_str(reason),
+        }
+    }
 }
 
 impl From<io::Error> for WriteError {
@@ -55,6 +64,87 @@ impl SpoolSink<'_> {
     fn done(self) -> Result<(), WriteError> {
         self.error.map_or(Ok(()), |e| Err(WriteError::Io(e)))
     }
+}
+
+/// What a new file starts with: the tracks it records and, for FLV, the publisher's metadata
+/// and the configuration tags of the tracks only FLV keeps.
+pub(crate) struct FileStart<'a> {
+    pub tracks: &'a FileTracks,
+    pub metadata: Option<&'a Bytes>,
+    pub extra: &'a [MediaFrame],
+}
+
+/// The tracks one file records: the default tracks' sequence headers (tag bodies) the format
+/// can hold. A codec without a sequence header (MP3, legacy video) is known by its codec alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FileTracks {
+    pub video: Option<Bytes>,
+    pub audio: Option<Bytes>,
+    pub video_codec: Option<VideoCodec>,
+    pub audio_codec: Option<AudioCodec>,
+}
+
+impl FileTracks {
+    pub fn is_empty(&self) -> bool {
+        self.video_codec.is_none() && self.audio_codec.is_none()
+    }
+
+    /// What `format` records of a stream with these headers, and why it leaves out the rest
+    /// (one line per track left out, for event 332).
+    pub fn for_format(format: Format, h: &Headers) -> (Self, Vec<String>) {
+        let mut t = Self::default();
+        let mut left_out = Vec::new();
+        let name = format.as_str();
+        if let Some(codec) = h.video_codec
+            && format != Format::Aac
+        {
+            let ok = match format {
+                Format::Flv => Ok(()),
+                _ => video_fits(codec, h.video.as_ref()),
+            };
+            match ok {
+                Ok(()) => (t.video, t.video_codec) = (h.video.clone(), Some(codec)),
+                Err(why) => left_out.push(format!("{} video is not recorded in {name}: {why}", codec.name())),
+            }
+        }
+        if let Some(codec) = h.audio_codec {
+            let ok = match format {
+                Format::Flv => Ok(()),
+                _ => audio_fits(codec, h.audio.as_ref()),
+            };
+            match ok {
+                Ok(()) => (t.audio, t.audio_codec) = (h.audio.clone(), Some(codec)),
+                Err(why) => left_out.push(format!("{} audio is not recorded in {name}: {why}", codec.name())),
+            }
+        }
+        (t, left_out)
+    }
+}
+
+/// MP4 and MPEG-TS (HLS) carry H.264 and H.265 with a valid configuration record.
+fn video_fits(codec: VideoCodec, sh: Option<&Bytes>) -> Result<(), String> {
+    let config = sh
+        .and_then(|sh| livetape_media::VideoTag::parse(sh).ok().map(|t| t.data(sh)))
+        .unwrap_or_default();
+    let parsed = match codec {
+        VideoCodec::Avc => livetape_media::avc::AvcConfig::parse(config).map(drop),
+        VideoCodec::Hevc => livetape_media::hevc::HevcConfig::parse(config).map(drop),
+        _ => return Err("only h264 and h265 are supported".into()),
+    };
+    parsed.map_err(|e| format!("bad sequence header ({e})"))
+}
+
+/// MP4, M4A and MPEG-TS (HLS) carry AAC with a valid AudioSpecificConfig.
+fn audio_fits(codec: AudioCodec, sh: Option<&Bytes>) -> Result<(), String> {
+    if codec != AudioCodec::Aac {
+        return Err("only aac is supported".into());
+    }
+    let config = sh
+        .and_then(|sh| livetape_media::AudioTag::parse(sh).ok().map(|t| t.data(sh)))
+        .unwrap_or_default();
+    livetape_media::aac::AacConfig::parse(config)
+        .map(drop)
+        .map_err(|e| format!("bad sequence header ({e})"))
 }
 
 pub(crate) enum Muxer {
@@ -217,12 +307,13 @@ impl Muxer {
 
     pub fn begin(
         format: Format,
-        headers: &Headers,
+        start: &FileStart<'_>,
         first_dts: u64,
         hls_target_ms: u64,
         interval_ms: u64,
         spool: &mut Spool,
     ) -> Result<Self, WriteError> {
+        let tracks = start.tracks;
         match format {
             Format::Hls => {
                 let mut writer = HlsWriter::new(HlsConfig {
@@ -231,8 +322,8 @@ impl Muxer {
                 let mut out = HlsOutput::default();
                 // The writer learns the tracks from the sequence headers, as frames.
                 for (kind, sh) in [
-                    (MediaKind::Video, &headers.video),
-                    (MediaKind::Audio, &headers.audio),
+                    (MediaKind::Video, &tracks.video),
+                    (MediaKind::Audio, &tracks.audio),
                 ] {
                     if let Some(sh) = sh {
                         let f = MediaFrame::new(kind, first_dts, sh.clone());
@@ -249,33 +340,33 @@ impl Muxer {
             }
             Format::Flv => {
                 let mut sink = SpoolSink { spool, error: None };
-                let w = FlvFileWriter::start(
+                let mut w = FlvFileWriter::start(
                     first_dts,
-                    headers.metadata.as_ref(),
-                    headers.video.as_ref(),
-                    headers.audio.as_ref(),
+                    start.metadata,
+                    tracks.video.as_ref(),
+                    tracks.audio.as_ref(),
                     livetape_flv::metadata_reserve(index_reserve(interval_ms)),
                     &mut sink,
                 )
                 .map_err(|e| WriteError::Mux(e.to_string()))?;
+                // Other E-RTMP tracks' configurations and channel layouts: FLV keeps them.
+                for f in start.extra {
+                    w.push(&MediaFrame::new(f.kind, first_dts, f.payload.clone()), &mut sink)
+                        .map_err(|e| WriteError::Mux(e.to_string()))?;
+                }
                 sink.done()?;
                 Ok(Self::Flv(w))
             }
             Format::Mp4 | Format::Aac => {
-                let payload = |b: &Bytes, skip: usize| b.slice(skip.min(b.len())..);
-                if format == Format::Aac && headers.audio.is_none() {
-                    return Err(WriteError::Mux(
-                        "the stream has no AAC audio, so there is nothing to record as aac".into(),
-                    ));
-                }
-                let video = match headers.video.as_ref() {
-                    _ if format == Format::Aac => None,
-                    None => None,
-                    Some(sh) => {
-                        let tag = livetape_media::VideoTag::parse(sh)
-                            .map_err(|e| WriteError::Mux(e.to_string()))?;
-                        let config = payload(sh, tag.header_len);
-                        let track = match tag.codec {
+                let payload = |b: &Bytes| -> Result<(Bytes, livetape_media::VideoCodec), WriteError> {
+                    let tag = livetape_media::VideoTag::parse(b)
+                        .map_err(|e| WriteError::Mux(e.to_string()))?;
+                    Ok((b.slice(tag.header_len..tag.data_end), tag.codec))
+                };
+                let video = match tracks.video.as_ref() {
+                    Some(sh) if format == Format::Mp4 => {
+                        let (config, codec) = payload(sh)?;
+                        let track = match codec {
                             livetape_media::VideoCodec::Avc => VideoTrack::avc(config),
                             livetape_media::VideoCodec::Hevc => VideoTrack::hevc(config),
                             other => {
@@ -287,13 +378,18 @@ impl Muxer {
                         };
                         Some(track.map_err(|e| WriteError::Mux(e.to_string()))?)
                     }
+                    _ => None,
                 };
-                let audio = headers
+                let audio = tracks
                     .audio
                     .as_ref()
-                    .map(|sh| AudioTrack::aac(payload(sh, 2)))
-                    .transpose()
-                    .map_err(|e| WriteError::Mux(e.to_string()))?;
+                    .map(|sh| {
+                        let tag = livetape_media::AudioTag::parse(sh)
+                            .map_err(|e| WriteError::Mux(e.to_string()))?;
+                        AudioTrack::aac(sh.slice(tag.header_len..tag.data_end))
+                            .map_err(|e| WriteError::Mux(e.to_string()))
+                    })
+                    .transpose()?;
                 let writer = FragmentWriter::new(video, audio, first_dts)
                     .map_err(|e| WriteError::Mux(e.to_string()))?;
                 spool.append(&writer.init_segment())?;
