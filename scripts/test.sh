@@ -21,6 +21,16 @@ fi
 if ! command -v s3s-fs >/dev/null && [ ! -x "$HOME/.cargo/bin/s3s-fs" ]; then
   cargo install s3s-fs --version 0.14.1 --features binary --locked --quiet
 fi
+# Python tools the tests drive (ffmpeg 9 from imageio-ffmpeg, ...), pinned in
+# scripts/requirements-test.txt, in a venv under target/ (re-made when the pins change).
+target=${CARGO_TARGET_DIR:-target}
+venv="$target/testkit/venv"
+if ! cmp -s scripts/requirements-test.txt "$venv/.requirements" 2>/dev/null; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+  cp scripts/requirements-test.txt "$venv/.requirements"
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

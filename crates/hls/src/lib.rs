@@ -39,6 +39,12 @@ use ts::{PesStart, TsMuxer};
 pub const TIMESTAMP_OFFSET_MS: u64 = 1_000;
 /// How far the PCR runs behind the DTS of the PES it precedes (decoder buffering time).
 const PCR_LEAD_MS: u64 = 500;
+/// Video PES carry a DTS this much earlier than the frame's decode time on the output
+/// timeline (its PTS is unchanged): MPEG-TS needs PTS >= DTS, and publishers that send
+/// negative composition offsets (B-frames ahead of their decode time, cts < 0) need that
+/// room. Covers reorder depths up to 3 frames at 30 fps; the PCR still precedes every DTS.
+pub const VIDEO_DECODE_LEAD_MS: u64 = 100;
+const _: () = assert!(VIDEO_DECODE_LEAD_MS < PCR_LEAD_MS);
 /// ISO 13818-1 requires a PCR at least every 100 ms.
 const MAX_PCR_INTERVAL_MS: u64 = 100;
 /// Audio held while waiting for the first video keyframe (~5 s of 48 kHz AAC); past this the
@@ -175,6 +181,11 @@ pub struct HlsWriter {
     format_changed: bool,
     /// Stream types of the last opened segment's PMT; a change means a discontinuity.
     last_streams: Option<(Option<u8>, bool)>,
+    /// The video configuration record in use; a different one (new SPS: resolution,
+    /// profile) starts a segment with `EXT-X-DISCONTINUITY` at the next keyframe.
+    video_record: Vec<u8>,
+    /// The next segment follows a change of coding parameters.
+    params_changed: bool,
     epoch: Option<Epoch>,
     next_base_out: u64,
     vclock: Clock,
@@ -198,6 +209,8 @@ impl HlsWriter {
             resumed: false,
             format_changed: false,
             last_streams: None,
+            video_record: Vec::new(),
+            params_changed: false,
             epoch: None,
             next_base_out: 0,
             vclock: Clock::default(),
@@ -330,8 +343,10 @@ impl HlsWriter {
             .last_streams
             .replace((video_type, audio))
             .is_some_and(|s| s != (video_type, audio));
-        let discontinuity =
-            (std::mem::take(&mut self.resumed) || changed) && !self.segments.is_empty();
+        let discontinuity = (std::mem::take(&mut self.resumed)
+            || std::mem::take(&mut self.params_changed)
+            || changed)
+            && !self.segments.is_empty();
         self.format_changed = false;
         let before = out.data.len();
         self.mux.write_psi(&mut out.data);
@@ -393,7 +408,11 @@ impl HlsWriter {
                 ts::STREAM_ID_AUDIO
             },
             pts: ts90(pts_ms),
-            dts: ts90(dts_ms),
+            dts: if video {
+                ts90(dts_ms).wrapping_sub(VIDEO_DECODE_LEAD_MS * 90)
+            } else {
+                ts90(dts_ms)
+            },
             pcr,
             random_access: keyframe,
             discontinuity: seg.fresh && seg.discontinuity,
@@ -422,7 +441,12 @@ impl HlsWriter {
                 };
                 if self.video.as_ref().map(|v| v.kind) != Some(cfg.kind) {
                     self.format_changed = true;
+                } else if self.video_record != body {
+                    self.format_changed = true;
+                    self.params_changed = true;
                 }
+                self.video_record.clear();
+                self.video_record.extend_from_slice(body);
                 self.video = Some(cfg);
                 return Ok(());
             }
@@ -462,7 +486,11 @@ impl HlsWriter {
             }
         }
         let dts = self.vclock.advance(dts);
-        let pts = dts.saturating_add_signed(i64::from(tag.cts_ms)).max(dts);
+        // Negative composition offsets (B-frames with pts < dts) stay exact: the written DTS
+        // leads by VIDEO_DECODE_LEAD_MS (see write_pes), so pts >= DTS holds down to that.
+        let pts = dts
+            .saturating_add_signed(i64::from(tag.cts_ms))
+            .max(dts.saturating_sub(VIDEO_DECODE_LEAD_MS));
         let es = std::mem::take(&mut self.es);
         self.write_pes(out, true, pts, dts, keyframe, &[&es]);
         self.es = es;

@@ -174,6 +174,27 @@ impl Conn {
 
     /// Half-closes, then reads until the server closes or `grace` passes, so that closing never
     /// leaves unread bytes behind (which would turn our FIN into an RST).
+    /// Reads (without closing our side) until the server closes or `limit` passes.
+    pub(crate) async fn wait_for_close(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.eof {
+            self.inbuf.clear();
+            if self.inbuf.capacity() < 1024 {
+                self.inbuf.reserve(READ_CAPACITY);
+            }
+            match tokio::time::timeout_at(deadline, self.rd.read_buf(&mut self.inbuf)).await {
+                Ok(Ok(0)) => {
+                    self.eof = true;
+                    break;
+                }
+                Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(_)) => {
+                    let _ = self.session.handle_input(&self.inbuf, &mut self.events);
+                }
+            }
+        }
+    }
+
     pub(crate) async fn close_gracefully(&mut self, grace: Duration) {
         let _ = self.wr.shutdown().await;
         let deadline = Instant::now() + grace;

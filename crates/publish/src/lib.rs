@@ -67,6 +67,39 @@ pub struct PublishOptions {
     /// start or video keyframe (any frame if there is no video) at or beyond the limit, so the
     /// cut falls on a GOP boundary. `loops` still caps the passes; `None` sends all of them.
     pub media_limit: Option<Duration>,
+    /// How the publish ends once everything is sent.
+    pub ending: Ending,
+    /// `onMetaData` behind `@setDataFrame` (true, what OBS/ffmpeg send) or bare.
+    pub set_data_frame: bool,
+}
+
+/// How a publish ends (publishers differ, and servers must take each).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Ending {
+    /// `FCUnpublish` + `deleteStream`, then close our side and drain until the server closes
+    /// (what a well-behaved encoder does; no tail lost to a TCP reset).
+    #[default]
+    Unpublish,
+    /// `FCUnpublish` + `deleteStream`, then keep the TCP connection open (reading) until the
+    /// server closes it: the server must end the push on the commands alone.
+    UnpublishKeepOpen,
+    /// No unpublish command at all: close our side (the server sees end of stream).
+    Close,
+}
+
+impl PublishOptions {
+    /// Defaults for one push of `url`: real time, one pass, the default connect timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            pace: Pace::Realtime,
+            loops: 1,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            media_limit: None,
+            ending: Ending::Unpublish,
+            set_data_frame: true,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -169,6 +202,7 @@ pub async fn publish_frames(
         app: url.app.clone(),
         tc_url: url.tc_url(),
         stream: url.stream.clone(),
+        set_data_frame: opts.set_data_frame,
         ..ClientConfig::default()
     }
     .with_enhanced_rtmp();
@@ -191,11 +225,16 @@ pub async fn publish_frames(
 
     let start = Instant::now();
     let sent = send_all(&mut conn, &frames, opts, start).await?;
-    conn.session.finish()?;
+    if opts.ending != Ending::Close {
+        conn.session.finish()?;
+    }
     conn.flush("sending FCUnpublish").await?;
     let unpublished_unix_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    if opts.ending == Ending::UnpublishKeepOpen {
+        conn.wait_for_close(STALL_TIMEOUT).await;
+    }
     conn.close_gracefully(DRAIN_GRACE).await;
     Ok(PublishStats {
         bytes_sent: conn.written,
@@ -306,11 +345,8 @@ pub async fn run_many(
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n_streams {
         let opts = PublishOptions {
-            url: url_template.replace("{i}", &i.to_string()),
             pace,
-            loops: 1,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            media_limit: None,
+            ..PublishOptions::new(url_template.replace("{i}", &i.to_string()))
         };
         let frames = Arc::clone(&frames);
         tasks.spawn(async move { (i, publish_frames(frames, &opts).await) });

@@ -60,11 +60,9 @@ async fn ffmpeg_rtmp_server_receives_identical_frames() {
 
     let frames: Arc<[MediaFrame]> = load_flv(CLIP_10S).unwrap().into();
     let opts = PublishOptions {
-        url,
         pace: Pace::Fast,
-        loops: 1,
         connect_timeout: Duration::from_secs(10),
-        media_limit: None,
+        ..PublishOptions::new(url)
     };
     // ffmpeg needs a moment before it listens: retry only while the port refuses connections.
     let mut attempts = 0;

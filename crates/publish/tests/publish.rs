@@ -88,11 +88,9 @@ async fn server(reject: Option<&'static str>) -> (String, tokio::task::JoinHandl
 
 fn opts(url: String, pace: Pace) -> PublishOptions {
     PublishOptions {
-        url,
         pace,
-        loops: 1,
         connect_timeout: Duration::from_secs(10),
-        media_limit: None,
+        ..PublishOptions::new(url)
     }
 }
 

@@ -71,6 +71,9 @@ pub struct ClientConfig {
     pub chunk_size: u32,
     /// Largest inbound message accepted; clamped to [`MAX_MESSAGE_SIZE`].
     pub max_message_size: u32,
+    /// Send `onMetaData` behind `@setDataFrame` (what OBS and ffmpeg do); `false` sends the
+    /// bare `onMetaData` data message older encoders use.
+    pub set_data_frame: bool,
 }
 
 impl Default for ClientConfig {
@@ -85,6 +88,7 @@ impl Default for ClientConfig {
             handshake_random: [0; HANDSHAKE_RANDOM_LEN],
             chunk_size: CLIENT_CHUNK_SIZE,
             max_message_size: MAX_MESSAGE_SIZE,
+            set_data_frame: true,
         }
     }
 }
@@ -252,7 +256,7 @@ impl ClientSession {
     }
 
     /// Sends one frame as an RTMP audio/video message, or `onMetaData` script data as an
-    /// `@setDataFrame` data message. Timestamps are the low 32 bits of `dts_ms` (RTMP wraps).
+    /// `@setDataFrame` data message (see [`ClientConfig::set_data_frame`]). Timestamps are the low 32 bits of `dts_ms` (RTMP wraps).
     pub fn send_frame(&mut self, frame: &MediaFrame) -> Result<(), RtmpError> {
         if self.state != State::Publishing {
             return Err(RtmpError::InvalidState("send_frame while not publishing"));
@@ -267,6 +271,9 @@ impl ClientSession {
         match frame.kind {
             MediaKind::Audio => self.write_media(0, CSID_AUDIO, AUDIO, ts, &frame.payload),
             MediaKind::Video => self.write_media(1, CSID_VIDEO, VIDEO, ts, &frame.payload),
+            MediaKind::Script if !self.config.set_data_frame => {
+                self.write_media(2, CSID_DATA, DATA_AMF0, ts, &frame.payload)
+            }
             MediaKind::Script => {
                 // Script data is rare (metadata), so one copy to prepend the handler is fine.
                 let mut body = BytesMut::with_capacity(16 + frame.payload.len());

@@ -222,11 +222,11 @@ pub async fn run(b: &PublishBench) -> Result<BenchReport, BenchError> {
     let mut tasks = tokio::task::JoinSet::new();
     for (i, url) in urls.into_iter().enumerate() {
         let opts = PublishOptions {
-            url,
             pace: b.pace,
             loops: if b.duration.is_some() { u32::MAX } else { 1 },
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             media_limit: b.duration,
+            ..PublishOptions::new(url)
         };
         let frames = Arc::clone(&frames);
         tasks.spawn(async move { (i, publish_frames(frames, &opts).await) });

@@ -180,8 +180,11 @@ struct Output {
     failed: bool,
     /// The first file of this format was opened.
     started: bool,
-    /// A track joined or a configuration changed: split at the next split point.
+    /// A track joined or a configuration changed: split at the next split point (HLS: the
+    /// joining track is taken there, in a new segment, without a new file).
     split_pending: bool,
+    /// The format can hold none of the stream's tracks: no file until a track changes.
+    blocked: bool,
     /// Tracks already reported (event 332) as not recorded by this format.
     left_out: Vec<String>,
 }
@@ -345,6 +348,7 @@ impl Recorder {
                     failed: false,
                     started: false,
                     split_pending: false,
+                    blocked: false,
                     left_out: Vec::new(),
                 })
                 .collect(),
@@ -419,7 +423,9 @@ impl Recorder {
         // are placed on the timeline without moving it.
         let (dts, jump) = match part {
             Part::Config(_) | Part::ExtraConfig(_) => (self.timeline.place(frame.dts_ms), Jump::None),
-            _ => self.timeline.map(frame.dts_ms, now_ms),
+            _ => self
+                .timeline
+                .map(frame.dts_ms, frame.kind == MediaKind::Video, now_ms),
         };
         if jump != Jump::None {
             tracing::info!(
@@ -438,10 +444,22 @@ impl Recorder {
         match part {
             Part::Config(kind) => self.on_config(kind, frame, now_ms, closed, errors),
             Part::ExtraConfig(key) => {
-                match self.headers.extra.iter_mut().find(|(k, _)| *k == key) {
+                let new_track = match self.headers.extra.iter_mut().find(|(k, _)| *k == key) {
                     Some((_, f)) if f.payload == frame.payload => return,
-                    Some((_, f)) => *f = frame.clone(),
-                    None => self.headers.extra.push((key, frame.clone())),
+                    Some((_, f)) => {
+                        *f = frame.clone();
+                        false
+                    }
+                    None => {
+                        self.headers.extra.push((key, frame.clone()));
+                        true
+                    }
+                };
+                if new_track && self.gate.is_none() {
+                    for i in 0..self.outputs.len() {
+                        let (_, left_out) = FileTracks::for_format(self.outputs[i].format, &self.headers);
+                        self.report_left_out(i, left_out);
+                    }
                 }
                 self.write_extra(frame, now_ms, closed, errors);
             }
@@ -512,13 +530,15 @@ impl Recorder {
     }
 
     /// A track appeared or its configuration changed while files are open: each format takes
-    /// it in place or splits at the next split point (see the module docs).
+    /// it in place or at the next split point (see the module docs).
     fn track_changed(&mut self, kind: MediaKind, header: Option<&MediaFrame>) {
         for i in 0..self.outputs.len() {
             let format = self.outputs[i].format;
             let (now, left_out) = FileTracks::for_format(format, &self.headers);
             self.report_left_out(i, left_out);
             let out = &mut self.outputs[i];
+            // A format that could record nothing may have something now.
+            out.blocked = false;
             let Some(f) = out.file.as_mut() else { continue };
             if out.failed || now == f.tracks {
                 continue;
@@ -528,18 +548,27 @@ impl Recorder {
                 MediaKind::Video => f.tracks.video.is_none(),
                 _ => f.tracks.audio.is_none(),
             };
-            match format {
-                Format::Hls | Format::Flv if joins || format == Format::Hls => {
-                    // Taken in place: the header goes into the file now.
-                    if let Some(h) = header
-                        && let Err(e) = f.muxer.push(h, &mut f.spool)
-                    {
-                        tracing::warn!(stream = %self.ctx.stream, error = %e, "could not add a track");
-                    }
-                    f.tracks = now;
-                }
-                _ => out.split_pending = true,
+            // HLS takes a new configuration of the same codec in place (new parameter sets at
+            // the next keyframe, in a segment after EXT-X-DISCONTINUITY); FLV a new track.
+            let same_codec = match kind {
+                MediaKind::Video => now.video_codec == f.tracks.video_codec,
+                _ => now.audio_codec == f.tracks.audio_codec,
+            };
+            let in_place = match format {
+                Format::Flv => joins,
+                Format::Hls => !joins && same_codec,
+                _ => false,
+            };
+            if !in_place {
+                out.split_pending = true;
+                continue;
             }
+            if let Some(h) = header
+                && let Err(e) = f.muxer.push(h, &mut f.spool)
+            {
+                tracing::warn!(stream = %self.ctx.stream, error = %e, "could not add a track");
+            }
+            f.tracks = now;
         }
     }
 
@@ -696,7 +725,8 @@ impl Recorder {
             if out.failed {
                 continue;
             }
-            // HLS is one playlist per push session / resume window (Tencent §3): no splits.
+            // HLS is one playlist per push session / resume window (Tencent §3): no interval
+            // splits; a new track or codec does split it (players cannot add one mid-playlist).
             if let Some(f) = &out.file
                 && split_point
                 && (out.split_pending
@@ -711,7 +741,10 @@ impl Recorder {
                 }
                 crate::failpoint::hit("record.split");
             }
-            if out.file.is_none() && !self.open(i, frame.dts_ms, now_ms, errors) {
+            // A file starts only at a split point (the first one: where the start gate opened).
+            if out.file.is_none()
+                && (!split_point || out.blocked || !self.open(i, frame.dts_ms, now_ms, errors))
+            {
                 continue;
             }
             let out = &mut self.outputs[i];
@@ -742,8 +775,10 @@ impl Recorder {
         let format = self.outputs[i].format;
         let (tracks, left_out) = FileTracks::for_format(format, &self.headers);
         if tracks.is_empty() {
+            // Nothing this format can record (yet): it opens when a track it can hold
+            // appears. Said once, as `record_start_failed` until it has started.
             let out = &mut self.outputs[i];
-            out.failed = true;
+            out.blocked = true;
             let reason = if left_out.is_empty() {
                 match format {
                     Format::Aac => "the stream has no AAC audio, so there is nothing to record as aac".to_owned(),
@@ -752,17 +787,20 @@ impl Recorder {
             } else {
                 left_out.join("; ")
             };
-            tracing::warn!(stream = %self.ctx.stream, format = format.as_str(), reason, "recording not started");
-            self.statuses.push(RecordStatus {
-                format,
-                kind: if out.started {
-                    StatusKind::Error
-                } else {
-                    StatusKind::StartFailed
-                },
-                file_id: None,
-                error: Some(reason),
-            });
+            if !out.left_out.contains(&reason) {
+                tracing::warn!(stream = %self.ctx.stream, format = format.as_str(), reason, "nothing to record");
+                self.statuses.push(RecordStatus {
+                    format,
+                    kind: if out.started {
+                        StatusKind::Error
+                    } else {
+                        StatusKind::StartFailed
+                    },
+                    file_id: None,
+                    error: Some(reason.clone()),
+                });
+                out.left_out.push(reason);
+            }
             return false;
         }
         let extra = if format == Format::Flv {

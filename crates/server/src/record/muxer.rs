@@ -117,6 +117,21 @@ impl FileTracks {
                 Err(why) => left_out.push(format!("{} audio is not recorded in {name}: {why}", codec.name())),
             }
         }
+        // Other E-RTMP tracks: FLV keeps them; the others record the default track only.
+        for ((kind, track, packet), f) in &h.extra {
+            if format == Format::Flv || *packet != 0 || (format == Format::Aac && *kind != MediaKind::Audio) {
+                continue;
+            }
+            let codec = match kind {
+                MediaKind::Video => f.video().and_then(Result::ok).map(|v| v.codec.name()),
+                _ => f.audio().and_then(Result::ok).map(|a| a.codec.name()),
+            };
+            let what = if *kind == MediaKind::Video { "video" } else { "audio" };
+            left_out.push(format!(
+                "{} {what} track {track} is not recorded in {name}: it keeps the default track only (flv keeps every track)",
+                codec.unwrap_or("unknown")
+            ));
+        }
         (t, left_out)
     }
 }

@@ -8,9 +8,25 @@
 //! video interleave a little out of order) are left alone; each muxer keeps its own tracks
 //! monotonic. Sans-IO: `now_ms` is the caller's clock.
 
-/// Gap inserted between the last frame of a push and the first of the push that resumes it,
-/// and in place of a timestamp jump.
+/// Gap inserted between the last frame of a push and the first of the push that resumes it
+/// (a new push starts with a keyframe: one frame step is enough).
 pub const RESUME_GAP_MS: u64 = 40;
+
+/// Gap put in place of a clock jump when the jumping track's frame step is not known yet. A
+/// known step is used instead: the first frame after the jump lands one step after its
+/// track's previous frame, which undoes a jump of the whole clock exactly — even inside a
+/// GOP, where B-frames after the jump are displayed before a reference frame sent before it.
+pub const JUMP_GAP_MS: u64 = 40;
+
+/// Steps above this are not taken as a track's frame interval.
+const MAX_FRAME_STEP_MS: u64 = 1_000;
+
+/// One track's last mapped timestamp and frame step.
+#[derive(Clone, Copy, Debug, Default)]
+struct TrackClock {
+    last: Option<u64>,
+    step: Option<u64>,
+}
 
 /// A forward step this much larger than the wall time that passed is a clock jump, not a
 /// pause (a publisher that stalls for a minute also sends its next frame a minute later by
@@ -38,6 +54,8 @@ pub struct Timeline {
     last: Option<(u64, i64)>,
     /// A push resumed this recording: re-anchor at its first frame.
     resume_pending: bool,
+    /// Video, audio.
+    tracks: [TrackClock; 2],
 }
 
 impl Timeline {
@@ -68,29 +86,35 @@ impl Timeline {
         }
     }
 
-    /// Maps a publisher timestamp (ms) onto the timeline.
-    pub fn map(&mut self, dts_ms: u64, now_ms: i64) -> (u64, Jump) {
+    /// Maps a publisher timestamp (ms) of a frame of track `video` (else audio) onto the
+    /// timeline.
+    pub fn map(&mut self, dts_ms: u64, video: bool, now_ms: i64) -> (u64, Jump) {
+        let track = usize::from(!video);
         let mut jump = Jump::None;
         let raw = i64::try_from(dts_ms).unwrap_or(i64::MAX);
         if let Some((last, last_wall)) = self.last {
             let mapped = raw.saturating_add(self.offset);
-            let last_i = i64::try_from(last).unwrap_or(i64::MAX);
-            let step = mapped.saturating_sub(last_i);
+                let step = mapped.saturating_sub(i64::try_from(last).unwrap_or(i64::MAX));
             let wall = now_ms.saturating_sub(last_wall).max(0);
-            let reanchor = if std::mem::take(&mut self.resume_pending) {
-                true
-            } else if step > 0 && step.unsigned_abs() > MAX_FORWARD_JUMP_MS + wall.unsigned_abs()
-            {
-                jump = Jump::Forward(step.unsigned_abs());
-                true
-            } else if step < 0 && step.unsigned_abs() > MAX_BACKWARD_STEP_MS {
-                jump = Jump::Backward(step.unsigned_abs());
-                true
-            } else {
-                false
+            let resumed = std::mem::take(&mut self.resume_pending);
+            if !resumed {
+                if step > 0 && step.unsigned_abs() > MAX_FORWARD_JUMP_MS + wall.unsigned_abs() {
+                    jump = Jump::Forward(step.unsigned_abs());
+                } else if step < 0 && step.unsigned_abs() > MAX_BACKWARD_STEP_MS {
+                    jump = Jump::Backward(step.unsigned_abs());
+                }
+            }
+            let next = match self.tracks[track] {
+                _ if resumed => Some(last.saturating_add(RESUME_GAP_MS)),
+                _ if jump == Jump::None => None,
+                TrackClock {
+                    last: Some(l),
+                    step: Some(s),
+                } => Some(l + s),
+                _ => Some(last.saturating_add(JUMP_GAP_MS)),
             };
-            if reanchor {
-                let next = last_i.saturating_add(RESUME_GAP_MS as i64);
+            if let Some(next) = next {
+                let next = i64::try_from(next).unwrap_or(i64::MAX);
                 self.offset = next.saturating_sub(raw);
             }
         }
@@ -99,6 +123,15 @@ impl Timeline {
             Some((l, _)) if l >= mapped => {}
             _ => self.last = Some((mapped, now_ms)),
         }
+        let t = &mut self.tracks[track];
+        if let Some(l) = t.last
+            && mapped > l
+            && mapped - l <= MAX_FRAME_STEP_MS
+            && jump == Jump::None
+        {
+            t.step = Some(mapped - l);
+        }
+        t.last = Some(t.last.map_or(mapped, |l| l.max(mapped)));
         (mapped, jump)
     }
 }
@@ -111,46 +144,49 @@ mod tests {
     fn large_start_and_steady_clock_pass_through() {
         let mut t = Timeline::default();
         let start = 3_000_000_000_u64;
-        assert_eq!(t.map(start, 0), (start, Jump::None));
-        assert_eq!(t.map(start + 33, 33), (start + 33, Jump::None));
+        assert_eq!(t.map(start, true, 0), (start, Jump::None));
+        assert_eq!(t.map(start + 33, true, 33), (start + 33, Jump::None));
         // Interleave jitter: a few ms back is kept as is.
-        assert_eq!(t.map(start + 20, 40), (start + 20, Jump::None));
+        assert_eq!(t.map(start + 20, false, 40), (start + 20, Jump::None));
         assert_eq!(t.last(), Some(start + 33));
     }
 
     #[test]
-    fn forward_jump_becomes_one_step() {
+    fn forward_jump_is_undone_by_the_track_step() {
         let mut t = Timeline::default();
-        t.map(1_000, 0);
-        t.map(1_033, 33);
-        let (m, j) = t.map(301_033, 66);
-        assert_eq!(j, Jump::Forward(300_000));
-        assert_eq!(m, 1_033 + RESUME_GAP_MS);
-        // The frames after the jump follow on.
-        assert_eq!(t.map(301_066, 99).0, 1_033 + RESUME_GAP_MS + 33);
+        t.map(1_000, true, 0);
+        t.map(1_010, false, 5);
+        t.map(1_033, true, 33);
+        t.map(1_031, false, 33);
+        let (m, j) = t.map(301_066, true, 66);
+        assert_eq!(j, Jump::Forward(300_033));
+        assert_eq!(m, 1_066, "one video step after the last video frame");
+        // The other track follows with the same correction.
+        assert_eq!(t.map(301_052, false, 70), (1_052, Jump::None));
+        assert_eq!(t.map(301_099, true, 99).0, 1_099);
     }
 
     #[test]
     fn a_real_pause_is_kept() {
         let mut t = Timeline::default();
-        t.map(0, 0);
+        t.map(0, true, 0);
         // 60 s without frames, by both clocks: a stall, not a jump.
-        assert_eq!(t.map(60_000, 60_010), (60_000, Jump::None));
+        assert_eq!(t.map(60_000, true, 60_010), (60_000, Jump::None));
         // Unpaced publishers run far ahead of the wall clock in small steps: no jump.
         for i in 1..1000 {
-            assert_eq!(t.map(60_000 + i * 33, 60_010).1, Jump::None);
+            assert_eq!(t.map(60_000 + i * 33, true, 60_010).1, Jump::None);
         }
     }
 
     #[test]
     fn backward_reset_and_resume() {
         let mut t = Timeline::default();
-        t.map(50_000, 0);
-        let (m, j) = t.map(0, 10);
+        t.map(50_000, false, 0);
+        let (m, j) = t.map(0, true, 10);
         assert_eq!(j, Jump::Backward(50_000));
-        assert_eq!(m, 50_000 + RESUME_GAP_MS);
+        assert_eq!(m, 50_000 + JUMP_GAP_MS, "no video step known yet");
         t.resume();
-        let (m, j) = t.map(7, 20);
-        assert_eq!((m, j), (50_000 + 2 * RESUME_GAP_MS, Jump::None));
+        let (m, j) = t.map(7, true, 20);
+        assert_eq!((m, j), (50_000 + JUMP_GAP_MS + RESUME_GAP_MS, Jump::None));
     }
 }

@@ -106,11 +106,9 @@ async fn hevc_is_recorded_to_every_format() {
 
     let frames: Arc<[MediaFrame]> = load_flv(&clip).unwrap().into();
     let opts = PublishOptions {
-        url: format!("rtmp://{}/live/hevc", s.rtmp()),
         pace: Pace::Fast,
-        loops: 1,
         connect_timeout: Duration::from_secs(10),
-        media_limit: None,
+        ..PublishOptions::new(format!("rtmp://{}/live/hevc", s.rtmp()))
     };
     publish_frames(frames, &opts).await.unwrap();
 

@@ -22,3 +22,4 @@ mod postgres;
 mod record_loop;
 mod retention;
 mod s3;
+mod shapes;

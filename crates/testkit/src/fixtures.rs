@@ -1,0 +1,99 @@
+//! Deterministic media fixtures, generated once per target dir.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// One generated clip: testsrc2 video (H.264 High, CBR, fixed GOP, no scene-cut keyframes) and
+/// a 1 kHz sine (AAC-LC 128 kbit/s, 48 kHz stereo), in FLV, with ffmpeg arguments that give
+/// the same bytes on every run of the same ffmpeg build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clip {
+    /// File name stem, also the cache key: change it when the arguments change.
+    pub name: &'static str,
+    pub seconds: u32,
+    pub size: &'static str,
+    pub fps: u32,
+    pub video_kbps: u32,
+    /// Keyframe interval in frames.
+    pub gop: u32,
+}
+
+/// 10 s, 640x360@30, ~1 Mbit/s, a keyframe every 2 s: 300 video and 470 audio packets.
+pub const CLIP_10S: Clip = Clip {
+    name: "clip-10s-1M",
+    seconds: 10,
+    size: "640x360",
+    fps: 30,
+    video_kbps: 1000,
+    gop: 60,
+};
+
+/// 60 s, 1280x720@30, ~2.5 Mbit/s, a keyframe every 2 s: 1800 video and 2814 audio packets.
+pub const CLIP_60S: Clip = Clip {
+    name: "clip-60s",
+    seconds: 60,
+    size: "1280x720",
+    fps: 30,
+    video_kbps: 2500,
+    gop: 60,
+};
+
+pub fn clip_10s() -> PathBuf {
+    fixture(&CLIP_10S)
+}
+
+pub fn clip_60s() -> PathBuf {
+    fixture(&CLIP_60S)
+}
+
+/// `target/` of this workspace (or `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// Serialises generation inside one test binary; across processes the atomic rename makes
+/// a concurrent build harmless (same bytes, last rename wins).
+static BUILDING: Mutex<()> = Mutex::new(());
+
+/// The clip's path, generating it first if it is not cached yet.
+pub fn fixture(clip: &Clip) -> PathBuf {
+    let dir = target_dir().join("testkit/fixtures");
+    let path = dir.join(format!("{}.flv", clip.name));
+    let _guard = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
+    if path.exists() {
+        return path;
+    }
+    std::fs::create_dir_all(&dir).expect("create target/testkit/fixtures");
+    let tmp = dir.join(format!(".{}.{}.tmp.flv", clip.name, std::process::id()));
+    let kbps = clip.video_kbps;
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={}:rate={}", clip.size, clip.fps))
+        .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000"])
+        .args(["-t", &clip.seconds.to_string(), "-map", "0:v", "-map", "1:a"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high"])
+        .args(["-pix_fmt", "yuv420p", "-threads", "1"])
+        .args(["-b:v", &format!("{kbps}k"), "-minrate", &format!("{kbps}k")])
+        .args(["-maxrate", &format!("{kbps}k"), "-bufsize", &format!("{}k", kbps * 2)])
+        .args(["-x264-params", "nal-hrd=cbr:force-cfr=1"])
+        .args(["-g", &clip.gop.to_string(), "-keyint_min", &clip.gop.to_string()])
+        .args(["-sc_threshold", "0"])
+        .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000"])
+        .args(["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"])
+        .args(["-f", "flv"])
+        .arg(&tmp)
+        .output()
+        .unwrap_or_else(|e| panic!("running ffmpeg to build fixture {}: {e} (apt-get install ffmpeg)", clip.name));
+    assert!(
+        out.status.success(),
+        "ffmpeg failed to build fixture {}: {}",
+        clip.name,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(&tmp, &path).expect("move the fixture into place");
+    path
+}
