@@ -215,10 +215,12 @@ pub fn declared_tracks(body: &[u8]) -> DeclaredTracks {
     let Ok(values) = amf0::Amf0Value::decode_all(body) else {
         return DeclaredTracks::default();
     };
-    let Some(obj) = values
-        .iter()
-        .find(|v| matches!(v, amf0::Amf0Value::Object(_) | amf0::Amf0Value::EcmaArray(_)))
-    else {
+    let Some(obj) = values.iter().find(|v| {
+        matches!(
+            v,
+            amf0::Amf0Value::Object(_) | amf0::Amf0Value::EcmaArray(_)
+        )
+    }) else {
         return DeclaredTracks::default();
     };
     let declared = |flag: &str, keys: &[&str]| match obj.get(flag) {
@@ -228,11 +230,23 @@ pub fn declared_tracks(body: &[u8]) -> DeclaredTracks {
     DeclaredTracks {
         video: declared(
             "hasVideo",
-            &["videocodecid", "width", "height", "videodatarate", "framerate"],
+            &[
+                "videocodecid",
+                "width",
+                "height",
+                "videodatarate",
+                "framerate",
+            ],
         ),
         audio: declared(
             "hasAudio",
-            &["audiocodecid", "audiosamplerate", "audiodatarate", "stereo", "audiosamplesize"],
+            &[
+                "audiocodecid",
+                "audiosamplerate",
+                "audiodatarate",
+                "stereo",
+                "audiosamplesize",
+            ],
         ),
     }
 }

@@ -283,7 +283,10 @@ fn b_frames_keep_pts_above_monotonic_dts() {
         // The composition offset survives exactly (ms → 90 kHz), plus the constant decode
         // lead that leaves room for negative offsets.
         let lead = livetape_hls::VIDEO_DECODE_LEAD_MS as f64;
-        assert!((pts - dts - f64::from(cts[i]) - lead).abs() < 0.5, "cts at {i}");
+        assert!(
+            (pts - dts - f64::from(cts[i]) - lead).abs() < 0.5,
+            "cts at {i}"
+        );
         last_dts = *dts;
     }
     assert_eq!(ffmpeg_decode_errors(&rec.playlist), "");

@@ -5,9 +5,9 @@ use bytes::{Bytes, BytesMut};
 use livetape_flv::{
     FILE_HEADER_LEN, MAX_TAG_DATA_SIZE, PREV_TAG_SIZE_LEN, TAG_HEADER_LEN, file_header, tag_header,
 };
+use livetape_media::av1::Av1Config;
 use livetape_media::avc::AvcConfig;
 use livetape_media::hevc::HevcConfig;
-use livetape_media::av1::Av1Config;
 use livetape_media::{AudioPacket, MediaFrame, MediaKind, VideoCodec, VideoPacket, VideoTag};
 use std::collections::VecDeque;
 

@@ -518,7 +518,10 @@ mod tests {
         let meta = VideoTag::parse(b"\xd4av01\x02\x00\x09colorInfo").unwrap();
         assert_eq!(meta.packet, VideoPacket::Other);
         let key = VideoTag::parse(b"\x91av01\x12\x00").unwrap();
-        assert_eq!((key.keyframe, key.packet, key.cts_ms), (true, VideoPacket::Frame, 0));
+        assert_eq!(
+            (key.keyframe, key.packet, key.cts_ms),
+            (true, VideoPacket::Frame, 0)
+        );
         assert_eq!(key.data(b"\x91av01\x12\x00"), b"\x12\x00");
         // A command frame (client-side seek) carries a byte, no FourCC.
         let cmd = VideoTag::parse(&[0xd1, 0]).unwrap();
@@ -589,7 +592,10 @@ mod tests {
             (AudioCodec::Opus, AudioPacket::SequenceHeader, 5)
         );
         let of = AudioTag::parse(b"\x91Opus\xf8\x72").unwrap();
-        assert_eq!((of.codec, of.packet), (AudioCodec::Opus, AudioPacket::Frame));
+        assert_eq!(
+            (of.codec, of.packet),
+            (AudioCodec::Opus, AudioPacket::Frame)
+        );
     }
 
     #[test]
@@ -601,7 +607,10 @@ mod tests {
         b.extend_from_slice(b"mp4a");
         b.extend_from_slice(&[0, 0, 0, 2, 0x22, 0x33]);
         let t = AudioTag::parse(&b).unwrap();
-        assert_eq!((t.codec, t.track, t.packet), (AudioCodec::Aac, 0, AudioPacket::Frame));
+        assert_eq!(
+            (t.codec, t.track, t.packet),
+            (AudioCodec::Aac, 0, AudioPacket::Frame)
+        );
         assert_eq!(t.data(&b), &[0x22, 0x33]);
         // A declared track size past the end is an error, not a panic.
         let bad = [0x95, 0x11, b'm', b'p', b'4', b'a', 0, 0, 0, 9, 1];

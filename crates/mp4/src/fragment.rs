@@ -164,7 +164,12 @@ impl FragmentWriter {
                         reason: "only AAC is recorded to MP4",
                     });
                 }
-                (idx, frame.payload.slice(tag.header_len..tag.data_end), 0, true)
+                (
+                    idx,
+                    frame.payload.slice(tag.header_len..tag.data_end),
+                    0,
+                    true,
+                )
             }
             MediaKind::Script => return Ok(false),
         };

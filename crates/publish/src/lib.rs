@@ -309,10 +309,14 @@ async fn send_all(
                 conn.session.send_frame(&shifted)?;
             }
             match (f.video(), f.audio()) {
-                (Some(Ok(v)), _) if v.packet == livetape_media::VideoPacket::Frame && v.track == 0 => {
+                (Some(Ok(v)), _)
+                    if v.packet == livetape_media::VideoPacket::Frame && v.track == 0 =>
+                {
                     sent.video += 1
                 }
-                (_, Some(Ok(a))) if a.packet == livetape_media::AudioPacket::Frame && a.track == 0 => {
+                (_, Some(Ok(a)))
+                    if a.packet == livetape_media::AudioPacket::Frame && a.track == 0 =>
+                {
                     sent.audio += 1
                 }
                 _ => sent.other += 1,

@@ -368,6 +368,7 @@ pub(crate) async fn commit_file(
     let file_id = c.file_id.clone();
     let callbacks = c.ctx.callbacks.clone();
     let format = c.format;
+    let (ctx, spool_path) = (Arc::clone(&c.ctx), c.spool_path.clone());
     let st2 = st.clone();
     let res = tokio::task::spawn_blocking(move || {
         let now = st2.clock.now_ms();
@@ -381,6 +382,30 @@ pub(crate) async fn commit_file(
             if let Err(e) = record::recover::remove(&path) {
                 tracing::warn!(file_id, error = %e, "could not remove spool");
             }
+            return;
+        }
+        Ok(Err(e @ record::RecordError::Mux { .. })) => {
+            // Malformed content: no later attempt can do better. Moved aside once instead of
+            // being retried at every start.
+            let to = record::recover::quarantine(&spool_path);
+            tracing::error!(
+                stream,
+                file_id,
+                error = %e,
+                quarantined = ?to.as_ref().map(|p| p.display().to_string()),
+                "spool cannot be finalized; moved to spool/quarantine"
+            );
+            st.metrics.recording_failed(format);
+            st.metrics.spool_quarantined();
+            let status = record::RecordStatus {
+                format,
+                kind: record::StatusKind::Error,
+                file_id: Some(file_id.clone()),
+                error: Some(format!(
+                    "the recording could not be finalized ({e}); its spool is kept in spool/quarantine"
+                )),
+            };
+            emit_statuses(&st, &ctx, vec![status]).await;
             return;
         }
         Ok(Err(e)) => {

@@ -60,38 +60,103 @@ static BUILDING: Mutex<()> = Mutex::new(());
 
 /// The clip's path, generating it first if it is not cached yet.
 pub fn fixture(clip: &Clip) -> PathBuf {
+    let kbps = clip.video_kbps;
+    let mut args: Vec<String> = ["-f", "lavfi", "-i"].map(String::from).to_vec();
+    args.push(format!("testsrc2=size={}:rate={}", clip.size, clip.fps));
+    let rest: &[&str] = &[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=1000:sample_rate=48000",
+        "-t",
+        &clip.seconds.to_string(),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-profile:v",
+        "high",
+        "-pix_fmt",
+        "yuv420p",
+        "-threads",
+        "1",
+        "-b:v",
+        &format!("{kbps}k"),
+        "-minrate",
+        &format!("{kbps}k"),
+        "-maxrate",
+        &format!("{kbps}k"),
+        "-bufsize",
+        &format!("{}k", kbps * 2),
+        "-x264-params",
+        "nal-hrd=cbr:force-cfr=1",
+        "-g",
+        &clip.gop.to_string(),
+        "-keyint_min",
+        &clip.gop.to_string(),
+        "-sc_threshold",
+        "0",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-ac",
+        "2",
+        "-ar",
+        "48000",
+        "-fflags",
+        "+bitexact",
+        "-flags:v",
+        "+bitexact",
+        "-flags:a",
+        "+bitexact",
+        "-f",
+        "flv",
+    ];
+    args.extend(rest.iter().map(|a| (*a).to_owned()));
+    generated(&format!("{}.flv", clip.name), Path::new("ffmpeg"), &args)
+}
+
+/// A file made by `program args… OUT` (OUT appended), cached under `target/testkit/fixtures`
+/// as `name` (built once; a different argument list is a different cache entry). For fixtures
+/// only a particular encoder makes, e.g. [`crate::ffmpeg9`] with libsvtav1 or multitrack audio.
+pub fn generated(name: &str, program: &Path, args: &[String]) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (program, args).hash(&mut h);
     let dir = target_dir().join("testkit/fixtures");
-    let path = dir.join(format!("{}.flv", clip.name));
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((name, "bin"));
+    // The first fixtures keep their plain names (README and benches point at them).
+    let path = if program == Path::new("ffmpeg") {
+        dir.join(name)
+    } else {
+        dir.join(format!("{stem}-{:08x}.{ext}", h.finish() as u32))
+    };
     let _guard = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     if path.exists() {
         return path;
     }
     std::fs::create_dir_all(&dir).expect("create target/testkit/fixtures");
-    let tmp = dir.join(format!(".{}.{}.tmp.flv", clip.name, std::process::id()));
-    let kbps = clip.video_kbps;
-    let out = Command::new("ffmpeg")
+    let tmp = dir.join(format!(".{stem}.{}.tmp.{ext}", std::process::id()));
+    let out = Command::new(program)
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
-        .args(["-f", "lavfi", "-i"])
-        .arg(format!("testsrc2=size={}:rate={}", clip.size, clip.fps))
-        .args(["-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000"])
-        .args(["-t", &clip.seconds.to_string(), "-map", "0:v", "-map", "1:a"])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high"])
-        .args(["-pix_fmt", "yuv420p", "-threads", "1"])
-        .args(["-b:v", &format!("{kbps}k"), "-minrate", &format!("{kbps}k")])
-        .args(["-maxrate", &format!("{kbps}k"), "-bufsize", &format!("{}k", kbps * 2)])
-        .args(["-x264-params", "nal-hrd=cbr:force-cfr=1"])
-        .args(["-g", &clip.gop.to_string(), "-keyint_min", &clip.gop.to_string()])
-        .args(["-sc_threshold", "0"])
-        .args(["-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000"])
-        .args(["-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"])
-        .args(["-f", "flv"])
+        .args(args)
         .arg(&tmp)
         .output()
-        .unwrap_or_else(|e| panic!("running ffmpeg to build fixture {}: {e} (apt-get install ffmpeg)", clip.name));
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {} to build fixture {name}: {e} (apt-get install ffmpeg)",
+                program.display()
+            )
+        });
     assert!(
         out.status.success(),
-        "ffmpeg failed to build fixture {}: {}",
-        clip.name,
+        "{} failed to build fixture {name}: {}",
+        program.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     std::fs::rename(&tmp, &path).expect("move the fixture into place");

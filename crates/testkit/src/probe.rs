@@ -61,9 +61,18 @@ pub fn count_packets(ffmpeg: &Path, path: &Path) -> Counts {
     let mut counts = Counts::default();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("#media_type ") {
-            kinds.push(rest.split(':').nth(1).map(str::trim).unwrap_or("").to_owned());
+            kinds.push(
+                rest.split(':')
+                    .nth(1)
+                    .map(str::trim)
+                    .unwrap_or("")
+                    .to_owned(),
+            );
         } else if !line.starts_with('#')
-            && let Some(idx) = line.split(',').next().and_then(|i| i.trim().parse::<usize>().ok())
+            && let Some(idx) = line
+                .split(',')
+                .next()
+                .and_then(|i| i.trim().parse::<usize>().ok())
         {
             match kinds.get(idx).map(String::as_str) {
                 Some("video") => counts.video += 1,

@@ -4,7 +4,7 @@
 //! catalogue row + event 100 in one transaction (caller) → spool removed (caller). A crash at
 //! any point leaves the spool, from which the same steps can be redone.
 
-use super::muxer::{ClosePlan, HLS_PLAYLIST};
+use super::muxer::{ClosePlan, HLS_PLAYLIST, PlanError};
 use super::{RecordContext, RecordError};
 use crate::config::Format;
 use crate::storage::{Storage, materialize, sync_dir};
@@ -64,7 +64,17 @@ pub fn finalize(
             ClosePlan::Hls { segments } => Some(segments),
             _ => None,
         };
-        finalize_hls(&c.spool_path, segments, &dest).map_err(io)?
+        match finalize_hls(&c.spool_path, segments, &dest) {
+            Ok(done) => done,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Err(RecordError::Mux {
+                    stream: c.ctx.stream.clone(),
+                    format: fmt,
+                    reason: e.to_string(),
+                });
+            }
+            Err(e) => return Err(io(e)),
+        }
     } else {
         let spool_exists = c.spool_path.exists();
         // A spool adopted by an interrupted in-place or disk-full finalize is already at `dest`.
@@ -73,14 +83,14 @@ pub fn finalize(
         } else {
             dest.as_path()
         };
-        let plan = c
-            .plan
-            .resolve(c.format, source)
-            .map_err(|e| RecordError::Mux {
+        let plan = c.plan.resolve(c.format, source).map_err(|e| match e {
+            PlanError::Io(e) => io(e),
+            PlanError::Malformed(reason) => RecordError::Mux {
                 stream: c.ctx.stream.clone(),
                 format: fmt,
-                reason: e,
-            })?;
+                reason,
+            },
+        })?;
         if plan.empty {
             if !spool_exists {
                 // Adopted by an earlier run before it died: the file at `dest` goes too.
@@ -192,7 +202,10 @@ fn finalize_hls(
         None => measure_segments(dir)?,
     };
     if segments.is_empty() {
-        return Err(io::Error::other("no complete HLS segment"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no complete HLS segment",
+        ));
     }
     let playlist = livetape_hls::rebuild_playlist(&segments, true);
     let tmp = dir.join(".playlist.tmp");

@@ -241,9 +241,8 @@ impl Gate {
 
     /// Drops what is held (a keyframe arrived after audio that waited for video).
     fn drop_held(&mut self) {
-        for (f, extra) in self.held.drain(..) {
+        for (f, _) in self.held.drain(..) {
             match f.kind {
-                _ if extra => {}
                 MediaKind::Video => self.dropped_video += 1,
                 _ => self.dropped_audio += 1,
             }
@@ -296,9 +295,7 @@ fn classify(frame: &MediaFrame) -> Part {
             Ok(a) => match (a.track, a.packet) {
                 (0, AudioPacket::SequenceHeader) => Part::Config(MediaKind::Audio),
                 (t, AudioPacket::SequenceHeader) => Part::ExtraConfig((MediaKind::Audio, t, 0)),
-                (t, AudioPacket::MultichannelConfig) => {
-                    Part::ExtraConfig((MediaKind::Audio, t, 4))
-                }
+                (t, AudioPacket::MultichannelConfig) => Part::ExtraConfig((MediaKind::Audio, t, 4)),
                 (0, AudioPacket::Frame) => Part::Frame {
                     key: false,
                     video: None,
@@ -422,7 +419,9 @@ impl Recorder {
         // Configuration tags carry no timing of their own (many encoders stamp them 0): they
         // are placed on the timeline without moving it.
         let (dts, jump) = match part {
-            Part::Config(_) | Part::ExtraConfig(_) => (self.timeline.place(frame.dts_ms), Jump::None),
+            Part::Config(_) | Part::ExtraConfig(_) => {
+                (self.timeline.place(frame.dts_ms), Jump::None)
+            }
             _ => self
                 .timeline
                 .map(frame.dts_ms, frame.kind == MediaKind::Video, now_ms),
@@ -455,13 +454,17 @@ impl Recorder {
                         true
                     }
                 };
-                if new_track && self.gate.is_none() {
-                    for i in 0..self.outputs.len() {
-                        let (_, left_out) = FileTracks::for_format(self.outputs[i].format, &self.headers);
-                        self.report_left_out(i, left_out);
+                // Before the first files open, the configuration is replayed at their start.
+                if self.gate.is_none() {
+                    if new_track {
+                        for i in 0..self.outputs.len() {
+                            let (_, left_out) =
+                                FileTracks::for_format(self.outputs[i].format, &self.headers);
+                            self.report_left_out(i, left_out);
+                        }
                     }
+                    self.write_extra(frame, now_ms, closed, errors);
                 }
-                self.write_extra(frame, now_ms, closed, errors);
             }
             Part::ExtraFrame => self.write_extra(frame, now_ms, closed, errors),
             Part::Frame { key, video, audio } => {
@@ -624,7 +627,12 @@ impl Recorder {
     }
 
     /// Opens the first files once the stream has shown its tracks (or stopped making us wait).
-    fn try_start(&mut self, now_ms: i64, closed: &mut Vec<ClosedFile>, errors: &mut Vec<RecordError>) {
+    fn try_start(
+        &mut self,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) {
         let Some(gate) = self.gate.as_ref() else {
             return;
         };
@@ -686,6 +694,10 @@ impl Recorder {
         if let Some(gate) = self.gate.as_mut() {
             if gate.since.is_some() {
                 gate.hold(frame.clone(), true);
+            } else if frame.kind == MediaKind::Video {
+                gate.dropped_video += 1;
+            } else {
+                gate.dropped_audio += 1;
             }
             return;
         }
@@ -771,7 +783,13 @@ impl Recorder {
 
     /// Opens output `i`'s next file at `first_dts`; false if the format cannot record now
     /// (it then stops, with its status).
-    fn open(&mut self, i: usize, first_dts: u64, now_ms: i64, errors: &mut Vec<RecordError>) -> bool {
+    fn open(
+        &mut self,
+        i: usize,
+        first_dts: u64,
+        now_ms: i64,
+        errors: &mut Vec<RecordError>,
+    ) -> bool {
         let format = self.outputs[i].format;
         let (tracks, left_out) = FileTracks::for_format(format, &self.headers);
         if tracks.is_empty() {
@@ -781,7 +799,10 @@ impl Recorder {
             out.blocked = true;
             let reason = if left_out.is_empty() {
                 match format {
-                    Format::Aac => "the stream has no AAC audio, so there is nothing to record as aac".to_owned(),
+                    Format::Aac => {
+                        "the stream has no AAC audio, so there is nothing to record as aac"
+                            .to_owned()
+                    }
                     _ => "the stream has no track to record".to_owned(),
                 }
             } else {
@@ -973,7 +994,12 @@ impl Recorder {
 
     /// Pushes everything buffered to the OS (the push ended but the files stay open, e.g.
     /// waiting out a reconnect window): a crash now loses nothing already received.
-    pub fn flush(&mut self, now_ms: i64, closed: &mut Vec<ClosedFile>, errors: &mut Vec<RecordError>) {
+    pub fn flush(
+        &mut self,
+        now_ms: i64,
+        closed: &mut Vec<ClosedFile>,
+        errors: &mut Vec<RecordError>,
+    ) {
         // Frames held at the start would be lost by a crash in the window: into files now.
         if self.gate.as_ref().is_some_and(|g| !g.held.is_empty()) {
             self.start(now_ms, closed, errors);

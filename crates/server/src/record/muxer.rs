@@ -104,7 +104,10 @@ impl FileTracks {
             };
             match ok {
                 Ok(()) => (t.video, t.video_codec) = (h.video.clone(), Some(codec)),
-                Err(why) => left_out.push(format!("{} video is not recorded in {name}: {why}", codec.name())),
+                Err(why) => left_out.push(format!(
+                    "{} video is not recorded in {name}: {why}",
+                    codec.name()
+                )),
             }
         }
         if let Some(codec) = h.audio_codec {
@@ -114,19 +117,29 @@ impl FileTracks {
             };
             match ok {
                 Ok(()) => (t.audio, t.audio_codec) = (h.audio.clone(), Some(codec)),
-                Err(why) => left_out.push(format!("{} audio is not recorded in {name}: {why}", codec.name())),
+                Err(why) => left_out.push(format!(
+                    "{} audio is not recorded in {name}: {why}",
+                    codec.name()
+                )),
             }
         }
         // Other E-RTMP tracks: FLV keeps them; the others record the default track only.
         for ((kind, track, packet), f) in &h.extra {
-            if format == Format::Flv || *packet != 0 || (format == Format::Aac && *kind != MediaKind::Audio) {
+            if format == Format::Flv
+                || *packet != 0
+                || (format == Format::Aac && *kind != MediaKind::Audio)
+            {
                 continue;
             }
             let codec = match kind {
                 MediaKind::Video => f.video().and_then(Result::ok).map(|v| v.codec.name()),
                 _ => f.audio().and_then(Result::ok).map(|a| a.codec.name()),
             };
-            let what = if *kind == MediaKind::Video { "video" } else { "audio" };
+            let what = if *kind == MediaKind::Video {
+                "video"
+            } else {
+                "audio"
+            };
             left_out.push(format!(
                 "{} {what} track {track} is not recorded in {name}: it keeps the default track only (flv keeps every track)",
                 codec.unwrap_or("unknown")
@@ -214,8 +227,15 @@ pub(crate) struct ResolvedPlan {
     pub empty: bool,
 }
 
+/// Why a spool's plan could not be made: its file could not be read (worth retrying), or its
+/// content is malformed (never will be).
+pub(crate) enum PlanError {
+    Io(io::Error),
+    Malformed(String),
+}
+
 impl ClosePlan {
-    pub fn resolve(self, format: Format, spool: &Path) -> Result<ResolvedPlan, String> {
+    pub fn resolve(self, format: Format, spool: &Path) -> Result<ResolvedPlan, PlanError> {
         match self {
             Self::Recover if format == Format::Flv => {
                 let p = recover_flv(spool)?;
@@ -234,8 +254,10 @@ impl ClosePlan {
                 ranges: vec![(p.copy_from, p.copy_len)],
                 duration_ms: p.duration_ms,
             }),
-            Self::Hls { .. } => Err("an HLS spool is not copied".into()),
-            Self::Recover if format == Format::Hls => Err("an HLS spool is not copied".into()),
+            Self::Hls { .. } => Err(PlanError::Malformed("an HLS spool is not copied".into())),
+            Self::Recover if format == Format::Hls => {
+                Err(PlanError::Malformed("an HLS spool is not copied".into()))
+            }
             Self::Mp4 | Self::Recover => {
                 let p = plan_mp4(spool)?;
                 Ok(ResolvedPlan {
@@ -251,9 +273,9 @@ impl ClosePlan {
 }
 
 /// Reads an FLV spool to its last complete tag (a torn tail is left out).
-fn recover_flv(spool: &Path) -> Result<livetape_flv::FinalizePlan, String> {
+fn recover_flv(spool: &Path) -> Result<livetape_flv::FinalizePlan, PlanError> {
     use std::io::Read;
-    let ctx = |e: std::io::Error| format!("{}: {e}", spool.display());
+    let ctx = PlanError::Io;
     let mut f = std::fs::File::open(spool).map_err(ctx)?;
     let mut rec = FlvFileWriter::recover();
     let mut buf = vec![0u8; 256 * 1024];
@@ -264,7 +286,9 @@ fn recover_flv(spool: &Path) -> Result<livetape_flv::FinalizePlan, String> {
         }
         rec.feed(&buf[..n]);
     }
-    let r = rec.finish().map_err(|e| e.to_string())?;
+    let r = rec
+        .finish()
+        .map_err(|e| PlanError::Malformed(e.to_string()))?;
     if r.torn_bytes > 0 {
         tracing::info!(spool = %spool.display(), torn_bytes = r.torn_bytes, "dropped a torn tail");
     }
@@ -273,9 +297,9 @@ fn recover_flv(spool: &Path) -> Result<livetape_flv::FinalizePlan, String> {
 
 /// Drives the sans-IO spool scanner over the file: it asks only for box headers and
 /// `moov`/`moof` boxes, never the media payload.
-fn plan_mp4(spool: &Path) -> Result<livetape_mp4::FinalizePlan, String> {
+fn plan_mp4(spool: &Path) -> Result<livetape_mp4::FinalizePlan, PlanError> {
     use std::io::{Read, Seek, SeekFrom};
-    let ctx = |e: std::io::Error| format!("{}: {e}", spool.display());
+    let ctx = PlanError::Io;
     let mut f = std::fs::File::open(spool).map_err(ctx)?;
     let len = f.metadata().map_err(ctx)?.len();
     let mut scanner = livetape_mp4::SpoolScanner::new(len);
@@ -284,9 +308,13 @@ fn plan_mp4(spool: &Path) -> Result<livetape_mp4::FinalizePlan, String> {
         buf.resize(len, 0);
         f.seek(SeekFrom::Start(offset)).map_err(ctx)?;
         f.read_exact(&mut buf).map_err(ctx)?;
-        scanner.feed(&buf).map_err(|e| e.to_string())?;
+        scanner
+            .feed(&buf)
+            .map_err(|e| PlanError::Malformed(e.to_string()))?;
     }
-    scanner.finish().map_err(|e| e.to_string())
+    scanner
+        .finish()
+        .map_err(|e| PlanError::Malformed(e.to_string()))
 }
 
 /// Performs what one `HlsWriter` call produced: finish a segment (and republish the
@@ -366,18 +394,22 @@ impl Muxer {
                 .map_err(|e| WriteError::Mux(e.to_string()))?;
                 // Other E-RTMP tracks' configurations and channel layouts: FLV keeps them.
                 for f in start.extra {
-                    w.push(&MediaFrame::new(f.kind, first_dts, f.payload.clone()), &mut sink)
-                        .map_err(|e| WriteError::Mux(e.to_string()))?;
+                    w.push(
+                        &MediaFrame::new(f.kind, first_dts, f.payload.clone()),
+                        &mut sink,
+                    )
+                    .map_err(|e| WriteError::Mux(e.to_string()))?;
                 }
                 sink.done()?;
                 Ok(Self::Flv(w))
             }
             Format::Mp4 | Format::Aac => {
-                let payload = |b: &Bytes| -> Result<(Bytes, livetape_media::VideoCodec), WriteError> {
-                    let tag = livetape_media::VideoTag::parse(b)
-                        .map_err(|e| WriteError::Mux(e.to_string()))?;
-                    Ok((b.slice(tag.header_len..tag.data_end), tag.codec))
-                };
+                let payload =
+                    |b: &Bytes| -> Result<(Bytes, livetape_media::VideoCodec), WriteError> {
+                        let tag = livetape_media::VideoTag::parse(b)
+                            .map_err(|e| WriteError::Mux(e.to_string()))?;
+                        Ok((b.slice(tag.header_len..tag.data_end), tag.codec))
+                    };
                 let video = match tracks.video.as_ref() {
                     Some(sh) if format == Format::Mp4 => {
                         let (config, codec) = payload(sh)?;

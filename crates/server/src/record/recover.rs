@@ -63,6 +63,37 @@ pub fn remove(spool: &Path) -> io::Result<()> {
     gone(std::fs::remove_file(meta_path(spool)))
 }
 
+/// Where spools that can never be finalized are moved (inside the spool directory, which
+/// [`scan`] reads only one level deep).
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// Moves a spool (file or HLS directory) and its metadata into `spool/quarantine/`, where
+/// neither recovery nor anything else touches them again; an operator can inspect or delete
+/// them. Returns the new location of the spool.
+pub fn quarantine(spool: &Path) -> io::Result<PathBuf> {
+    let dir = spool
+        .parent()
+        .ok_or_else(|| io::Error::other("spool has no parent"))?
+        .join(QUARANTINE_DIR);
+    std::fs::create_dir_all(&dir)?;
+    let name = spool
+        .file_name()
+        .ok_or_else(|| io::Error::other("spool has no name"))?;
+    let to = dir.join(name);
+    if spool.exists() {
+        std::fs::rename(spool, &to)?;
+    }
+    let meta = meta_path(spool);
+    if meta.exists() {
+        std::fs::rename(&meta, meta_path(&to))?;
+    }
+    crate::storage::sync_dir(&dir)?;
+    if let Some(parent) = spool.parent() {
+        crate::storage::sync_dir(parent)?;
+    }
+    Ok(to)
+}
+
 /// What start-up found in the spool directory.
 pub enum Found {
     /// A spool to finalize.

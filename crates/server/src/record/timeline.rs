@@ -94,7 +94,7 @@ impl Timeline {
         let raw = i64::try_from(dts_ms).unwrap_or(i64::MAX);
         if let Some((last, last_wall)) = self.last {
             let mapped = raw.saturating_add(self.offset);
-                let step = mapped.saturating_sub(i64::try_from(last).unwrap_or(i64::MAX));
+            let step = mapped.saturating_sub(i64::try_from(last).unwrap_or(i64::MAX));
             let wall = now_ms.saturating_sub(last_wall).max(0);
             let resumed = std::mem::take(&mut self.resume_pending);
             if !resumed {

@@ -292,3 +292,84 @@ async fn play_auth_disconnects_and_live_hls() {
     assert!(packets.iter().find(|p| p.0 == "video").unwrap().1);
     assert!(push.await.unwrap());
 }
+
+/// A viewer that joins while the stream is still audio only (a relay or a mobile SDK whose
+/// camera starts late) gets the video once its header arrives: the header is passed in order
+/// to viewers already watching.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_from_before_the_late_video_header_sees_the_video() {
+    use crate::shapes::{frames_of, push};
+    use livetape_media::{MediaFrame, MediaKind, VideoPacket};
+    let s = TestServer::start("").await;
+    let clip = frames_of(&livetape_testkit::CLIP_10S);
+    let vsh = clip
+        .iter()
+        .find(|f| matches!(f.video(), Some(Ok(v)) if v.packet == VideoPacket::SequenceHeader))
+        .unwrap()
+        .clone();
+    // Audio from 0, the video header and pictures from the keyframe at 4 s.
+    let mut frames = Vec::new();
+    let mut sent_header = false;
+    for f in &clip {
+        if f.kind == MediaKind::Video {
+            if f.payload == vsh.payload || f.dts_ms < 4_000 {
+                continue;
+            }
+            if !sent_header {
+                frames.push(MediaFrame::new(
+                    MediaKind::Video,
+                    f.dts_ms,
+                    vsh.payload.clone(),
+                ));
+                sent_header = true;
+            }
+        }
+        frames.push(f.clone());
+    }
+    let video_sent = frames
+        .iter()
+        .filter(|f| matches!(f.video(), Some(Ok(v)) if v.packet == VideoPacket::Frame))
+        .count();
+    let s2 = std::sync::Arc::new(s);
+    let pusher = {
+        let s = s2.clone();
+        tokio::spawn(async move {
+            push(&s, "late", frames, |o| {
+                o.pace = livetape_publish::Pace::Realtime
+            })
+            .await
+        })
+    };
+    // Watching while only audio is there.
+    let st = wait_stream(&s2, "late", |x| x["audio_codec"] == "aac").await;
+    assert_eq!(st["video_codec"], "", "audio only so far: {st}");
+    let url = s2.http("/live/live/late.flv");
+    let ff = livetape_testkit::ffmpeg9();
+    let viewer = tokio::spawn(async move {
+        let out = tokio::process::Command::new(ff)
+            .args(["-v", "error", "-nostdin", "-i", &url])
+            .args(["-map", "0", "-c", "copy", "-f", "framecrc", "-"])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    });
+    pusher.await.unwrap();
+    let crc = tokio::time::timeout(WAIT, viewer).await.unwrap().unwrap();
+    let kinds: Vec<&str> = crc
+        .lines()
+        .filter_map(|l| l.strip_prefix("#media_type "))
+        .collect();
+    assert!(kinds.iter().any(|k| k.ends_with("video")), "{kinds:?}");
+    let video_index = kinds
+        .iter()
+        .position(|k| k.ends_with("video"))
+        .unwrap()
+        .to_string();
+    let video = crc
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.split(',').next() == Some(video_index.as_str()))
+        .count();
+    assert_eq!(video, video_sent, "every picture reached the early viewer");
+}

@@ -19,6 +19,7 @@ mod live;
 mod metrics;
 mod order;
 mod postgres;
+mod publishers;
 mod record_loop;
 mod retention;
 mod s3;

@@ -133,20 +133,23 @@ pub fn assert_whole(recs: &[Rec], files: [(&str, usize); 4], want: (u64, u64)) {
     for (format, n) in files {
         let (got_n, v, a) = totals(recs, format);
         let want = if format == "aac" { (0, want.1) } else { want };
-        assert_eq!((got_n, v, a), (n, want.0, want.1), "{format}: files, video, audio");
+        assert_eq!(
+            (got_n, v, a),
+            (n, want.0, want.1),
+            "{format}: files, video, audio"
+        );
     }
 }
 
 /// The rows of one stream in `/v1/recordings`.
 async fn rows(s: &TestServer, stream: &str) -> Vec<Value> {
-    let v: Value = reqwest::get(s.http(&format!(
-        "/v1/recordings?stream_id={stream}&page_size=100"
-    )))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let v: Value =
+        reqwest::get(s.http(&format!("/v1/recordings?stream_id={stream}&page_size=100")))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     v["recordings"].as_array().unwrap().clone()
 }
 
@@ -209,7 +212,11 @@ fn audio_first(frames: &[MediaFrame], video_from_ms: u64) -> Vec<MediaFrame> {
                 continue;
             }
             if !sent_header {
-                out.push(MediaFrame::new(MediaKind::Video, f.dts_ms, vsh.payload.clone()));
+                out.push(MediaFrame::new(
+                    MediaKind::Video,
+                    f.dts_ms,
+                    vsh.payload.clone(),
+                ));
                 sent_header = true;
             }
         }
@@ -231,14 +238,21 @@ async fn audio_first_case(metadata_kept: bool) {
     assert!(want.1 > 360, "{want:?}");
     push(&s, "late-video", frames, |_| {}).await;
     let recs = files(&mut s, 4).await;
-    assert_whole(&recs, [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)], want);
+    assert_whole(
+        &recs,
+        [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)],
+        want,
+    );
     for r in &recs {
         let e = ext(&r.event);
         if r.format == "aac" {
             assert_eq!(e["video_codec"], "", "an aac file carries no video codec");
             assert_eq!(e["resolution"], "");
         } else {
-            assert_eq!((e["video_codec"].as_str(), e["resolution"].as_str()), (Some("h264"), Some("640x360")));
+            assert_eq!(
+                (e["video_codec"].as_str(), e["resolution"].as_str()),
+                (Some("h264"), Some("640x360"))
+            );
         }
     }
     let aac_row = rows(&s, "late-video")
@@ -247,14 +261,25 @@ async fn audio_first_case(metadata_kept: bool) {
         .find(|r| r["format"] == "aac")
         .unwrap();
     assert_eq!(
-        (&aac_row["video_codec"], &aac_row["width"], &aac_row["height"]),
+        (
+            &aac_row["video_codec"],
+            &aac_row["width"],
+            &aac_row["height"]
+        ),
         (&Value::from(""), &Value::from(0), &Value::from(0))
     );
     // The audio that came before the first picture is counted, not silently lost.
-    let m = reqwest::get(s.http("/metrics")).await.unwrap().text().await.unwrap();
+    let m = reqwest::get(s.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let dropped = m
         .lines()
-        .find(|l| l.starts_with("livetape_recording_dropped_frames_total{reason=\"before_keyframe\"}"))
+        .find(|l| {
+            l.starts_with("livetape_recording_dropped_frames_total{reason=\"before_keyframe\"}")
+        })
         .unwrap_or_else(|| panic!("no dropped-frames metric in\n{m}"));
     let n: u64 = dropped.rsplit(' ').next().unwrap().parse().unwrap();
     let sent = coded(&audio_first(&clip, 2_000));
@@ -276,8 +301,16 @@ async fn audio_first_then_video_without_metadata() {
 async fn one_track_only() {
     let mut s = TestServer::start(ALL_FORMATS).await;
     let clip = frames_of(&tk::CLIP_10S);
-    let video: Vec<MediaFrame> = clip.iter().filter(|f| f.kind == MediaKind::Video).cloned().collect();
-    let audio: Vec<MediaFrame> = clip.iter().filter(|f| f.kind == MediaKind::Audio).cloned().collect();
+    let video: Vec<MediaFrame> = clip
+        .iter()
+        .filter(|f| f.kind == MediaKind::Video)
+        .cloned()
+        .collect();
+    let audio: Vec<MediaFrame> = clip
+        .iter()
+        .filter(|f| f.kind == MediaKind::Audio)
+        .cloned()
+        .collect();
     for with_meta in [true, false] {
         let mut v = video.clone();
         let mut a = audio.clone();
@@ -318,7 +351,11 @@ async fn audio_joins_a_video_only_stream() {
                 continue;
             }
             if !joined {
-                frames.push(MediaFrame::new(MediaKind::Audio, f.dts_ms, ash.payload.clone()));
+                frames.push(MediaFrame::new(
+                    MediaKind::Audio,
+                    f.dts_ms,
+                    ash.payload.clone(),
+                ));
                 joined = true;
             }
         }
@@ -333,13 +370,35 @@ async fn audio_joins_a_video_only_stream() {
     let audio_from_6s = coded(&frames[key6..]).1;
     push(&s, "mic-on", frames, |_| {}).await;
     let recs = files(&mut s, 6).await;
-    assert_eq!(totals(&recs, "flv"), (1, 300, sent.1), "flv takes the audio in place");
-    assert_eq!(totals(&recs, "mp4"), (2, 300, audio_from_6s), "mp4 splits at 6 s");
-    assert_eq!(totals(&recs, "hls"), (2, 300, audio_from_6s), "hls splits at 6 s");
-    assert_eq!(totals(&recs, "aac"), (1, 0, audio_from_6s), "m4a starts with the audio");
+    assert_eq!(
+        totals(&recs, "flv"),
+        (1, 300, sent.1),
+        "flv takes the audio in place"
+    );
+    assert_eq!(
+        totals(&recs, "mp4"),
+        (2, 300, audio_from_6s),
+        "mp4 splits at 6 s"
+    );
+    assert_eq!(
+        totals(&recs, "hls"),
+        (2, 300, audio_from_6s),
+        "hls splits at 6 s"
+    );
+    assert_eq!(
+        totals(&recs, "aac"),
+        (1, 0, audio_from_6s),
+        "m4a starts with the audio"
+    );
     let mp4: Vec<&Rec> = recs.iter().filter(|r| r.format == "mp4").collect();
-    let durations: Vec<i64> = mp4.iter().map(|r| r.event["duration"].as_i64().unwrap()).collect();
-    assert!(durations.contains(&6) && durations.contains(&4), "{durations:?}");
+    let durations: Vec<i64> = mp4
+        .iter()
+        .map(|r| r.event["duration"].as_i64().unwrap())
+        .collect();
+    assert!(
+        durations.contains(&6) && durations.contains(&4),
+        "{durations:?}"
+    );
 }
 
 /// Audio stops halfway (a muted microphone that stops sending): nothing else changes.
@@ -353,7 +412,11 @@ async fn audio_stops_mid_stream() {
     let want = coded(&frames);
     push(&s, "mute", frames, |_| {}).await;
     let recs = files(&mut s, 4).await;
-    assert_whole(&recs, [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)], want);
+    assert_whole(
+        &recs,
+        [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)],
+        want,
+    );
 }
 
 /// No `onMetaData` at all, `onMetaData` repeated before every keyframe, and bare
@@ -362,11 +425,16 @@ async fn audio_stops_mid_stream() {
 async fn metadata_variants() {
     let mut s = TestServer::start(ALL_FORMATS).await;
     let clip = frames_of(&tk::CLIP_10S);
-    let meta = clip.iter().find(|f| f.kind == MediaKind::Script).unwrap().clone();
+    let meta = clip
+        .iter()
+        .find(|f| f.kind == MediaKind::Script)
+        .unwrap()
+        .clone();
     let repeated: Vec<MediaFrame> = clip
         .iter()
         .flat_map(|f| {
-            let again = (f.is_video_keyframe()).then(|| MediaFrame::new(MediaKind::Script, f.dts_ms, meta.payload.clone()));
+            let again = (f.is_video_keyframe())
+                .then(|| MediaFrame::new(MediaKind::Script, f.dts_ms, meta.payload.clone()));
             again.into_iter().chain([f.clone()])
         })
         .collect();
@@ -377,7 +445,11 @@ async fn metadata_variants() {
     ] {
         push(&s, name, frames, |o| o.set_data_frame = set_data_frame).await;
         let recs = files(&mut s, 4).await;
-        assert_whole(&recs, [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)], (300, 470));
+        assert_whole(
+            &recs,
+            [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)],
+            (300, 470),
+        );
     }
 }
 
@@ -404,7 +476,11 @@ async fn repeated_and_changed_sequence_headers() {
         .collect();
     push(&s, "repeat", repeated, |_| {}).await;
     let recs = files(&mut s, 4).await;
-    assert_whole(&recs, [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)], (300, 470));
+    assert_whole(
+        &recs,
+        [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)],
+        (300, 470),
+    );
 
     // 640x360 for 10 s, then 320x240 for 10 s, one continuous timeline.
     let small = frames_of(&SMALL_10S);
@@ -418,7 +494,11 @@ async fn repeated_and_changed_sequence_headers() {
     );
     push(&s, "resize", both, |_| {}).await;
     let recs = files(&mut s, 6).await;
-    assert_whole(&recs, [("flv", 2), ("mp4", 2), ("hls", 1), ("aac", 1)], (600, 940));
+    assert_whole(
+        &recs,
+        [("flv", 2), ("mp4", 2), ("hls", 1), ("aac", 1)],
+        (600, 940),
+    );
     for f in ["flv", "mp4"] {
         let mut res: Vec<String> = recs
             .iter()
@@ -479,7 +559,11 @@ async fn odd_timestamps() {
     let jump: Vec<MediaFrame> = clip
         .iter()
         .map(|f| {
-            let dts = if f.dts_ms >= 5_000 { f.dts_ms + 300_000 } else { f.dts_ms };
+            let dts = if f.dts_ms >= 5_000 {
+                f.dts_ms + 300_000
+            } else {
+                f.dts_ms
+            };
             MediaFrame::new(f.kind, dts, f.payload.clone())
         })
         .collect();
@@ -487,7 +571,11 @@ async fn odd_timestamps() {
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            let back = if f.kind == MediaKind::Audio && i % 3 == 0 { 7 } else { 0 };
+            let back = if f.kind == MediaKind::Audio && i % 3 == 0 {
+                7
+            } else {
+                0
+            };
             MediaFrame::new(f.kind, f.dts_ms.saturating_sub(back), f.payload.clone())
         })
         .collect();
@@ -495,13 +583,19 @@ async fn odd_timestamps() {
     // offset, so frames ahead of their decode order get cts < 0 (some encoders send this).
     let lead = clip
         .iter()
-        .find_map(|f| f.video().and_then(Result::ok).filter(|v| v.packet == VideoPacket::Frame))
+        .find_map(|f| {
+            f.video()
+                .and_then(Result::ok)
+                .filter(|v| v.packet == VideoPacket::Frame)
+        })
         .unwrap()
         .cts_ms;
     assert!(lead > 0, "the fixture has B-frames");
     let negative = retime_video(&clip, |dts, cts| (dts + lead as u64, cts - lead));
     assert!(
-        negative.iter().any(|f| matches!(f.video(), Some(Ok(v)) if v.cts_ms < 0)),
+        negative
+            .iter()
+            .any(|f| matches!(f.video(), Some(Ok(v)) if v.cts_ms < 0)),
         "negative offsets present"
     );
     for (name, frames) in [
@@ -513,7 +607,11 @@ async fn odd_timestamps() {
     ] {
         push(&s, name, frames, |_| {}).await;
         let recs = files(&mut s, 4).await;
-        assert_whole(&recs, [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)], (300, 470));
+        assert_whole(
+            &recs,
+            [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)],
+            (300, 470),
+        );
         for r in &recs {
             let d = r.event["duration"].as_i64().unwrap();
             assert!((9..=11).contains(&d), "{name} {}: duration {d} s", r.format);
@@ -521,7 +619,11 @@ async fn odd_timestamps() {
         let rows = rows(&s, name).await;
         for row in &rows {
             let ms = row["duration_ms"].as_i64().unwrap();
-            assert!((9_900..=10_200).contains(&ms), "{name} {}: {ms} ms", row["format"]);
+            assert!(
+                (9_900..=10_200).contains(&ms),
+                "{name} {}: {ms} ms",
+                row["format"]
+            );
         }
     }
 }
@@ -557,7 +659,11 @@ async fn long_gops_and_missing_keyframes() {
     assert_eq!(want.0, 600);
     push(&s, "gop10", long, |_| {}).await;
     let recs = files(&mut s, 4).await;
-    assert_whole(&recs, [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)], want);
+    assert_whole(
+        &recs,
+        [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)],
+        want,
+    );
 
     let clip = frames_of(&GOP_30S);
     // Starts just after the first keyframe: 30 s of pictures that cannot be decoded.
@@ -571,7 +677,11 @@ async fn long_gops_and_missing_keyframes() {
     assert_eq!(want.0, 300, "10 s of video from the keyframe at 30 s");
     push(&s, "no-key-30s", mid_gop.clone(), |_| {}).await;
     let recs = files(&mut s, 4).await;
-    assert_whole(&recs, [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)], want);
+    assert_whole(
+        &recs,
+        [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)],
+        want,
+    );
 
     // Only the first 20 s of that: no keyframe at all.
     let never: Vec<MediaFrame> = mid_gop.into_iter().filter(|f| f.dts_ms < 20_000).collect();
@@ -579,10 +689,15 @@ async fn long_gops_and_missing_keyframes() {
     let statuses = statuses_until(&mut s, 0).await;
     let mut failed: Vec<i64> = statuses
         .iter()
-        .filter(|st| st["stream_id"] == "no-key-ever" && st["record_event"] == "record_start_failed")
+        .filter(|st| {
+            st["stream_id"] == "no-key-ever" && st["record_event"] == "record_start_failed"
+        })
         .map(|st| {
             let d = detail(st);
-            assert!(d["error"].as_str().unwrap().contains("no video keyframe"), "{d}");
+            assert!(
+                d["error"].as_str().unwrap().contains("no video keyframe"),
+                "{d}"
+            );
             d["file_format"].as_i64().unwrap()
         })
         .collect();
@@ -610,9 +725,16 @@ async fn unpublish_with_connection_open_and_close_without_unpublish() {
             "the server closed the connection, not our timeout"
         );
         let end = s.receiver.next_of(0).await.body;
-        assert_eq!((end["stream_id"].as_str(), end["errcode"].as_i64()), (Some(name), Some(errcode)));
+        assert_eq!(
+            (end["stream_id"].as_str(), end["errcode"].as_i64()),
+            (Some(name), Some(errcode))
+        );
         let recs = files(&mut s, 4).await;
-        assert_whole(&recs, [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)], (300, 470));
+        assert_whole(
+            &recs,
+            [("flv", 1), ("mp4", 1), ("hls", 1), ("aac", 1)],
+            (300, 470),
+        );
     }
 }
 
@@ -667,7 +789,11 @@ async fn enhanced_rtmp_v2_modex_and_multitrack_video() {
     let statuses = statuses_until(&mut s, 0).await;
     let recs = files(&mut s, 4).await;
     for f in ["mp4", "hls", "aac"] {
-        let want = if f == "aac" { (1, 0, 470) } else { (1, 300, 470) };
+        let want = if f == "aac" {
+            (1, 0, 470)
+        } else {
+            (1, 300, 470)
+        };
         assert_eq!(totals(&recs, f), want, "{f}");
     }
     // FLV keeps both video tracks: ffmpeg 9 demuxes the second as a stream of its own.
@@ -684,9 +810,78 @@ async fn enhanced_rtmp_v2_modex_and_multitrack_video() {
         );
     }
     assert!(
-        !statuses.iter().any(|st| detail(st)["file_format"] == 1 && st["record_event"] == "record_error"),
+        !statuses
+            .iter()
+            .any(|st| detail(st)["file_format"] == 1 && st["record_event"] == "record_error"),
         "flv keeps it"
     );
 }
 
-
+/// A spool whose content can never be finalized (here an MP4 spool cut inside its init
+/// segment) is moved to `spool/quarantine/` once, counted in `/metrics` and reported with event
+/// 332, instead of being retried at every start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spool_that_cannot_be_finalized_is_quarantined_once() {
+    let s = TestServer::start(ALL_FORMATS).await;
+    let spool_dir = s.data_path("spool");
+    let id = "1250000000_0123456789abcdef0123456789abcdef";
+    let spool = spool_dir.join(format!("{id}.mp4.part"));
+    std::fs::write(&spool, b"\0\0\0\x20ftypisom\0\0\0\0isomiso2\0\0\x10\0moov").unwrap();
+    let meta = serde_json::json!({
+        "file_id": id,
+        "format": "mp4",
+        "ctx": {
+            "appid": 1250000000u64, "domain": "", "appname": "live", "stream": "broken",
+            "sequence": "7", "stream_param": "",
+            "callbacks": {
+                "name": "cb", "key": CALLBACK_KEY,
+                "stream_begin_url": format!("{}/begin", s.receiver.url),
+                "stream_end_url": format!("{}/end", s.receiver.url),
+                "record_url": format!("{}/record", s.receiver.url),
+                "retry_count": 12, "retry_interval_s": 1,
+            },
+        },
+        "started_wall_ms": 1_700_000_000_000i64,
+        "media_start_ms": 0,
+        "video": null,
+    });
+    std::fs::write(spool.with_extension("json"), meta.to_string()).unwrap();
+    let mut s = s.restart().await;
+    let q = spool_dir.join("quarantine");
+    assert!(q.join(format!("{id}.mp4.part")).exists(), "moved aside");
+    assert!(
+        q.join(format!("{id}.mp4.json")).exists(),
+        "with its metadata"
+    );
+    assert!(!spool.exists());
+    let st = s.receiver.next_of(332).await.body;
+    assert_eq!(st["record_event"], "record_error");
+    assert!(
+        detail(&st)["error"]
+            .as_str()
+            .unwrap()
+            .contains("quarantine"),
+        "{st}"
+    );
+    let m = reqwest::get(s.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("livetape_spools_quarantined_total 1"), "{m}");
+    // The next start leaves it alone: not retried, not reported again.
+    let mut s = s.restart().await;
+    let m = reqwest::get(s.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("livetape_spools_quarantined_total 0"), "{m}");
+    assert!(q.join(format!("{id}.mp4.part")).exists());
+    assert!(rows(&s, "broken").await.is_empty());
+    push(&s, "after", frames_of(&tk::CLIP_10S), |_| {}).await;
+    let got = s.receiver.next().await.body;
+    assert_ne!(got["stream_id"], "broken", "no second report: {got}");
+}
