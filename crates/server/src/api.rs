@@ -312,11 +312,11 @@ async fn vod(
         .get_recording(&file_id)
         .await?
         .ok_or_else(not_found)?;
-    let Some(format) = crate::config::Format::from_name(&rec.format) else {
+    let Some(format) = crate::model::Format::from_name(&rec.format) else {
         return Err(not_found());
     };
     let dir_or_file = st.storage.resolve(&rec.path).ok_or_else(not_found)?;
-    let (path, mime) = if format == crate::config::Format::Hls {
+    let (path, mime) = if format == crate::model::Format::Hls {
         // An HLS recording is a directory: its playlist and segments are served beside it.
         if name == format.url_name() {
             (dir_or_file.join(&name), format.mime())
@@ -336,7 +336,7 @@ async fn vod(
         && !tokio::fs::try_exists(&path).await.unwrap_or(false)
         && let Some(key) = st.catalog.object_key(&file_id).await?
     {
-        let key = if format == crate::config::Format::Hls {
+        let key = if format == crate::model::Format::Hls {
             format!("{key}/{name}")
         } else {
             key

@@ -3,20 +3,15 @@
 //! Loading is two-step: figment deserialises (its errors name the key and the source), then
 //! [`Config::validate`] checks ranges and cross-references and names the offending key itself.
 
+use crate::model::{
+    CallbackRule, CallbackTemplate, DEFAULT_TEMPLATE, FieldError, RecordRule, RecordTemplate,
+};
 use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// Tencent's API range for `RecordInterval` (§3.1).
-pub const INTERVAL_RANGE_S: std::ops::RangeInclusive<u64> = 30..=7200;
-/// Tencent's API range for `FlowContinueDuration` (§3.1).
-pub const RESUME_RANGE_S: std::ops::RangeInclusive<u64> = 0..=1800;
-/// Tencent's `StorageTime` range is 0–1500 days; 0 keeps files forever.
-pub const MAX_STORAGE_DAYS: u64 = 1500;
-/// Accepted HLS target segment lengths.
-pub const HLS_TARGET_RANGE_S: std::ops::RangeInclusive<u64> = 1..=60;
 /// Tencent closes a push after about 70 s without data (errcode 8/20).
 pub const DEFAULT_IDLE_TIMEOUT_S: u64 = 70;
 
@@ -247,160 +242,6 @@ pub struct ApiConfig {
     pub key: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Flv,
-    Mp4,
-    /// Audio-only recording: AAC in an MP4 container (`.m4a`), which every browser plays
-    /// (raw ADTS `.aac` does not seek in most of them).
-    Aac,
-    /// MPEG-TS segments and a VOD playlist; one recording per push session (or resume
-    /// window), never split by `interval_s`.
-    Hls,
-}
-
-impl Format {
-    /// Tencent's `file_format`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Flv => "flv",
-            Self::Mp4 => "mp4",
-            Self::Aac => "aac",
-            Self::Hls => "hls",
-        }
-    }
-
-    /// File extension of the finished file (a directory for HLS).
-    pub fn ext(self) -> &'static str {
-        match self {
-            Self::Flv => "flv",
-            Self::Mp4 => "mp4",
-            Self::Aac => "m4a",
-            Self::Hls => "hls",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<Self> {
-        match s {
-            "flv" => Some(Self::Flv),
-            "mp4" => Some(Self::Mp4),
-            "aac" => Some(Self::Aac),
-            "hls" => Some(Self::Hls),
-            _ => None,
-        }
-    }
-
-    /// Last path segment of the playback URL (`/vod/{file_id}/{name}`), Tencent style.
-    pub fn url_name(self) -> String {
-        match self {
-            Self::Hls => "playlist.m3u8".into(),
-            _ => format!("f0.{}", self.ext()),
-        }
-    }
-
-    pub fn mime(self) -> &'static str {
-        match self {
-            Self::Flv => "video/x-flv",
-            Self::Mp4 => "video/mp4",
-            Self::Aac => "audio/mp4",
-            Self::Hls => "application/vnd.apple.mpegurl",
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordTemplate {
-    pub name: String,
-    #[serde(default = "default_formats")]
-    pub formats: Vec<Format>,
-    /// FLV/MP4 files split at the first keyframe at or after this many seconds.
-    #[serde(default = "default_interval")]
-    pub interval_s: u64,
-    /// Reconnect window (Tencent `FlowContinueDuration`): a push of the same stream that starts
-    /// within this many seconds of the previous push's end continues the same recording.
-    /// 0 = every push is a new recording.
-    #[serde(default)]
-    pub resume_s: u64,
-    /// HLS: target segment length; segments are cut at the first keyframe after it.
-    #[serde(default = "default_hls_target")]
-    pub hls_target_s: u64,
-    /// Retention (Tencent `StorageTime`, in days): recordings older than this are deleted.
-    /// 0 = kept forever.
-    #[serde(default)]
-    pub storage_days: u64,
-}
-
-fn default_hls_target() -> u64 {
-    10
-}
-
-fn default_formats() -> Vec<Format> {
-    vec![Format::Mp4]
-}
-fn default_interval() -> u64 {
-    1800
-}
-
-impl RecordTemplate {
-    pub fn builtin_default() -> Self {
-        Self {
-            name: "default".into(),
-            formats: default_formats(),
-            interval_s: default_interval(),
-            resume_s: 0,
-            hls_target_s: default_hls_target(),
-            storage_days: 0,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordRule {
-    #[serde(default = "star")]
-    pub app: String,
-    #[serde(default = "star")]
-    pub stream: String,
-    pub template: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallbackTemplate {
-    pub name: String,
-    #[serde(default)]
-    pub key: String,
-    pub stream_begin_url: Option<String>,
-    pub stream_end_url: Option<String>,
-    pub record_url: Option<String>,
-    /// Retries after the first attempt (Tencent §1.2: 12).
-    #[serde(default = "default_retry_count")]
-    pub retry_count: u32,
-    #[serde(default = "default_retry_interval")]
-    pub retry_interval_s: u64,
-}
-
-fn default_retry_count() -> u32 {
-    12
-}
-fn default_retry_interval() -> u64 {
-    60
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallbackRule {
-    #[serde(default = "star")]
-    pub app: String,
-    pub template: String,
-}
-
-fn star() -> String {
-    "*".into()
-}
-
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -414,6 +255,12 @@ pub(crate) fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Con
     ConfigError::Invalid {
         key: key.into(),
         problem: problem.into(),
+    }
+}
+
+impl From<FieldError> for ConfigError {
+    fn from(e: FieldError) -> Self {
+        invalid(e.field, e.problem)
     }
 }
 
@@ -453,7 +300,7 @@ impl Config {
     /// Record templates including the built-in `default` unless the file redefines it.
     pub fn record_templates(&self) -> Vec<RecordTemplate> {
         let mut t = self.record_template.clone();
-        if !t.iter().any(|t| t.name == "default") {
+        if !t.iter().any(|t| t.name == DEFAULT_TEMPLATE) {
             t.push(RecordTemplate::builtin_default());
         }
         t
@@ -462,9 +309,9 @@ impl Config {
     pub fn record_rules(&self) -> Vec<RecordRule> {
         self.record_rule.clone().unwrap_or_else(|| {
             vec![RecordRule {
-                app: star(),
-                stream: star(),
-                template: "default".into(),
+                app: "*".into(),
+                stream: "*".into(),
+                template: DEFAULT_TEMPLATE.into(),
             }]
         })
     }
@@ -533,90 +380,41 @@ impl Config {
         }
         let templates = self.record_templates();
         for (i, t) in self.record_template.iter().enumerate() {
-            let k = |f: &str| format!("record_template[{i}].{f}");
-            if t.name.is_empty() {
-                return Err(invalid(k("name"), "must not be empty"));
-            }
+            let at = format!("record_template[{i}]");
+            t.check().map_err(|e| e.within(&at))?;
             if self.record_template[..i].iter().any(|o| o.name == t.name) {
-                return Err(invalid(k("name"), format!("duplicate name `{}`", t.name)));
-            }
-            if t.formats.is_empty() {
                 return Err(invalid(
-                    k("formats"),
-                    "needs at least one of \"flv\", \"mp4\", \"hls\", \"aac\"",
-                ));
-            }
-            if !INTERVAL_RANGE_S.contains(&t.interval_s) {
-                return Err(invalid(
-                    k("interval_s"),
-                    format!(
-                        "{} is outside {}..={}",
-                        t.interval_s,
-                        INTERVAL_RANGE_S.start(),
-                        INTERVAL_RANGE_S.end()
-                    ),
-                ));
-            }
-        }
-        for (i, t) in self.record_template.iter().enumerate() {
-            if t.storage_days > MAX_STORAGE_DAYS {
-                return Err(invalid(
-                    format!("record_template[{i}].storage_days"),
-                    format!("{} is over {MAX_STORAGE_DAYS}", t.storage_days),
-                ));
-            }
-            if !HLS_TARGET_RANGE_S.contains(&t.hls_target_s) {
-                return Err(invalid(
-                    format!("record_template[{i}].hls_target_s"),
-                    format!("{} is outside 1..=60", t.hls_target_s),
-                ));
-            }
-            if !RESUME_RANGE_S.contains(&t.resume_s) {
-                return Err(invalid(
-                    format!("record_template[{i}].resume_s"),
-                    format!("{} is outside 0..=1800", t.resume_s),
+                    format!("{at}.name"),
+                    format!("duplicate name `{}`", t.name),
                 ));
             }
         }
         for (i, r) in self.record_rules().iter().enumerate() {
+            let at = format!("record_rule[{i}]");
+            r.check().map_err(|e| e.within(&at))?;
             if !templates.iter().any(|t| t.name == r.template) {
                 return Err(invalid(
-                    format!("record_rule[{i}].template"),
+                    format!("{at}.template"),
                     format!("no record_template named `{}`", r.template),
                 ));
             }
         }
         for (i, t) in self.callback_template.iter().enumerate() {
-            let k = |f: &str| format!("callback_template[{i}].{f}");
+            let at = format!("callback_template[{i}]");
+            t.check().map_err(|e| e.within(&at))?;
             if self.callback_template[..i].iter().any(|o| o.name == t.name) {
-                return Err(invalid(k("name"), format!("duplicate name `{}`", t.name)));
-            }
-            let urls = [
-                ("stream_begin_url", &t.stream_begin_url),
-                ("stream_end_url", &t.stream_end_url),
-                ("record_url", &t.record_url),
-            ];
-            if urls.iter().all(|(_, u)| u.is_none()) {
                 return Err(invalid(
-                    k("record_url"),
-                    "a callback template needs at least one URL",
+                    format!("{at}.name"),
+                    format!("duplicate name `{}`", t.name),
                 ));
-            }
-            for (f, u) in urls {
-                if let Some(u) = u
-                    && !(u.starts_with("http://") || u.starts_with("https://"))
-                {
-                    return Err(invalid(k(f), format!("`{u}` is not an http(s) URL")));
-                }
-            }
-            if t.retry_interval_s == 0 {
-                return Err(invalid(k("retry_interval_s"), "must be at least 1"));
             }
         }
         for (i, r) in self.callback_rule.iter().enumerate() {
+            let at = format!("callback_rule[{i}]");
+            r.check().map_err(|e| e.within(&at))?;
             if !self.callback_template.iter().any(|t| t.name == r.template) {
                 return Err(invalid(
-                    format!("callback_rule[{i}].template"),
+                    format!("{at}.template"),
                     format!("no callback_template named `{}`", r.template),
                 ));
             }
@@ -629,33 +427,10 @@ impl Config {
     }
 }
 
-/// Shell-style glob with `*` and `?`, used by record and callback rules.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Format, glob_match};
     use crate::templates::Snapshot;
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! Bodies are stored unsigned; the notifier adds `t`/`sign` on every attempt.
 
-use crate::config::{CallbackTemplate, Config};
+use crate::config::Config;
+use crate::model::CallbackTemplate;
 use livetape_catalog::{NewEvent, Recording};
 use livetape_tencent::callback::{CallbackExt, PushInfo, RecordFileEvent, StreamEvent};
 
@@ -175,7 +176,7 @@ pub fn record_status(
     use livetape_tencent::callback::{EVENT_RECORD_STATUS, RecordDetail, RecordStatusEvent};
     let t = ctx.callbacks.as_ref()?;
     let url = t.record_url.as_deref()?;
-    let mut detail = RecordDetail::template(crate::record::tencent_format_code(status.format));
+    let mut detail = RecordDetail::template(status.format.tencent_code());
     detail.file_id = status.file_id.clone();
     detail.error = status.error.clone();
     // Unique and stable per event: receivers dedupe on it.

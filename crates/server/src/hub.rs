@@ -3,14 +3,9 @@
 //! Recorders run inside the publisher's connection task (see `record`), so the hub never sits
 //! between a frame and its recording: a slow consumer can never cost a recorded frame.
 
+use crate::model::StreamKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct StreamKey {
-    pub app: String,
-    pub stream: String,
-}
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct LiveStream {

@@ -4,8 +4,9 @@
 
 use crate::AppState;
 use crate::events::{self, PushFacts};
-use crate::hub::{LiveStream, PublishLease, StreamKey};
+use crate::hub::{LiveStream, PublishLease};
 use crate::metrics::Refusal;
+use crate::model::StreamKey;
 use crate::record::{ClosedFile, RecordContext, Recorder};
 use bytes::BytesMut;
 use livetape_catalog::NewPush;
@@ -236,8 +237,8 @@ impl Connection {
             return None;
         }
         if stream.is_empty()
-            || stream.len() > crate::MAX_NAME_LEN
-            || app.len() > crate::MAX_NAME_LEN
+            || stream.len() > crate::model::MAX_NAME_LEN
+            || app.len() > crate::model::MAX_NAME_LEN
         {
             tracing::warn!(peer = %self.peer, app, "publish refused: bad stream name");
             st.metrics.rtmp_refused(Refusal::BadName);

@@ -14,6 +14,7 @@ pub mod hub;
 pub mod ingest;
 pub mod live;
 pub mod metrics;
+pub mod model;
 pub mod objects;
 mod outbox;
 pub mod query;
@@ -32,9 +33,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use storage::Storage;
 use tokio::net::TcpListener;
-
-/// Longest app or stream name accepted from a publisher (bytes).
-pub const MAX_NAME_LEN: usize = 256;
 
 /// Everything the ingest tasks and HTTP handlers share.
 pub struct AppState {

@@ -8,7 +8,7 @@
 
 use crate::AppState;
 use crate::api::ApiError;
-use crate::config::Format;
+use crate::model::Format;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;

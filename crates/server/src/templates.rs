@@ -14,9 +14,11 @@
 
 use crate::AppState;
 use crate::api::ApiError;
-use crate::config::{
-    CallbackRule, CallbackTemplate, Config, Format, INTERVAL_RANGE_S, RESUME_RANGE_S, RecordRule,
-    RecordTemplate, glob_match,
+use crate::config::Config;
+use crate::model::{
+    CallbackRule, CallbackTemplate, DEFAULT_FORMATS, DEFAULT_HLS_TARGET_S, DEFAULT_INTERVAL_S,
+    DEFAULT_RETRY_COUNT, DEFAULT_RETRY_INTERVAL_S, FieldError, Format, RecordRule, RecordTemplate,
+    glob_match, specificity,
 };
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -28,20 +30,7 @@ use livetape_catalog::{
     StoredRule, StoredTemplate, TemplateSeed, TemplateSet,
 };
 use serde::{Deserialize, Serialize};
-use std::ops::RangeInclusive;
 use std::sync::{Arc, RwLock};
-
-/// Format names a record template may list (Tencent's `FlvParam`/`Mp4Param`/`HlsParam`/
-/// `AacParam`).
-pub const KNOWN_FORMATS: [&str; 4] = ["flv", "mp4", "hls", "aac"];
-pub use crate::config::HLS_TARGET_RANGE_S;
-pub const DEFAULT_HLS_TARGET_S: u32 = 10;
-pub use crate::config::MAX_STORAGE_DAYS;
-/// Tencent's `TemplateName` limit.
-pub const MAX_TEMPLATE_NAME_LEN: usize = 255;
-const DEFAULT_INTERVAL_S: u32 = 1800;
-const DEFAULT_RETRY_COUNT: u32 = 12;
-const DEFAULT_RETRY_INTERVAL_S: u32 = 60;
 
 // ---- the snapshot ----------------------------------------------------------------------
 
@@ -53,17 +42,6 @@ pub struct Snapshot {
     record_rules: Vec<RecordRule>,
     callback_templates: Vec<CallbackTemplate>,
     callback_rules: Vec<CallbackRule>,
-}
-
-/// How specific a rule pattern is: exact beats glob beats `*`.
-fn specificity(pattern: &str) -> u8 {
-    if pattern == "*" {
-        0
-    } else if pattern.contains(['*', '?']) {
-        1
-    } else {
-        2
-    }
 }
 
 impl Snapshot {
@@ -283,80 +261,29 @@ fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("`{field}`: {problem}"))
 }
 
-fn in_range(field: &str, v: i64, range: RangeInclusive<u64>) -> Result<u32, ApiError> {
-    u64::try_from(v)
-        .ok()
-        .filter(|v| range.contains(v))
-        .and_then(|v| u32::try_from(v).ok())
-        .ok_or_else(|| {
-            bad(
-                field,
-                format!("{v} is outside {}..={}", range.start(), range.end()),
-            )
-        })
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
 }
 
-/// Tencent `TemplateName`: letters, digits, `_` and `-`.
-fn template_name(field: &str, name: &str) -> Result<(), ApiError> {
-    if name.is_empty() || name.len() > MAX_TEMPLATE_NAME_LEN {
-        return Err(bad(
-            field,
-            format!("must be 1..={MAX_TEMPLATE_NAME_LEN} bytes"),
-        ));
+/// A JSON number for a field with limits: negative numbers are out of range too.
+fn number(field: &str, v: Option<i64>, default: u64) -> Result<u64, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(v) => u64::try_from(v).map_err(|_| bad(field, format!("{v} is negative"))),
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(bad(
-            field,
-            format!("`{name}` may only hold letters, digits, `_` and `-`"),
-        ));
-    }
-    Ok(())
 }
 
 /// The name comes from the path (PUT) or the body (POST); both given must agree.
 fn body_name(path: Option<&str>, body: Option<String>) -> Result<String, ApiError> {
-    let name = match (path, body) {
+    match (path, body) {
         (Some(p), Some(b)) if p != b => {
-            return Err(bad("name", format!("`{b}` differs from the URL's `{p}`")));
+            Err(bad("name", format!("`{b}` differs from the URL's `{p}`")))
         }
-        (Some(p), _) => p.to_owned(),
-        (None, Some(b)) => b,
-        (None, None) => return Err(bad("name", "is required")),
-    };
-    template_name("name", &name)?;
-    Ok(name)
-}
-
-/// A rule's app/stream glob: non-empty, bounded, printable.
-fn pattern(field: &str, v: Option<String>) -> Result<String, ApiError> {
-    let v = v.unwrap_or_else(|| "*".into());
-    if v.is_empty() || v.len() > crate::MAX_NAME_LEN {
-        return Err(bad(
-            field,
-            format!("must be 1..={} bytes", crate::MAX_NAME_LEN),
-        ));
-    }
-    if v.chars().any(char::is_control) {
-        return Err(bad(field, "must not contain control characters"));
-    }
-    Ok(v)
-}
-
-fn http_url(field: &str, u: Option<String>) -> Result<Option<String>, ApiError> {
-    let Some(u) = u.filter(|u| !u.is_empty()) else {
-        return Ok(None);
-    };
-    let host = u
-        .strip_prefix("http://")
-        .or_else(|| u.strip_prefix("https://"));
-    match host {
-        Some(h) if !h.is_empty() && !u.chars().any(|c| c.is_whitespace() || c.is_control()) => {
-            Ok(Some(u))
-        }
-        _ => Err(bad(field, format!("`{u}` is not an http(s) URL"))),
+        (Some(p), _) => Ok(p.to_owned()),
+        (None, Some(b)) => Ok(b),
+        (None, None) => Err(bad("name", "is required")),
     }
 }
 
@@ -376,45 +303,37 @@ pub struct RecordTemplateBody {
 impl RecordTemplateBody {
     pub fn validate(self, path_name: Option<&str>) -> Result<RecordTemplateDef, ApiError> {
         let name = body_name(path_name, self.name)?;
-        let formats = self.formats.unwrap_or_else(|| vec!["mp4".into()]);
-        if formats.is_empty() {
-            return Err(bad(
-                "formats",
-                format!("needs at least one of {KNOWN_FORMATS:?}"),
-            ));
-        }
-        for (i, f) in formats.iter().enumerate() {
-            if !KNOWN_FORMATS.contains(&f.as_str()) {
-                return Err(bad(
-                    "formats",
-                    format!("unknown format `{f}`; use {KNOWN_FORMATS:?}"),
-                ));
-            }
-            if formats[..i].contains(f) {
-                return Err(bad("formats", format!("`{f}` is listed twice")));
-            }
-        }
-        let opt = |field, v: Option<i64>, default: u32, range| match v {
-            Some(v) => in_range(field, v, range),
-            None => Ok(default),
+        let formats = match self.formats {
+            None => DEFAULT_FORMATS.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|f| {
+                    Format::from_name(f).ok_or_else(|| {
+                        bad(
+                            "formats",
+                            format!("unknown format `{f}`; use {:?}", Format::NAMES),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         };
-        Ok(RecordTemplateDef {
+        let t = RecordTemplate {
             name,
             formats,
-            interval_s: opt(
-                "interval_s",
-                self.interval_s,
-                DEFAULT_INTERVAL_S,
-                INTERVAL_RANGE_S,
-            )?,
-            hls_target_s: opt(
-                "hls_target_s",
-                self.hls_target_s,
-                DEFAULT_HLS_TARGET_S,
-                HLS_TARGET_RANGE_S,
-            )?,
-            resume_s: opt("resume_s", self.resume_s, 0, RESUME_RANGE_S)?,
-            storage_days: opt("storage_days", self.storage_days, 0, 0..=MAX_STORAGE_DAYS)?,
+            interval_s: number("interval_s", self.interval_s, DEFAULT_INTERVAL_S)?,
+            hls_target_s: number("hls_target_s", self.hls_target_s, DEFAULT_HLS_TARGET_S)?,
+            resume_s: number("resume_s", self.resume_s, 0)?,
+            storage_days: number("storage_days", self.storage_days, 0)?,
+        };
+        t.check()?;
+        let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Ok(RecordTemplateDef {
+            formats: t.formats.iter().map(|f| f.as_str().to_owned()).collect(),
+            interval_s: u32_of(t.interval_s),
+            hls_target_s: u32_of(t.hls_target_s),
+            resume_s: u32_of(t.resume_s),
+            storage_days: u32_of(t.storage_days),
+            name: t.name,
         })
     }
 }
@@ -432,11 +351,16 @@ pub struct RecordRuleBody {
 
 impl RecordRuleBody {
     pub fn validate(self) -> Result<RecordRuleDef, ApiError> {
-        template_name("template", &self.template)?;
-        Ok(RecordRuleDef {
-            app: pattern("app", self.app)?,
-            stream: pattern("stream", self.stream)?,
+        let r = RecordRule {
+            app: self.app.unwrap_or_else(|| "*".into()),
+            stream: self.stream.unwrap_or_else(|| "*".into()),
             template: self.template,
+        };
+        r.check()?;
+        Ok(RecordRuleDef {
+            app: r.app,
+            stream: r.stream,
+            template: r.template,
         })
     }
 }
@@ -459,32 +383,34 @@ pub struct CallbackTemplateBody {
 
 impl CallbackTemplateBody {
     pub fn validate(self, path_name: Option<&str>) -> Result<CallbackTemplateDef, ApiError> {
-        let name = body_name(path_name, self.name)?;
-        let stream_begin_url = http_url("stream_begin_url", self.stream_begin_url)?;
-        let stream_end_url = http_url("stream_end_url", self.stream_end_url)?;
-        let record_url = http_url("record_url", self.record_url)?;
-        if stream_begin_url.is_none() && stream_end_url.is_none() && record_url.is_none() {
-            return Err(bad(
-                "record_url",
-                "a callback template needs at least one of stream_begin_url, stream_end_url, \
-                 record_url",
-            ));
-        }
-        let max = u64::from(u32::MAX);
-        Ok(CallbackTemplateDef {
-            name,
+        let url = |u: Option<String>| u.filter(|u| !u.is_empty());
+        let t = CallbackTemplate {
+            name: body_name(path_name, self.name)?,
             key: self.key.unwrap_or_default(),
-            stream_begin_url,
-            stream_end_url,
-            record_url,
-            retry_count: match self.retry_count {
-                Some(v) => in_range("retry_count", v, 0..=max)?,
-                None => DEFAULT_RETRY_COUNT,
-            },
-            retry_interval_s: match self.retry_interval_s {
-                Some(v) => in_range("retry_interval_s", v, 1..=max)?,
-                None => DEFAULT_RETRY_INTERVAL_S,
-            },
+            stream_begin_url: url(self.stream_begin_url),
+            stream_end_url: url(self.stream_end_url),
+            record_url: url(self.record_url),
+            retry_count: u32::try_from(number(
+                "retry_count",
+                self.retry_count,
+                u64::from(DEFAULT_RETRY_COUNT),
+            )?)
+            .map_err(|_| bad("retry_count", format!("must be at most {}", u32::MAX)))?,
+            retry_interval_s: number(
+                "retry_interval_s",
+                self.retry_interval_s,
+                DEFAULT_RETRY_INTERVAL_S,
+            )?,
+        };
+        t.check()?;
+        Ok(CallbackTemplateDef {
+            name: t.name,
+            key: t.key,
+            stream_begin_url: t.stream_begin_url,
+            stream_end_url: t.stream_end_url,
+            record_url: t.record_url,
+            retry_count: t.retry_count,
+            retry_interval_s: u32::try_from(t.retry_interval_s).unwrap_or(u32::MAX),
         })
     }
 }
@@ -500,10 +426,14 @@ pub struct CallbackRuleBody {
 
 impl CallbackRuleBody {
     pub fn validate(self) -> Result<CallbackRuleDef, ApiError> {
-        template_name("template", &self.template)?;
-        Ok(CallbackRuleDef {
-            app: pattern("app", self.app)?,
+        let r = CallbackRule {
+            app: self.app.unwrap_or_else(|| "*".into()),
             template: self.template,
+        };
+        r.check()?;
+        Ok(CallbackRuleDef {
+            app: r.app,
+            template: r.template,
         })
     }
 }
@@ -1150,7 +1080,7 @@ mod tests {
         assert_eq!(d.formats, ["mp4"]);
         assert_eq!(
             (d.interval_s, d.hls_target_s, d.resume_s, d.storage_days),
-            (1800, DEFAULT_HLS_TARGET_S, 0, 0)
+            (1800, 10, 0, 0)
         );
         let d = rt_body(
             r#"{"name":"a-1_b","formats":["flv","hls","aac","mp4"],"interval_s":30,
@@ -1248,7 +1178,7 @@ mod tests {
                 .unwrap_err()
                 .starts_with("`app`")
         );
-        let long = "s".repeat(crate::MAX_NAME_LEN + 1);
+        let long = "s".repeat(crate::model::MAX_NAME_LEN + 1);
         let e = r(&format!(r#"{{"template":"hd","stream":"{long}"}}"#)).unwrap_err();
         assert!(e.starts_with("`stream`"), "{e}");
         assert!(

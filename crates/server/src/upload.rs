@@ -171,7 +171,7 @@ async fn upload(st: &AppState, objects: &Objects, up: &PendingUpload) -> Result<
             key: up.recording.path.clone(),
             reason: "not a path inside the data dir".into(),
         })?;
-    if up.recording.format != crate::config::Format::Hls.as_str() {
+    if up.recording.format != crate::model::Format::Hls.as_str() {
         return put_file(objects.store().as_ref(), &local, &up.object_key).await;
     }
     // Segments first, the playlist last: a playlist in the bucket never names a missing

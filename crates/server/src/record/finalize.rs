@@ -6,7 +6,7 @@
 
 use super::muxer::{ClosePlan, HLS_PLAYLIST, PlanError};
 use super::{RecordContext, RecordError};
-use crate::config::Format;
+use crate::model::Format;
 use crate::storage::{Storage, materialize, sync_dir};
 use livetape_catalog::Recording;
 use livetape_hls::SegmentInfo;

@@ -39,18 +39,8 @@ pub use timeline::RESUME_GAP_MS;
 /// The playlist file of an HLS recording (beside its segments).
 pub const HLS_PLAYLIST_NAME: &str = muxer::HLS_PLAYLIST;
 
-/// Tencent's numeric `file_format` in event 332's `record_detail`.
-pub fn tencent_format_code(f: Format) -> i32 {
-    match f {
-        Format::Flv => 1,
-        Format::Mp4 => 3,
-        Format::Hls => 2,
-        Format::Aac => 4,
-    }
-}
-
-use crate::config::{Format, RecordTemplate};
 use crate::metrics::{DropReason, FileMeter, RecordMeters};
+use crate::model::{Format, RecordTemplate};
 use bytes::Bytes;
 use livetape_media::av1::Av1Config;
 use livetape_media::avc::AvcConfig;
@@ -84,7 +74,7 @@ pub struct RecordContext {
     /// The callback template in force when the recording started: a later edit never
     /// redirects the events of a running recording.
     #[serde(default)]
-    pub callbacks: Option<crate::config::CallbackTemplate>,
+    pub callbacks: Option<crate::model::CallbackTemplate>,
     /// The template's retention (days, 0 = forever), pinned like `callbacks`.
     #[serde(default)]
     pub storage_days: u64,

@@ -2,7 +2,7 @@
 
 use super::Headers;
 use super::spool::Spool;
-use crate::config::Format;
+use crate::model::Format;
 use bytes::Bytes;
 use livetape_flv::{FlvFileWriter, FlvSink};
 use livetape_hls::{HlsConfig, HlsOutput, HlsWriter};

@@ -7,7 +7,7 @@
 
 use super::muxer::ClosePlan;
 use super::{ClosedFile, RecordContext};
-use crate::config::Format;
+use crate::model::Format;
 use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! the same stream within the window takes it back and continues the same files.
 
 use super::{ClosedFile, RecordContext, RecordError, RecordStatus, Recorder};
-use crate::hub::StreamKey;
+use crate::model::StreamKey;
 use std::collections::HashMap;
 use std::sync::Mutex;
 

@@ -2,7 +2,7 @@
 //! send it) is recorded to every format, and each file holds every frame.
 
 use crate::common::*;
-use livetape::config::Format;
+use livetape::model::Format;
 use livetape_flv::FlvReader;
 use livetape_media::{MediaFrame, VideoCodec, VideoPacket};
 use livetape_publish::{Pace, PublishOptions, load_flv, publish_frames};

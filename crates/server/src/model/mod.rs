@@ -1,0 +1,10 @@
+//! The server's vocabulary: formats, templates and rules, stream keys and name limits. Imports
+//! nothing of the server; every layer above speaks these types.
+
+mod format;
+mod names;
+mod templates;
+
+pub use format::Format;
+pub use names::{MAX_NAME_LEN, StreamKey, glob_match, specificity};
+pub use templates::*;

@@ -1,0 +1,46 @@
+//! Names from the network: stream keys, their limits, and rule globs.
+
+/// Longest app or stream name accepted from a publisher (bytes).
+pub const MAX_NAME_LEN: usize = 256;
+
+/// One stream: the app it is published under and its name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StreamKey {
+    pub app: String,
+    pub stream: String,
+}
+
+/// Shell-style glob with `*` and `?`, used by record and callback rules.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// How specific a rule pattern is: exact beats glob beats `*`.
+pub fn specificity(pattern: &str) -> u8 {
+    if pattern == "*" {
+        0
+    } else if pattern.contains(['*', '?']) {
+        1
+    } else {
+        2
+    }
+}
