@@ -1,5 +1,5 @@
 //! The outbox as the console sees it: a filtered, paged listing of callback deliveries and
-//! "retry now". The notifier's own queries (due rows, per-stream order) live in `catalog.rs`.
+//! "retry now". The notifier's own queries (due rows, per-stream order) live in `sql/outbox.rs`.
 
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
@@ -7,8 +7,7 @@ use crate::backend::Begin;
 use crate::catalog::{Catalog, MAX_LIST_LIMIT};
 use crate::error::{CatalogError, Result, db_err, to_i64};
 use crate::model::{OutboxEvent, OutboxState};
-
-use crate::catalog::outbox_cols as delivery_cols;
+use crate::sql::outbox::outbox_cols as delivery_cols;
 
 const GET_SQL: &str = concat!("SELECT ", delivery_cols!(), " FROM outbox WHERE id = $1");
 

@@ -2,8 +2,8 @@
 //! index-driven (a regression to a full scan would make Live_Tape_GetFilelist
 //! O(table) per page).
 
-use crate::catalog::{count_recordings_sql, page_recordings_sql};
-use crate::{Catalog, RecordingQuery, SortOrder};
+use crate::catalog::{Catalog, count_recordings_sql, page_recordings_sql};
+use crate::model::{RecordingQuery, SortOrder};
 use sqlx::Row;
 
 async fn plan(cat: &Catalog, mut qb: sqlx::QueryBuilder<sqlx::Sqlite>) -> Vec<String> {
@@ -132,7 +132,9 @@ async fn open_applies_migrations_and_durability_pragmas() {
 /// a manual `sqlite3` session): deleting a bound template and binding a missing one both fail.
 #[tokio::test]
 async fn template_foreign_keys_are_enforced_by_the_schema() {
-    use crate::{CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef};
+    use crate::templates::{
+        CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef,
+    };
     let cat = Catalog::open_in_memory().await.unwrap();
     let t = RecordTemplateDef {
         name: "hd".into(),
@@ -191,7 +193,7 @@ async fn expiry_scan_uses_the_partial_index() {
     let cat = Catalog::open_in_memory().await.unwrap();
     let qb = sqlx::QueryBuilder::new(format!(
         "EXPLAIN QUERY PLAN {}",
-        crate::catalog::EXPIRED_SQL
+        crate::sql::recordings::EXPIRED_SQL
     ));
     let lines = plan(&cat, qb).await;
     assert!(
@@ -213,7 +215,7 @@ async fn orphaned_pushes_read_only_open_sessions() {
     let cat = Catalog::open_in_memory().await.unwrap();
     let qb = sqlx::QueryBuilder::new(format!(
         "EXPLAIN QUERY PLAN {}",
-        crate::cluster::ORPHANED_PUSHES_SQL
+        crate::sql::sessions::ORPHANED_PUSHES_SQL
     ));
     let lines = plan(&cat, qb).await;
     assert!(
@@ -229,7 +231,7 @@ async fn orphaned_pushes_read_only_open_sessions() {
 /// must stay on an index, not a scan of every delivered row kept for inspection.
 #[tokio::test]
 async fn outbox_order_checks_use_the_stream_index() {
-    use crate::catalog::{DUE_EVENTS_SQL, NEXT_DUE_SQL, OUTBOX_DUE_SQL};
+    use crate::sql::outbox::{DUE_EVENTS_SQL, NEXT_DUE_SQL, OUTBOX_DUE_SQL};
     let cat = Catalog::open_in_memory().await.unwrap();
     for (what, sql) in [
         ("due_events", DUE_EVENTS_SQL),
@@ -284,8 +286,8 @@ async fn outbox_order_checks_use_the_stream_index() {
     );
 }
 
-fn recording(file_id: &str) -> crate::Recording {
-    crate::Recording {
+fn recording(file_id: &str) -> crate::model::Recording {
+    crate::model::Recording {
         file_id: file_id.into(),
         sequence: "seq".into(),
         app: "example.com".into(),
@@ -363,7 +365,7 @@ async fn outbox_pending_stats_reads_only_pending_rows() {
         &cat,
         sqlx::QueryBuilder::new(format!(
             "EXPLAIN QUERY PLAN {}",
-            crate::catalog::OUTBOX_PENDING_STATS_SQL
+            crate::sql::outbox::OUTBOX_PENDING_STATS_SQL
         )),
     )
     .await;

@@ -30,6 +30,7 @@ mod cluster;
 mod deliveries;
 mod error;
 mod model;
+mod sql;
 mod synth;
 mod templates;
 mod uploads;

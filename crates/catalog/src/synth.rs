@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, Row};
 
-use crate::Catalog;
 use crate::backend::Db;
+use crate::catalog::Catalog;
 use crate::error::{Result, db_err, to_i64};
 
 /// Stream names are this prefix and the stream's index.

@@ -10,8 +10,8 @@
 //! caller's. It enforces the relational rules itself: names and rule keys are unique, a rule
 //! must name an existing template, and a template bound by a rule cannot be deleted.
 
-use crate::Catalog;
 use crate::backend::{Begin, Conn};
+use crate::catalog::Catalog;
 use crate::error::{CatalogError, Result, db_err};
 
 /// Marker row in `catalog_meta` set by the first [`Catalog::seed_templates`].

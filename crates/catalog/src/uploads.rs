@@ -6,10 +6,11 @@
 //!
 //! One SQL text per statement for both engines (`$n` placeholders).
 
-use crate::backend::{Begin, Conn};
-use crate::catalog::{Catalog, MAX_LIST_LIMIT, bind_recording, recording_cols};
+use crate::backend::Begin;
+use crate::catalog::{Catalog, MAX_LIST_LIMIT};
 use crate::error::{Result, db_err, to_i64};
 use crate::model::{NewEvent, Recording};
+use crate::sql::recordings::{bind_recording, recording_cols};
 
 /// A file waiting for (another) upload attempt.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -268,28 +269,4 @@ impl Catalog {
         ))?;
         Ok(done > 0)
     }
-}
-
-/// Called inside the transaction that deletes a recordings row (before the `DELETE`): an
-/// uploaded recording's object is queued for removal from the bucket.
-pub(crate) async fn queue_object_garbage_in(
-    conn: &mut Conn<'_>,
-    file_id: &str,
-    now_ms: i64,
-) -> Result<()> {
-    on_conn!(conn, |c| sqlx::query(
-        "INSERT INTO object_garbage (file_id, object_key, created_at_ms) \
-         SELECT file_id, object_key, $2 FROM recordings \
-         WHERE file_id = $1 AND object_key IS NOT NULL",
-    )
-    .bind(file_id)
-    .bind(now_ms)
-    .execute(c)
-    .await
-    .map(|d| d.rows_affected()))
-    .map_err(db_err(
-        "queue_object_garbage",
-        format_args!("file_id={file_id}"),
-    ))?;
-    Ok(())
 }

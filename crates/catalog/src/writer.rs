@@ -18,6 +18,9 @@
 //! Durability is unchanged: a write's caller hears `Ok` only after the batch's `COMMIT` (WAL,
 //! `synchronous=FULL`) returned. Isolation is unchanged too: a write that fails is rolled back
 //! to its savepoint and reported to its own caller; the others in the batch still commit.
+//!
+//! Layering: the statements a write runs live in `sql` (which imports nothing above it); the
+//! `Catalog` methods build a [`Write`] and submit it here. Nothing here calls back up.
 
 use sqlx::Connection;
 use std::sync::Arc;
@@ -25,9 +28,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::{Begin, Conn, Db};
-use crate::catalog;
 use crate::error::{CatalogError, Result};
 use crate::model::{NewEvent, NewPush, OutboxEvent, Recording};
+use crate::sql::{leases, outbox, recordings, sessions};
 
 /// Writes per transaction at most: bounds how long one batch holds the write lock.
 const MAX_BATCH: usize = 512;
@@ -126,7 +129,6 @@ impl Write {
     }
 
     async fn apply(&self, conn: &mut Conn<'_>) -> Result<Applied> {
-        use crate::cluster as cl;
         let rows = match self {
             Write::ClaimDue {
                 node,
@@ -134,7 +136,7 @@ impl Write {
                 until_ms,
                 limit,
             } => {
-                let events = catalog::claim_due_in(conn, node, *now_ms, *until_ms, *limit).await?;
+                let events = outbox::claim_due_in(conn, node, *now_ms, *until_ms, *limit).await?;
                 return Ok(Applied::Events(events));
             }
             Write::AcquireLease {
@@ -143,18 +145,21 @@ impl Write {
                 now_ms,
                 until_ms,
             } => {
-                let held = cl::acquire_lease_in(conn, stream_key, node, *now_ms, *until_ms).await?;
+                let held =
+                    leases::acquire_lease_in(conn, stream_key, node, *now_ms, *until_ms).await?;
                 return Ok(Applied::Lease(held));
             }
-            Write::ReleaseClaims { node, ids } => cl::release_claims_in(conn, node, ids).await?,
+            Write::ReleaseClaims { node, ids } => {
+                outbox::release_claims_in(conn, node, ids).await?
+            }
             Write::RenewLeases { node, until_ms } => {
-                cl::renew_leases_in(conn, node, *until_ms).await?
+                leases::renew_leases_in(conn, node, *until_ms).await?
             }
             Write::ReleaseLease { stream_key, node } => {
-                cl::release_lease_in(conn, stream_key, node).await?
+                leases::release_lease_in(conn, stream_key, node).await?
             }
             Write::BeginPush(push, event) => {
-                catalog::begin_push_in(conn, push, event.as_ref()).await?
+                sessions::begin_push_in(conn, push, event.as_ref()).await?
             }
             Write::EndPush {
                 sequence,
@@ -165,17 +170,17 @@ impl Write {
                 events,
             } => {
                 let (at, code) = (*ended_at_ms, *errcode);
-                catalog::end_push_in(conn, sequence, at, code, errmsg, first, events).await?
+                sessions::end_push_in(conn, sequence, at, code, errmsg, first, events).await?
             }
             Write::InsertRecording(rec, events) => {
-                catalog::insert_recording_in(conn, rec, events).await?
+                recordings::insert_recording_in(conn, rec, events).await?
             }
             Write::InsertEvents(events) => {
-                catalog::insert_events_in(conn, "insert_events", events).await?;
+                outbox::insert_events_in(conn, "insert_events", events).await?;
                 0
             }
             Write::MarkDelivered { id, now_ms } => {
-                catalog::mark_delivered_in(conn, *id, *now_ms).await?
+                outbox::mark_delivered_in(conn, *id, *now_ms).await?
             }
             Write::MarkFailed {
                 id,
@@ -183,7 +188,7 @@ impl Write {
                 next_attempt_at_ms,
                 error,
             } => {
-                catalog::mark_failed_in(conn, *id, *attempts_done, *next_attempt_at_ms, error)
+                outbox::mark_failed_in(conn, *id, *attempts_done, *next_attempt_at_ms, error)
                     .await?
             }
         };
