@@ -24,7 +24,7 @@ mod es;
 mod playlist;
 mod ts;
 
-pub use playlist::{rebuild_playlist, segment_uri};
+pub use playlist::{parse_segment_uri, rebuild_playlist, segment_uri};
 pub use ts::{SegmentProbe, probe_segment};
 
 use bytes::{Bytes, BytesMut};

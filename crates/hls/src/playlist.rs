@@ -3,9 +3,20 @@
 use crate::SegmentInfo;
 use std::fmt::Write;
 
-/// The URI of segment `index`, relative to the playlist.
+/// The URI of segment `index`, relative to the playlist: the one place HLS file names are
+/// made ([`parse_segment_uri`] reads them back).
 pub fn segment_uri(index: u64) -> String {
     format!("seg-{index:05}.ts")
+}
+
+/// The index of a segment file name made by [`segment_uri`]; `None` for any other name (so a
+/// name from a URL can never be a path trick).
+pub fn parse_segment_uri(name: &str) -> Option<u64> {
+    name.strip_prefix("seg-")?
+        .strip_suffix(".ts")
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))?
+        .parse()
+        .ok()
 }
 
 /// Renders a playlist from closed segments. While recording (`ended == false`) the type is
@@ -81,5 +92,27 @@ mod tests {
         assert!(p.contains("#EXT-X-TARGETDURATION:6\n"));
         assert!(!p.contains("ENDLIST"));
         assert!(render(&[], false, 0).contains("#EXT-X-TARGETDURATION:1\n"));
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_and_nothing_else_parses() {
+        for i in [0, 7, 99_999, 123_456] {
+            assert_eq!(parse_segment_uri(&segment_uri(i)), Some(i));
+        }
+        for bad in [
+            "seg-.ts",
+            "seg-1a.ts",
+            "seg-1.ts.bak",
+            "../seg-1.ts",
+            "seg-+1.ts",
+            "x.ts",
+        ] {
+            assert_eq!(parse_segment_uri(bad), None, "{bad}");
+        }
     }
 }

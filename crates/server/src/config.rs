@@ -264,6 +264,93 @@ impl From<FieldError> for ConfigError {
     }
 }
 
+impl StorageConfig {
+    /// The `kind = "s3"` settings: names the key of the first problem.
+    fn validate_s3(&self) -> Result<(), ConfigError> {
+        if self.bucket.is_empty() {
+            return Err(invalid("storage.bucket", "must be set when kind = \"s3\""));
+        }
+        let http = self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://");
+        if !(self.endpoint.is_empty() || http) {
+            return Err(invalid(
+                "storage.endpoint",
+                format!("`{}` is not an http(s) URL", self.endpoint),
+            ));
+        }
+        if self.region.is_empty() {
+            return Err(invalid("storage.region", "must not be empty"));
+        }
+        match (&self.access_key_id, &self.secret_access_key) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "storage.secret_access_key",
+                    "must be set with access_key_id",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "storage.access_key_id",
+                    "must be set with secret_access_key",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(f) = &self.credentials_file {
+            read_credentials_file(f).map_err(|e| invalid("storage.credentials_file", e))?;
+        }
+        if !self.prefix.is_empty()
+            && self
+                .prefix
+                .split('/')
+                .any(|p| p.is_empty() || p == "." || p == ".." || p.chars().any(char::is_control))
+        {
+            return Err(invalid(
+                "storage.prefix",
+                "must be `a/b` style: no leading, trailing or double `/`, no `.`/`..`",
+            ));
+        }
+        if self.presign_s > MAX_PRESIGN_S {
+            return Err(invalid(
+                "storage.presign_s",
+                format!("{} is over {} (7 days)", self.presign_s, MAX_PRESIGN_S),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An AWS-style credentials file's `[default]` `aws_access_key_id`/`aws_secret_access_key`.
+pub(crate) fn read_credentials_file(path: &std::path::Path) -> Result<(String, String), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (mut id, mut secret) = (None, None);
+    let mut in_default = true;
+    for line in text.lines().map(str::trim) {
+        if let Some(section) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_default = section.trim() == "default";
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        if !in_default {
+            continue;
+        }
+        let v = v.trim().to_owned();
+        match k.trim() {
+            "aws_access_key_id" | "access_key_id" => id = Some(v),
+            "aws_secret_access_key" | "secret_access_key" => secret = Some(v),
+            _ => {}
+        }
+    }
+    match (id, secret) {
+        (Some(i), Some(s)) if !i.is_empty() && !s.is_empty() => Ok((i, s)),
+        _ => Err(format!(
+            "{}: no aws_access_key_id and aws_secret_access_key under [default]",
+            path.display()
+        )),
+    }
+}
+
 impl Config {
     /// Defaults, then the TOML file (if any), then `LIVETAPE_SECTION__KEY` variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -355,7 +442,7 @@ impl Config {
             ));
         }
         if self.storage.kind == StorageKind::S3 {
-            crate::objects::validate(&self.storage)?;
+            self.storage.validate_s3()?;
         }
         if s.idle_timeout_s == 0 {
             return Err(invalid("server.idle_timeout_s", "must be at least 1"));
@@ -430,24 +517,16 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Format, glob_match};
-    use crate::templates::Snapshot;
 
     #[test]
     fn empty_config_has_the_documented_defaults() {
         let c = Config::from_toml_str("").unwrap();
         assert_eq!(c.server.rtmp_listen.port(), 1935);
         assert_eq!(c.server.http_listen.port(), 8080);
-        let t = Snapshot::from_config(&c)
-            .record_template_for("live", "anything")
-            .unwrap();
-        assert_eq!(t.formats, vec![Format::Mp4]);
-        assert_eq!(t.interval_s, 1800);
-        assert!(
-            Snapshot::from_config(&c)
-                .callback_template_for("live")
-                .is_none()
-        );
+        assert_eq!(c.record_templates(), [RecordTemplate::builtin_default()]);
+        assert_eq!(c.record_templates()[0].formats, [crate::model::Format::Mp4]);
+        assert_eq!(c.record_templates()[0].interval_s, 1800);
+        assert!(c.callback_rule.is_empty());
     }
 
     #[test]
@@ -496,69 +575,50 @@ mod tests {
         assert!(!e.contains("secret"), "{e}");
     }
 
+    fn err(toml: &str) -> String {
+        Config::from_toml_str(toml).unwrap_err().to_string()
+    }
+
     #[test]
-    fn most_specific_rule_wins() {
-        let c = Config::from_toml_str(
-            r#"
-            [[record_template]]
-            name = "flv"
-            formats = ["flv"]
-            [[record_template]]
-            name = "both"
-            formats = ["flv", "mp4"]
-            [[record_rule]]
-            app = "*"
-            template = "default"
-            [[record_rule]]
-            app = "live"
-            stream = "vip_*"
-            template = "flv"
-            [[record_rule]]
-            app = "live"
-            stream = "vip_1"
-            template = "both"
-            "#,
+    fn bad_s3_settings_name_the_key() {
+        let s3 = "[storage]\nkind = \"s3\"\n";
+        assert!(err(s3).contains("storage.bucket"));
+        let b = format!("{s3}bucket = \"b\"\n");
+        assert!(err(&format!("{b}endpoint = \"ftp://x\"")).contains("storage.endpoint"));
+        assert!(err(&format!("{b}access_key_id = \"k\"")).contains("storage.secret_access_key"));
+        assert!(err(&format!("{b}secret_access_key = \"k\"")).contains("storage.access_key_id"));
+        assert!(err(&format!("{b}prefix = \"/a\"")).contains("storage.prefix"));
+        assert!(err(&format!("{b}prefix = \"a//b\"")).contains("storage.prefix"));
+        assert!(err(&format!("{b}presign_s = 604801")).contains("storage.presign_s"));
+        assert!(
+            err(&format!("{b}credentials_file = \"/nonexistent/creds\""))
+                .contains("storage.credentials_file")
+        );
+        assert!(err("[storage]\nkind = \"ftp\"").contains("kind"));
+        let ok = Config::from_toml_str(&format!(
+            "{b}endpoint = \"http://127.0.0.1:9000\"\nprefix = \"a/b\"\npresign_s = 60"
+        ))
+        .unwrap();
+        assert_eq!(ok.storage.kind, StorageKind::S3);
+        // Local storage ignores the S3 keys.
+        Config::from_toml_str("[storage]\nbucket = \"\"").unwrap();
+    }
+
+    #[test]
+    fn credentials_file_default_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("credentials");
+        std::fs::write(
+            &p,
+            "[other]\naws_access_key_id = no\n[default]\naws_access_key_id = AK\n\
+             aws_secret_access_key = SK\n",
         )
         .unwrap();
         assert_eq!(
-            Snapshot::from_config(&c)
-                .record_template_for("live", "vip_1")
-                .unwrap()
-                .name,
-            "both"
+            read_credentials_file(&p).unwrap(),
+            ("AK".into(), "SK".into())
         );
-        assert_eq!(
-            Snapshot::from_config(&c)
-                .record_template_for("live", "vip_2")
-                .unwrap()
-                .name,
-            "flv"
-        );
-        assert_eq!(
-            Snapshot::from_config(&c)
-                .record_template_for("other", "vip_2")
-                .unwrap()
-                .name,
-            "default"
-        );
-    }
-
-    #[test]
-    fn empty_rule_list_records_nothing() {
-        let c = Config::from_toml_str("record_rule = []").unwrap();
-        assert!(
-            Snapshot::from_config(&c)
-                .record_template_for("live", "x")
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("*", ""));
-        assert!(glob_match("a*c", "abbbc"));
-        assert!(glob_match("a?c", "abc"));
-        assert!(!glob_match("a?c", "ac"));
-        assert!(!glob_match("live", "live2"));
+        std::fs::write(&p, "[other]\naws_access_key_id = AK\n").unwrap();
+        assert!(read_credentials_file(&p).is_err());
     }
 }

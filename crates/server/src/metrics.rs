@@ -6,20 +6,13 @@
 //! per HTTP request, per finished file or per refused publish. What the catalogue or the hub
 //! knows (outbox depth, live streams) is read at scrape time instead of being tracked.
 
-use crate::AppState;
-use crate::api::ApiError;
 use crate::model::Format;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 /// Upper bounds (seconds) of the HTTP latency buckets: 1 ms (a cached catalogue read) to 10 s.
@@ -32,8 +25,6 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 /// The classic Prometheus text format (0.0.4), served otherwise.
 pub const PROMETHEUS_CONTENT_TYPE: &str =
     prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
-
-const FORMATS: [Format; 4] = [Format::Flv, Format::Mp4, Format::Hls, Format::Aac];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FormatLabel {
@@ -226,7 +217,7 @@ impl Metrics {
             upload_failures: Counter::default(),
         };
         // Known label values exist from the start (at 0), so rates and alerts see them.
-        for f in FORMATS {
+        for f in Format::ALL {
             let l = FormatLabel { format: f.as_str() };
             let _ = m.finished.get_or_create(&l);
             let _ = m.failed.get_or_create(&l);
@@ -430,11 +421,18 @@ impl Metrics {
             .inc();
     }
 
-    pub(crate) fn observe_http(&self, route: &str, method: &Method, status: StatusCode, secs: f64) {
+    /// One HTTP request: its route template, method and status class (`2xx`, …).
+    pub(crate) fn observe_http(
+        &self,
+        route: &str,
+        method: &'static str,
+        status: &'static str,
+        secs: f64,
+    ) {
         let labels = HttpLabels {
             route: route.to_owned(),
-            method: method_label(method),
-            status: status_class(status),
+            method,
+            status,
         };
         self.http.get_or_create(&labels).observe(secs);
     }
@@ -473,96 +471,6 @@ impl Metrics {
         debug_assert!(res.is_ok());
         out
     }
-}
-
-fn method_label(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        _ => "other",
-    }
-}
-
-fn status_class(s: StatusCode) -> &'static str {
-    match s.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    }
-}
-
-/// Middleware: request latency (to the response head) by route template.
-pub(crate) async fn track_http(
-    State(st): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let start = std::time::Instant::now();
-    // Requests matching no route are pooled: raw paths would be unbounded label values.
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = req.method().clone();
-    let resp = next.run(req).await;
-    st.metrics.observe_http(
-        &route,
-        &method,
-        resp.status(),
-        start.elapsed().as_secs_f64(),
-    );
-    resp
-}
-
-/// Counts a playback response's body (its `Content-Length`: the range served) as bytes out.
-pub(crate) fn count_playback(m: &Metrics, method: &Method, resp: &Response) {
-    if method == Method::HEAD || !resp.status().is_success() {
-        return;
-    }
-    if let Some(n) = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        m.add_bytes_out(n);
-    }
-}
-
-/// `GET /metrics`.
-pub(crate) async fn scrape(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let (pending, oldest_ms) = st.catalog.outbox_pending_stats().await?;
-    let age_s = oldest_ms.map_or(0.0, |t| (st.clock.now_ms() - t).max(0) as f64 / 1000.0);
-    st.metrics.set_snapshot(st.hub.live_count(), pending, age_s);
-    if st.objects.is_some() {
-        st.metrics
-            .set_uploads_pending(st.catalog.pending_uploads_count().await?);
-    }
-    let openmetrics = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"));
-    let ct = if openmetrics {
-        OPENMETRICS_CONTENT_TYPE
-    } else {
-        PROMETHEUS_CONTENT_TYPE
-    };
-    Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static(ct))],
-        st.metrics.encode(openmetrics),
-    )
-        .into_response())
 }
 
 #[cfg(test)]
@@ -606,7 +514,7 @@ mod tests {
         m.delivery(false);
         m.rtmp_connection();
         m.rtmp_refused(Refusal::Duplicate);
-        m.observe_http("/v1/recordings", &Method::GET, StatusCode::OK, 0.003);
+        m.observe_http("/v1/recordings", "GET", "2xx", 0.003);
         m.set_snapshot(2, 5, 1.5);
 
         let text = m.encode(false);
@@ -668,31 +576,5 @@ mod tests {
             om.contains("livetape_ingest_received_bytes_total 1024\n"),
             "{om}"
         );
-    }
-
-    #[test]
-    fn status_classes_and_methods() {
-        assert_eq!(status_class(StatusCode::PARTIAL_CONTENT), "2xx");
-        assert_eq!(status_class(StatusCode::NOT_MODIFIED), "3xx");
-        assert_eq!(status_class(StatusCode::NOT_FOUND), "4xx");
-        assert_eq!(status_class(StatusCode::INTERNAL_SERVER_ERROR), "5xx");
-        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
-    }
-
-    #[test]
-    fn playback_counts_content_length_of_successful_gets_only() {
-        let m = Metrics::new();
-        let resp = |status: StatusCode, len: &str| {
-            let mut r = Response::new(axum::body::Body::empty());
-            *r.status_mut() = status;
-            r.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from_str(len).unwrap());
-            r
-        };
-        count_playback(&m, &Method::GET, &resp(StatusCode::PARTIAL_CONTENT, "100"));
-        count_playback(&m, &Method::GET, &resp(StatusCode::OK, "20"));
-        count_playback(&m, &Method::HEAD, &resp(StatusCode::OK, "1000"));
-        count_playback(&m, &Method::GET, &resp(StatusCode::NOT_FOUND, "1000"));
-        assert_eq!(m.playback_bytes.get(), 120);
     }
 }

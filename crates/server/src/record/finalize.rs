@@ -7,7 +7,7 @@
 use super::muxer::{ClosePlan, HLS_PLAYLIST, PlanError};
 use super::{RecordContext, RecordError};
 use crate::model::Format;
-use crate::storage::{Storage, materialize, sync_dir};
+use crate::store::disk::{Storage, materialize, sync_dir};
 use livetape_catalog::Recording;
 use livetape_hls::SegmentInfo;
 use std::io;
@@ -111,9 +111,9 @@ pub fn finalize(
             if spool_exists {
                 pin_meta(&c.spool_path, c.ended_wall_ms, Some(rel_str)).map_err(io)?;
             }
-            crate::storage::rewrite_head(source, &plan.prefix, final_len).map_err(io)?;
+            crate::store::disk::rewrite_head(source, &plan.prefix, final_len).map_err(io)?;
             if spool_exists {
-                crate::storage::adopt_spool(&c.spool_path, &dest).map_err(io)?
+                crate::store::disk::adopt_spool(&c.spool_path, &dest).map_err(io)?
             } else {
                 final_len
             }
@@ -131,7 +131,7 @@ pub fn finalize(
                         "disk full: the spool itself becomes the final file"
                     );
                     pin_meta(&c.spool_path, c.ended_wall_ms, Some(rel_str)).map_err(io)?;
-                    crate::storage::adopt_spool(&c.spool_path, &dest).map_err(io)?
+                    crate::store::disk::adopt_spool(&c.spool_path, &dest).map_err(io)?
                 }
                 Err(e) => return Err(io(e)),
             }
@@ -238,12 +238,7 @@ fn measure_segments(dir: &Path) -> io::Result<Vec<SegmentInfo>> {
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
-            let index = name
-                .strip_prefix("seg-")?
-                .strip_suffix(".ts")?
-                .parse()
-                .ok()?;
-            Some((index, name))
+            Some((livetape_hls::parse_segment_uri(&name)?, name))
         })
         .collect();
     names.sort();

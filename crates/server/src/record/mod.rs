@@ -33,9 +33,8 @@ mod resume;
 mod spool;
 mod timeline;
 
-pub use finalize::{ClosedFile, FinishedFile, finalize};
+pub use finalize::{ClosedFile, finalize};
 pub use resume::Parking;
-pub use timeline::RESUME_GAP_MS;
 /// The playlist file of an HLS recording (beside its segments).
 pub const HLS_PLAYLIST_NAME: &str = muxer::HLS_PLAYLIST;
 
@@ -1220,7 +1219,7 @@ fn close_file(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::Storage;
+    use crate::store::disk::Storage;
     use livetape_flv::FlvReader;
     use std::path::Path;
 

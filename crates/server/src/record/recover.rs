@@ -87,9 +87,9 @@ pub fn quarantine(spool: &Path) -> io::Result<PathBuf> {
     if meta.exists() {
         std::fs::rename(&meta, meta_path(&to))?;
     }
-    crate::storage::sync_dir(&dir)?;
+    crate::store::disk::sync_dir(&dir)?;
     if let Some(parent) = spool.parent() {
-        crate::storage::sync_dir(parent)?;
+        crate::store::disk::sync_dir(parent)?;
     }
     Ok(to)
 }

@@ -29,7 +29,7 @@ impl Drop for Tmpfs {
 }
 
 fn free(p: &Path) -> u64 {
-    livetape::storage::free_bytes(p).unwrap()
+    livetape::store::disk::free_bytes(p).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

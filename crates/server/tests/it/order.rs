@@ -34,7 +34,7 @@ async fn events_are_acknowledged_in_creation_order_per_stream_after_an_outage() 
 
     // A graceful stop waits until no due callback is left and the notifier has recorded every
     // answer; whatever it still sent (a duplicate would show up here) is collected too.
-    let catalog = s.running.state.catalog.clone();
+    let catalog = s.running.catalog().clone();
     s.running.shutdown().await;
     while let Some(d) = s.receiver.try_next() {
         all.push(d);

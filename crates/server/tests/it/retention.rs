@@ -118,7 +118,7 @@ impl Server {
     }
 
     fn catalog(&self) -> &Catalog {
-        &self.running.state.catalog
+        self.running.catalog()
     }
 
     /// Absolute path of a catalogued recording (file, or directory for HLS).

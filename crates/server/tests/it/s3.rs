@@ -66,7 +66,7 @@ async fn recordings_are_uploaded_and_played_back_from_the_bucket() {
         (hls["file_format"].as_str(), mp4["file_format"].as_str()),
         (Some("hls"), Some("mp4"))
     );
-    let cat = &s.running.state.catalog;
+    let cat = s.running.catalog();
 
     // MP4: the object holds exactly the recording, and the local copy goes.
     let id = mp4["file_id"].as_str().unwrap();
@@ -201,14 +201,7 @@ async fn event_100_waits_for_the_bucket_and_presigned_playback_redirects() {
     let s3 = S3Server::start_on(bucket_dir.path(), port).await;
     let f = s.receiver.next_of(100).await.body;
     let id = f["file_id"].as_str().unwrap();
-    let key = s
-        .running
-        .state
-        .catalog
-        .object_key(id)
-        .await
-        .unwrap()
-        .unwrap();
+    let key = s.running.catalog().object_key(id).await.unwrap().unwrap();
     let object = std::fs::read(s3.object_path(&key)).unwrap();
     assert_eq!(object.len() as u64, f["file_size"].as_u64().unwrap());
     // presign_s > 0: /vod answers with a presigned URL of the object, which S3 serves.
@@ -414,7 +407,7 @@ async fn bench_upload_throughput_and_callback_latency() {
     let port = S3Server::free_port();
     let _s3 = S3Server::start_on(&dir.path().join("bucket"), port).await;
     let cfg = livetape::config::Config::from_toml_str(&S3Server::toml(port, "")).unwrap();
-    let objects = livetape::objects::Objects::new(&cfg.storage).unwrap();
+    let objects = livetape::store::bucket::Objects::new(&cfg.storage).unwrap();
     for run in 0..2 {
         let t = std::time::Instant::now();
         objects

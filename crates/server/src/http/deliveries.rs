@@ -6,8 +6,8 @@
 //!
 //! Signing keys never leave the server: a delivery shows its URL, unsigned body and state.
 
-use crate::AppState;
-use crate::api::ApiError;
+use super::ApiError;
+use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -56,7 +56,7 @@ impl From<OutboxEvent> for DeliveryJson {
     }
 }
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
+pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/v1/deliveries", get(list))
         .route("/v1/deliveries/{id}", get(one))
@@ -77,7 +77,7 @@ async fn list(
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let (page, page_size) = crate::api::paging(p.page, p.page_size)?;
+    let (page, page_size) = super::paging(p.page, p.page_size)?;
     let state = match p.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(OutboxState::try_from(s.to_owned()).map_err(|_| {

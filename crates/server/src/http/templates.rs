@@ -1,270 +1,33 @@
-//! Run-time editable record/callback templates and rules (Tencent §3.1–3.2, §1.4).
-//!
-//! The configuration file seeds the catalogue's template tables on the first start only; from
-//! then on the catalogue is the source of truth and these REST endpoints edit it:
+//! Record and callback templates and rules over REST (Tencent §3.1–3.2, §1.4); every
+//! committed write is applied to new pushes at once (`rules::Templates::reload`).
 //!
 //! - `GET|POST /v1/record-templates`, `GET|PUT|DELETE /v1/record-templates/{name}`
 //! - `GET|POST /v1/record-rules`, `PUT|DELETE /v1/record-rules/{id}`
 //! - `GET|POST /v1/callback-templates`, `GET|PUT|DELETE /v1/callback-templates/{name}`
 //! - `GET|POST /v1/callback-rules`, `PUT|DELETE /v1/callback-rules/{id}`
-//!
-//! Every successful write reloads an in-memory [`Snapshot`] that new pushes consult. A push
-//! copies its template when it starts, so an edit applies to the next push and never to one
-//! that is running (as at Tencent, where unbinding does not affect live streams).
 
-use crate::AppState;
-use crate::api::ApiError;
-use crate::config::Config;
+use super::ApiError;
 use crate::model::{
     CallbackRule, CallbackTemplate, DEFAULT_FORMATS, DEFAULT_HLS_TARGET_S, DEFAULT_INTERVAL_S,
-    DEFAULT_RETRY_COUNT, DEFAULT_RETRY_INTERVAL_S, FieldError, Format, RecordRule, RecordTemplate,
-    glob_match, specificity,
+    DEFAULT_RETRY_COUNT, DEFAULT_RETRY_INTERVAL_S, Format, RecordRule, RecordTemplate,
 };
+use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use livetape_catalog::{
-    CallbackRuleDef, CallbackTemplateDef, Catalog, CatalogError, RecordRuleDef, RecordTemplateDef,
-    StoredRule, StoredTemplate, TemplateSeed, TemplateSet,
+    CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef, StoredRule,
+    StoredTemplate,
 };
 use serde::{Deserialize, Serialize};
-use std::sync::{Arc, RwLock};
-
-// ---- the snapshot ----------------------------------------------------------------------
-
-/// An immutable view of every template and rule, in the server's own types. Rules are kept in
-/// id (= creation) order, which is the tie-break between equally specific rules.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    record_templates: Vec<RecordTemplate>,
-    record_rules: Vec<RecordRule>,
-    callback_templates: Vec<CallbackTemplate>,
-    callback_rules: Vec<CallbackRule>,
-}
-
-impl Snapshot {
-    /// The snapshot a configuration alone describes (what [`seed_from_config`] would store).
-    pub fn from_config(cfg: &Config) -> Self {
-        Self {
-            record_templates: cfg.record_templates(),
-            record_rules: cfg.record_rules(),
-            callback_templates: cfg.callback_template.clone(),
-            callback_rules: cfg.callback_rule.clone(),
-        }
-    }
-
-    pub fn from_set(set: &TemplateSet) -> Self {
-        Self {
-            record_templates: set
-                .record_templates
-                .iter()
-                .map(|t| record_template(&t.template))
-                .collect(),
-            record_rules: set
-                .record_rules
-                .iter()
-                .map(|r| RecordRule {
-                    app: r.rule.app.clone(),
-                    stream: r.rule.stream.clone(),
-                    template: r.rule.template.clone(),
-                })
-                .collect(),
-            callback_templates: set
-                .callback_templates
-                .iter()
-                .map(|t| callback_template(&t.template))
-                .collect(),
-            callback_rules: set
-                .callback_rules
-                .iter()
-                .map(|r| CallbackRule {
-                    app: r.rule.app.clone(),
-                    template: r.rule.template.clone(),
-                })
-                .collect(),
-        }
-    }
-
-    /// The record template for a push: the most specific matching rule wins (stream first,
-    /// then app); among equals, the oldest rule. `None`: do not record.
-    pub fn record_template_for(&self, app: &str, stream: &str) -> Option<RecordTemplate> {
-        let best = self
-            .record_rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| glob_match(&r.app, app) && glob_match(&r.stream, stream))
-            .max_by_key(|(i, r)| {
-                (
-                    specificity(&r.stream),
-                    specificity(&r.app),
-                    std::cmp::Reverse(*i),
-                )
-            })?
-            .1;
-        self.record_templates
-            .iter()
-            .find(|t| t.name == best.template)
-            .cloned()
-    }
-
-    /// The callback template for an app (Tencent binds callbacks per app, not per stream).
-    pub fn callback_template_for(&self, app: &str) -> Option<CallbackTemplate> {
-        let best = self
-            .callback_rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| glob_match(&r.app, app))
-            .max_by_key(|(i, r)| (specificity(&r.app), std::cmp::Reverse(*i)))?
-            .1;
-        self.callback_templates
-            .iter()
-            .find(|t| t.name == best.template)
-            .cloned()
-    }
-}
-
-fn record_template(d: &RecordTemplateDef) -> RecordTemplate {
-    let formats = d
-        .formats
-        .iter()
-        .filter_map(|f| {
-            let parsed = Format::from_name(f);
-            if parsed.is_none() {
-                // Accepted by the API but not recorded by this build yet.
-                tracing::warn!(
-                    template = d.name,
-                    format = f,
-                    "format not supported; skipped"
-                );
-            }
-            parsed
-        })
-        .collect();
-    RecordTemplate {
-        name: d.name.clone(),
-        formats,
-        interval_s: u64::from(d.interval_s),
-        resume_s: u64::from(d.resume_s),
-        hls_target_s: u64::from(d.hls_target_s),
-        storage_days: u64::from(d.storage_days),
-    }
-}
-
-fn callback_template(d: &CallbackTemplateDef) -> CallbackTemplate {
-    CallbackTemplate {
-        name: d.name.clone(),
-        key: d.key.clone(),
-        stream_begin_url: d.stream_begin_url.clone(),
-        stream_end_url: d.stream_end_url.clone(),
-        record_url: d.record_url.clone(),
-        retry_count: d.retry_count,
-        retry_interval_s: u64::from(d.retry_interval_s),
-    }
-}
-
-/// The config file's templates and rules (including the built-in `default` template and its
-/// catch-all rule when `record_rule` is absent), for [`Catalog::seed_templates`].
-pub fn seed_from_config(cfg: &Config) -> TemplateSeed {
-    // Config validation bounds these; saturate rather than fail on the unbounded ones.
-    let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-    TemplateSeed {
-        record_templates: cfg
-            .record_templates()
-            .into_iter()
-            .map(|t| RecordTemplateDef {
-                formats: t.formats.iter().map(|f| f.as_str().to_owned()).collect(),
-                interval_s: u32_of(t.interval_s),
-                hls_target_s: u32_of(t.hls_target_s),
-                resume_s: u32_of(t.resume_s),
-                storage_days: u32_of(t.storage_days),
-                name: t.name,
-            })
-            .collect(),
-        record_rules: cfg
-            .record_rules()
-            .into_iter()
-            .map(|r| RecordRuleDef {
-                app: r.app,
-                stream: r.stream,
-                template: r.template,
-            })
-            .collect(),
-        callback_templates: cfg
-            .callback_template
-            .iter()
-            .map(|t| CallbackTemplateDef {
-                name: t.name.clone(),
-                key: t.key.clone(),
-                stream_begin_url: t.stream_begin_url.clone(),
-                stream_end_url: t.stream_end_url.clone(),
-                record_url: t.record_url.clone(),
-                retry_count: t.retry_count,
-                retry_interval_s: u32_of(t.retry_interval_s),
-            })
-            .collect(),
-        callback_rules: cfg
-            .callback_rule
-            .iter()
-            .map(|r| CallbackRuleDef {
-                app: r.app.clone(),
-                template: r.template.clone(),
-            })
-            .collect(),
-    }
-}
-
-/// The current [`Snapshot`], swapped whole after every write.
-#[derive(Debug)]
-pub struct Templates {
-    current: RwLock<Arc<Snapshot>>,
-    /// Serialises reloads so an older read can never overwrite a newer one.
-    reload: tokio::sync::Mutex<()>,
-}
-
-impl Templates {
-    pub fn new(snapshot: Snapshot) -> Self {
-        Self {
-            current: RwLock::new(Arc::new(snapshot)),
-            reload: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    pub async fn load(catalog: &Catalog) -> Result<Self, CatalogError> {
-        Ok(Self::new(Snapshot::from_set(
-            &catalog.load_templates().await?,
-        )))
-    }
-
-    /// The snapshot to resolve one push against; hold it for the whole lookup.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        // A poisoned lock only means a panic while swapping an Arc: the value is still whole.
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Re-reads the catalogue. Call after every committed write.
-    pub async fn reload(&self, catalog: &Catalog) -> Result<(), CatalogError> {
-        let _one_at_a_time = self.reload.lock().await;
-        let snap = Arc::new(Snapshot::from_set(&catalog.load_templates().await?));
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = snap;
-        Ok(())
-    }
-}
+use std::sync::Arc;
 
 // ---- request bodies and validation -----------------------------------------------------
 
 fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("`{field}`: {problem}"))
-}
-
-impl From<FieldError> for ApiError {
-    fn from(e: FieldError) -> Self {
-        ApiError::BadRequest(e.to_string())
-    }
 }
 
 /// A JSON number for a field with limits: negative numbers are out of range too.
@@ -545,7 +308,7 @@ impl From<StoredRule<CallbackRuleDef>> for CallbackRuleJson {
 // ---- handlers ----------------------------------------------------------------------------
 
 /// The template endpoints; merge them into the authenticated REST router.
-pub fn routes() -> Router<Arc<AppState>> {
+pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route(
             "/v1/record-templates",
@@ -583,22 +346,6 @@ pub fn routes() -> Router<Arc<AppState>> {
             "/v1/callback-rules/{id}",
             put(update_callback_rule).delete(delete_callback_rule),
         )
-}
-
-/// Maps the catalogue's relational errors onto HTTP: missing row 404, clash 409, a rule naming
-/// a missing template 400.
-fn catalog_err(e: CatalogError) -> ApiError {
-    match e {
-        CatalogError::NotFound { what, key } => ApiError::NotFound(format!("{what} {key}")),
-        CatalogError::Conflict { what, key, reason } => {
-            ApiError::Conflict(format!("{what} {key}: {reason}"))
-        }
-        CatalogError::UnknownTemplate { what, name } => {
-            bad("template", format!("no {what} named `{name}`"))
-        }
-        e if e.is_conflict() => ApiError::Conflict(e.to_string()),
-        e => e.into(),
-    }
 }
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -664,8 +411,7 @@ async fn create_record_template(
     let t = st
         .catalog
         .create_record_template(&def, st.clock.now_ms())
-        .await
-        .map_err(catalog_err)?;
+        .await?;
     applied(&st).await?;
     Ok((StatusCode::CREATED, Json(t.into())))
 }
@@ -679,8 +425,7 @@ async fn put_record_template(
     let (t, created) = st
         .catalog
         .put_record_template(&def, st.clock.now_ms())
-        .await
-        .map_err(catalog_err)?;
+        .await?;
     applied(&st).await?;
     Ok((created_or_ok(created), Json(t.into())))
 }
@@ -689,10 +434,7 @@ async fn delete_record_template(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    st.catalog
-        .delete_record_template(&name)
-        .await
-        .map_err(catalog_err)?;
+    st.catalog.delete_record_template(&name).await?;
     applied(&st).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -718,8 +460,7 @@ async fn create_record_rule(
     let r = st
         .catalog
         .insert_record_rule(&def, st.clock.now_ms())
-        .await
-        .map_err(catalog_err)?;
+        .await?;
     applied(&st).await?;
     Ok((StatusCode::CREATED, Json(r.into())))
 }
@@ -734,8 +475,7 @@ async fn update_record_rule(
     let r = st
         .catalog
         .update_record_rule(id, &def, st.clock.now_ms())
-        .await
-        .map_err(catalog_err)?;
+        .await?;
     applied(&st).await?;
     Ok(Json(r.into()))
 }
@@ -745,10 +485,7 @@ async fn delete_record_rule(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = rule_id("record rule", &id)?;
-    st.catalog
-        .delete_record_rule(id)
-        .await
-        .map_err(catalog_err)?;
+    st.catalog.delete_record_rule(id).await?;
     applied(&st).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -786,8 +523,7 @@ async fn create_callback_template(
     let t = st
         .catalog
         .create_callback_template(&def, st.clock.now_ms())
-        .await
-        .map_err(catalog_err)?;
+        .await?;
     applied(&st).await?;
     Ok((StatusCode::CREATED, Json(t.into())))
 }
@@ -801,8 +537,7 @@ async fn put_callback_template(
     let (t, created) = st
         .catalog
         .put_callback_template(&def, st.clock.now_ms())
-        .await
-        .map_err(catalog_err)?;
+        .await?;
     applied(&st).await?;
     Ok((created_or_ok(created), Json(t.into())))
 }
@@ -811,10 +546,7 @@ async fn delete_callback_template(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    st.catalog
-        .delete_callback_template(&name)
-        .await
-        .map_err(catalog_err)?;
+    st.catalog.delete_callback_template(&name).await?;
     applied(&st).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -840,8 +572,7 @@ async fn create_callback_rule(
     let r = st
         .catalog
         .insert_callback_rule(&def, st.clock.now_ms())
-        .await
-        .map_err(catalog_err)?;
+        .await?;
     applied(&st).await?;
     Ok((StatusCode::CREATED, Json(r.into())))
 }
@@ -856,8 +587,7 @@ async fn update_callback_rule(
     let r = st
         .catalog
         .update_callback_rule(id, &def, st.clock.now_ms())
-        .await
-        .map_err(catalog_err)?;
+        .await?;
     applied(&st).await?;
     Ok(Json(r.into()))
 }
@@ -867,10 +597,7 @@ async fn delete_callback_rule(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = rule_id("callback rule", &id)?;
-    st.catalog
-        .delete_callback_rule(id)
-        .await
-        .map_err(catalog_err)?;
+    st.catalog.delete_callback_rule(id).await?;
     applied(&st).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -878,189 +605,7 @@ async fn delete_callback_rule(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn rt(name: &str) -> RecordTemplate {
-        RecordTemplate {
-            name: name.into(),
-            ..RecordTemplate::builtin_default()
-        }
-    }
-    fn rr(app: &str, stream: &str, template: &str) -> RecordRule {
-        RecordRule {
-            app: app.into(),
-            stream: stream.into(),
-            template: template.into(),
-        }
-    }
-    fn ct(name: &str) -> CallbackTemplate {
-        CallbackTemplate {
-            name: name.into(),
-            key: String::new(),
-            stream_begin_url: None,
-            stream_end_url: None,
-            record_url: Some("http://h/r".into()),
-            retry_count: 1,
-            retry_interval_s: 1,
-        }
-    }
-    fn cr(app: &str, template: &str) -> CallbackRule {
-        CallbackRule {
-            app: app.into(),
-            template: template.into(),
-        }
-    }
-
-    fn snap() -> Snapshot {
-        Snapshot {
-            record_templates: ["any", "app", "glob", "exact", "glob2"].map(rt).to_vec(),
-            // Deliberately not in specificity order: precedence must not depend on it.
-            record_rules: vec![
-                rr("live", "vip_1", "exact"),
-                rr("*", "*", "any"),
-                rr("live", "vip_*", "glob"),
-                rr("live", "*", "app"),
-                rr("l?ve", "vip_*", "glob2"),
-                rr("*", "*_x", "glob2"),
-                rr("*", "*x", "any"),
-            ],
-            callback_templates: vec![ct("c-any"), ct("c-live"), ct("c-glob")],
-            callback_rules: vec![cr("*", "c-any"), cr("li*", "c-glob"), cr("live", "c-live")],
-        }
-    }
-
-    fn rec(s: &Snapshot, app: &str, stream: &str) -> Option<String> {
-        s.record_template_for(app, stream).map(|t| t.name)
-    }
-
-    #[test]
-    fn stream_specificity_beats_app_and_order() {
-        let s = snap();
-        assert_eq!(rec(&s, "live", "vip_1").as_deref(), Some("exact"));
-        // Two stream globs match; the app is the tie-break (exact `live` beats `l?ve`).
-        assert_eq!(rec(&s, "live", "vip_2").as_deref(), Some("glob"));
-        assert_eq!(rec(&s, "lave", "vip_2").as_deref(), Some("glob2"));
-        // A stream glob beats an exact app with `*` stream.
-        assert_eq!(rec(&s, "live", "vip_3").as_deref(), Some("glob"));
-        assert_eq!(rec(&s, "live", "other").as_deref(), Some("app"));
-        assert_eq!(rec(&s, "other", "other").as_deref(), Some("any"));
-        // Equal specificity (`*`/glob vs `*`/glob): the oldest rule wins.
-        assert_eq!(rec(&s, "other", "a_x").as_deref(), Some("glob2"));
-    }
-
-    #[test]
-    fn no_rule_or_missing_template_means_no_recording() {
-        let mut s = snap();
-        s.record_rules = vec![rr("live", "*", "gone")];
-        assert_eq!(rec(&s, "live", "x"), None);
-        assert_eq!(rec(&s, "other", "x"), None);
-        assert_eq!(rec(&Snapshot::default(), "live", "x"), None);
-    }
-
-    #[test]
-    fn callback_precedence_is_per_app() {
-        let s = snap();
-        let cb = |app| s.callback_template_for(app).map(|t| t.name);
-        assert_eq!(cb("live").as_deref(), Some("c-live"));
-        assert_eq!(cb("lives").as_deref(), Some("c-glob"));
-        assert_eq!(cb("other").as_deref(), Some("c-any"));
-        assert_eq!(
-            Snapshot::default()
-                .callback_template_for("live")
-                .map(|t| t.name),
-            None
-        );
-    }
-
-    #[test]
-    fn config_rules_resolve_by_precedence() {
-        let cfg = Config::from_toml_str(
-            r#"
-            [[record_template]]
-            name = "flv"
-            formats = ["flv"]
-            interval_s = 600
-            [[record_rule]]
-            app = "*"
-            template = "default"
-            [[record_rule]]
-            app = "live"
-            stream = "vip_*"
-            template = "flv"
-            [[callback_template]]
-            name = "hooks"
-            record_url = "http://h/r"
-            [[callback_rule]]
-            app = "live"
-            template = "hooks"
-            "#,
-        )
-        .unwrap();
-        let s = Snapshot::from_config(&cfg);
-        for (app, stream, want) in [
-            ("live", "vip_1", "flv"),
-            ("live", "x", "default"),
-            ("other", "vip_1", "default"),
-        ] {
-            assert_eq!(
-                rec(&s, app, stream).as_deref(),
-                Some(want),
-                "{app}/{stream}"
-            );
-        }
-        // And through the catalogue's types (seed → stored set → snapshot).
-        let seed = seed_from_config(&cfg);
-        let set = TemplateSet {
-            record_templates: seed
-                .record_templates
-                .iter()
-                .map(|t| StoredTemplate {
-                    template: t.clone(),
-                    created_at_ms: 0,
-                    updated_at_ms: 0,
-                })
-                .collect(),
-            record_rules: seed
-                .record_rules
-                .iter()
-                .enumerate()
-                .map(|(i, r)| StoredRule {
-                    id: i as i64 + 1,
-                    rule: r.clone(),
-                    created_at_ms: 0,
-                    updated_at_ms: 0,
-                })
-                .collect(),
-            callback_templates: seed
-                .callback_templates
-                .iter()
-                .map(|t| StoredTemplate {
-                    template: t.clone(),
-                    created_at_ms: 0,
-                    updated_at_ms: 0,
-                })
-                .collect(),
-            callback_rules: seed
-                .callback_rules
-                .iter()
-                .enumerate()
-                .map(|(i, r)| StoredRule {
-                    id: i as i64 + 1,
-                    rule: r.clone(),
-                    created_at_ms: 0,
-                    updated_at_ms: 0,
-                })
-                .collect(),
-        };
-        let s = Snapshot::from_set(&set);
-        let t = s.record_template_for("live", "vip_9").unwrap();
-        assert_eq!((t.name.as_str(), t.interval_s), ("flv", 600));
-        assert_eq!(t.formats, vec![Format::Flv]);
-        assert_eq!(rec(&s, "x", "y").as_deref(), Some("default"));
-        let cb = s.callback_template_for("live").unwrap();
-        assert_eq!(cb.record_url.as_deref(), Some("http://h/r"));
-        assert_eq!(cb.retry_count, 12);
-        assert!(s.callback_template_for("other").is_none());
-    }
+    use crate::config::Config;
 
     fn err_text(e: ApiError) -> String {
         match e {
@@ -1197,31 +742,26 @@ mod tests {
 
     #[test]
     fn catalog_errors_map_to_statuses() {
-        let nf = catalog_err(CatalogError::NotFound {
+        use livetape_catalog::CatalogError;
+        let nf = ApiError::from(CatalogError::NotFound {
             what: "record rule",
             key: "id=3".into(),
         });
-        assert!(
-            matches!(nf, ApiError::NotFound(ref m) if m.contains("id=3")),
-            "{nf:?}"
-        );
-        let c = catalog_err(CatalogError::Conflict {
+        assert_eq!(nf.status(), StatusCode::NOT_FOUND);
+        assert!(nf.to_string().contains("id=3"), "{nf}");
+        let c = ApiError::from(CatalogError::Conflict {
             what: "record template",
             key: "name=hd".into(),
             reason: "still bound".into(),
         });
-        assert!(
-            matches!(c, ApiError::Conflict(ref m) if m.contains("still bound")),
-            "{c:?}"
-        );
-        let u = catalog_err(CatalogError::UnknownTemplate {
+        assert_eq!(c.status(), StatusCode::CONFLICT);
+        assert!(c.to_string().contains("still bound"), "{c}");
+        let u = ApiError::from(CatalogError::UnknownTemplate {
             what: "record template",
             name: "zz".into(),
         });
-        assert!(
-            matches!(u, ApiError::BadRequest(ref m) if m.starts_with("`template`")),
-            "{u:?}"
-        );
+        assert_eq!(u.status(), StatusCode::BAD_REQUEST);
+        assert!(u.to_string().starts_with("`template`"), "{u}");
         assert!(matches!(rule_id("r", "abc"), Err(ApiError::NotFound(_))));
         assert!(matches!(rule_id("r", "0"), Err(ApiError::NotFound(_))));
         assert_eq!(rule_id("r", "7").unwrap(), 7);

@@ -1,8 +1,4 @@
-//! Live viewing: the tokio driver around `livetape-live`.
-//!
-//! - `GET /live/{app}/{stream}.flv`        HTTP-FLV (headers + GOP cache, then live tags)
-//! - `GET /live/{app}/{stream}.m3u8`       live HLS playlist (sliding window)
-//! - `GET /live/{app}/{stream}/{n}.ts`     its segments
+//! Live viewing: the tokio driver around `livetape-live` (the HTTP side is `http::live`).
 //!
 //! The publisher's connection task owns a [`Publisher`]. While nobody watches, it keeps its
 //! feed private (one relaxed atomic load per frame, no lock, no wake-up); the first reader
@@ -15,14 +11,7 @@
 //! [`HLS_IDLE`] without requests. The first request waits up to [`HLS_FIRST_WAIT`] for the
 //! first segment, else gets 503 with `Retry-After`.
 
-use crate::AppState;
 use crate::config::LiveConfig;
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use bytes::Bytes;
 use livetape_live::{
     DEFAULT_HLS_TARGET_MS, DEFAULT_HLS_WINDOW, Feed, FeedConfig, LiveHls, RateMeter, ReadStatus,
@@ -30,7 +19,7 @@ use livetape_live::{
 };
 use livetape_media::MediaFrame;
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -41,8 +30,6 @@ use tokio::time::Instant;
 pub const FLV_READ_BYTES: usize = 256 * 1024;
 /// Live HLS stops being built after this long without a playlist or segment request.
 pub const HLS_IDLE: Duration = Duration::from_secs(30);
-/// How long a first playlist request waits for the first segment before a 503.
-pub const HLS_FIRST_WAIT: Duration = Duration::from_secs(6);
 /// An HLS client counts as a viewer for this long after its last request.
 pub const HLS_VIEWER_WINDOW: Duration = Duration::from_secs(10);
 /// Cap on remembered HLS client addresses per stream.
@@ -336,174 +323,65 @@ impl Drop for FlvViewer {
     }
 }
 
-fn flv_body(live: Arc<StreamLive>, metrics: Arc<crate::metrics::Metrics>) -> Body {
-    let viewer = (FlvViewer::attach(live), metrics.viewer(), metrics);
-    let stream = futures_util::stream::unfold(
-        (viewer, VecDeque::<Bytes>::new(), Vec::new()),
-        |(v, mut queue, mut buf)| async move {
-            loop {
-                if let Some(b) = queue.pop_front() {
-                    v.2.add_bytes_out(b.len() as u64);
-                    return Some((Ok::<_, std::convert::Infallible>(b), (v, queue, buf)));
+impl StreamLive {
+    /// An HTTP-FLV viewer's bytes: the FLV header, metadata and headers, then whole tags as
+    /// they arrive. The viewer is attached (and counted) until the stream is dropped.
+    pub fn flv_stream(
+        self: Arc<Self>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> impl futures_util::Stream<Item = Bytes> + Send + 'static {
+        let viewer = (FlvViewer::attach(self), metrics.viewer(), metrics);
+        futures_util::stream::unfold(
+            (viewer, VecDeque::<Bytes>::new(), Vec::new()),
+            |(v, mut queue, mut buf)| async move {
+                loop {
+                    if let Some(b) = queue.pop_front() {
+                        v.2.add_bytes_out(b.len() as u64);
+                        return Some((b, (v, queue, buf)));
+                    }
+                    let id = v.0.id;
+                    match v
+                        .0
+                        .live
+                        .read_wait(|f| f.read_flv(id, &mut buf, FLV_READ_BYTES))
+                        .await
+                    {
+                        ReadStatus::Data => queue.extend(buf.drain(..)),
+                        _ => return None,
+                    }
                 }
-                let id = v.0.id;
-                match v
-                    .0
-                    .live
-                    .read_wait(|f| f.read_flv(id, &mut buf, FLV_READ_BYTES))
-                    .await
-                {
-                    ReadStatus::Data => queue.extend(buf.drain(..)),
-                    _ => return None,
-                }
+            },
+        )
+    }
+
+    /// Live HLS for a client (started if nobody asked yet): waits up to `wait` for the first
+    /// segment, then the playlist, its segment URIs made by `uri`. `None`: no segment yet.
+    pub async fn hls_playlist(
+        self: &Arc<Self>,
+        client: Option<IpAddr>,
+        wait: Duration,
+        uri: impl Fn(u64) -> String,
+    ) -> Option<String> {
+        let b = self.hls_builder(client);
+        let deadline = Instant::now() + wait;
+        loop {
+            let ready = b.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            if let Some(p) = lock(&b.hls).playlist(&uri) {
+                return Some(p);
             }
-        },
-    );
-    Body::from_stream(stream)
-}
-
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/live/{app}/{file}", get(play))
-        .route("/live/{app}/{stream}/{segment}", get(segment))
-}
-
-fn status(code: StatusCode, msg: &'static str) -> Response {
-    (code, msg).into_response()
-}
-
-/// Tencent play auth (§4.2): `txSecret = MD5(key + stream + txTime)`, checked in constant time.
-fn authorized(st: &AppState, stream: &str, query: &str) -> bool {
-    let Some(key) = &st.cfg.live.play_key else {
-        return true;
-    };
-    let auth = livetape_tencent::sign::PushAuth {
-        key: key.clone(),
-        backup_key: st.cfg.live.play_backup_key.clone(),
-        auth_delta_s: st.cfg.live.play_auth_delta_s,
-    };
-    let now = st.clock.now_ms() / 1000;
-    livetape_tencent::sign::verify_push(&auth, stream, query, now).is_ok()
-}
-
-fn client_ip(req: &Request) -> Option<IpAddr> {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-}
-
-fn no_cache(resp: &mut Response, mime: &'static str) {
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-}
-
-async fn play(
-    State(st): State<Arc<AppState>>,
-    Path((app, file)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    if !st.cfg.live.enabled {
-        return status(StatusCode::NOT_FOUND, "live viewing is disabled");
-    }
-    let (stream, flv) = if let Some(s) = file.strip_suffix(".flv") {
-        (s, true)
-    } else if let Some(s) = file.strip_suffix(".m3u8") {
-        (s, false)
-    } else {
-        return status(StatusCode::NOT_FOUND, "use .flv or .m3u8");
-    };
-    let query = req.uri().query().unwrap_or("");
-    if !authorized(&st, stream, query) {
-        return status(StatusCode::FORBIDDEN, "play auth failed");
-    }
-    let Some(live) = st.hub.live(&app, stream) else {
-        return status(StatusCode::NOT_FOUND, "stream is not live");
-    };
-    if flv {
-        let mut resp = Response::new(flv_body(live, st.metrics.clone()));
-        no_cache(&mut resp, "video/x-flv");
-        return resp;
-    }
-    let b = live.hls_builder(client_ip(&req));
-    // Segment URIs carry the playlist's query, so signed URLs reach the segments too.
-    let q = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{query}")
-    };
-    let dir = encode_component(stream);
-    let deadline = Instant::now() + HLS_FIRST_WAIT;
-    loop {
-        let ready = b.ready.notified();
-        tokio::pin!(ready);
-        ready.as_mut().enable();
-        if let Some(p) = lock(&b.hls).playlist(|i| format!("{dir}/{i}.ts{q}")) {
-            let mut resp = p.into_response();
-            no_cache(&mut resp, "application/vnd.apple.mpegurl");
-            return resp;
-        }
-        if b.done.load(Ordering::Acquire) || tokio::time::timeout_at(deadline, ready).await.is_err()
-        {
-            break;
+            if b.done.load(Ordering::Acquire)
+                || tokio::time::timeout_at(deadline, ready).await.is_err()
+            {
+                return None;
+            }
         }
     }
-    let mut resp = status(StatusCode::SERVICE_UNAVAILABLE, "first segment not ready");
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-    resp
-}
 
-async fn segment(
-    State(st): State<Arc<AppState>>,
-    Path((app, stream, segment)): Path<(String, String, String)>,
-    req: Request,
-) -> Response {
-    let not_found = || status(StatusCode::NOT_FOUND, "no such segment");
-    if !st.cfg.live.enabled {
-        return not_found();
-    }
-    let Some(index) = segment
-        .strip_suffix(".ts")
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|n| n.parse::<u64>().ok())
-    else {
-        return not_found();
-    };
-    if !authorized(&st, &stream, req.uri().query().unwrap_or("")) {
-        return status(StatusCode::FORBIDDEN, "play auth failed");
-    }
-    let Some(live) = st.hub.live(&app, &stream) else {
-        return not_found();
-    };
-    let Some(b) = live.touch_hls_client(client_ip(&req)) else {
-        return not_found();
-    };
-    let Some(data) = lock(&b.hls).segment(index) else {
-        return not_found();
-    };
-    let mut resp = data.into_response();
-    no_cache(&mut resp, "video/mp2t");
-    resp
-}
-
-/// Percent-encodes a path component (stream names come from publishers).
-fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn components_are_percent_encoded() {
-        assert_eq!(super::encode_component("a b/ü_1.x"), "a%20b%2F%C3%BC_1.x");
+    /// One live HLS segment, if it is still in the window.
+    pub fn hls_segment(&self, client: Option<IpAddr>, index: u64) -> Option<Bytes> {
+        let b = self.touch_hls_client(client)?;
+        lock(&b.hls).segment(index)
     }
 }

@@ -48,7 +48,7 @@ const fn hex16(mut v: u64) -> [u8; 18] {
 
 macro_rules! asset {
     ($path:literal, $mime:expr, $immutable:literal) => {{
-        const BODY: &[u8] = include_bytes!(concat!("../console/", $path));
+        const BODY: &[u8] = include_bytes!(concat!("../../console/", $path));
         const TAG: [u8; 18] = hex16(fnv1a(BODY));
         Asset {
             path: $path,
@@ -67,8 +67,10 @@ const JS: &str = "text/javascript; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The vendored player versions (also in the paths below and in `console/VENDORED.md`).
-pub const HLS_JS_VERSION: &str = "1.7.4";
-pub const MPEGTS_JS_VERSION: &str = "1.8.2";
+#[cfg(test)]
+const HLS_JS_VERSION: &str = "1.7.4";
+#[cfg(test)]
+const MPEGTS_JS_VERSION: &str = "1.8.2";
 
 static ASSETS: &[Asset] = &[
     asset!("index.html", "text/html; charset=utf-8", false),

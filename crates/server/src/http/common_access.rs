@@ -1,19 +1,50 @@
 //! Tencent's legacy `common_access` endpoint (§2): `Live_Tape_GetFilelist` over the catalogue.
 
-use crate::AppState;
+use crate::state::AppState;
+use axum::extract::{Query, RawForm, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use livetape_catalog::{RecordingQuery, SortOrder};
 use livetape_tencent::filelist::{
     self, ErrorResponse, FileEntry, FilelistResponse, RET_BAD_SIGN, RET_INTERNAL,
     RET_UNKNOWN_INTERFACE,
 };
 use serde_json::Value;
+use std::sync::Arc;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new().route("/common_access", get(common_access).post(common_access))
+}
+
+/// Tencent's fcgi envelope: business errors are HTTP 200 with a non-zero `ret`.
+async fn common_access(
+    State(st): State<Arc<AppState>>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    form: RawForm,
+) -> Response {
+    let mut params = query;
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if (is_form || !form.0.is_empty())
+        && let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&form.0)
+    {
+        params.extend(pairs);
+    }
+    let now_ms = st.clock.now_ms();
+    Json(dispatch(&st, &params, now_ms).await).into_response()
+}
 
 fn error(ret: i32, message: impl Into<String>) -> Value {
     serde_json::to_value(ErrorResponse::new(ret, message)).unwrap_or_default()
 }
 
 /// Dispatches on `interface`. Every outcome is a `{ret, message, output?}` envelope.
-pub async fn common_access(st: &AppState, params: &[(String, String)], now_ms: i64) -> Value {
+async fn dispatch(st: &AppState, params: &[(String, String)], now_ms: i64) -> Value {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let interface = get("interface").or_else(|| get("cmd")).unwrap_or("");
     if interface != "Live_Tape_GetFilelist" {

@@ -6,9 +6,9 @@
 //! renewed every third of `[cluster] lease_s`. So an open session without a live lease is a
 //! dead node's, and any node may end it (event 0 once, whoever wins).
 
-use crate::AppState;
+use super::events;
 use crate::config::Config;
-use crate::events;
+use crate::state::AppState;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! Recorders run inside the publisher's connection task (see `record`), so the hub never sits
 //! between a frame and its recording: a slow consumer can never cost a recorded frame.
 
+pub mod live;
+
 use crate::model::StreamKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,7 +29,7 @@ pub struct LiveStream {
     pub viewers: u64,
     /// The live-viewing side of the push (`None` with `[live] enabled = false`).
     #[serde(skip)]
-    pub live: Option<Arc<crate::live::StreamLive>>,
+    pub live: Option<Arc<live::StreamLive>>,
 }
 
 #[derive(Default)]
@@ -103,7 +105,7 @@ impl Hub {
     }
 
     /// The live feed of a stream being published.
-    pub fn live(&self, app: &str, stream: &str) -> Option<Arc<crate::live::StreamLive>> {
+    pub fn live(&self, app: &str, stream: &str) -> Option<Arc<live::StreamLive>> {
         let key = StreamKey {
             app: app.to_owned(),
             stream: stream.to_owned(),

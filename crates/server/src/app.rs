@@ -1,0 +1,348 @@
+//! The composition root: opens storage and catalogue, seeds templates, recovers what an
+//! earlier run left (spools, cut pushes, half-done deletes) before anything serves, starts the
+//! background jobs with their handles, binds the listeners; and the graceful stop.
+
+use crate::archive::{self, Deletes};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::push::{self, commit_file, emit_statuses};
+use crate::rules::{Templates, seed_from_config};
+use crate::state::AppState;
+use crate::store::disk::{DiskGuard, Storage};
+use crate::{failpoint, http, ingest, metrics, record};
+use livetape_catalog::Catalog;
+use livetape_notify::NotifierHandle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("catalogue: {0}")]
+    Catalog(#[from] livetape_catalog::CatalogError),
+    #[error("notifier: {0}")]
+    Notifier(#[from] livetape_notify::NotifyError),
+    #[error("storage: {0}")]
+    Objects(#[from] crate::store::bucket::ObjectError),
+    #[error("listen on {addr} ({what}): {source}")]
+    Listen {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running server; dropping it does not stop it (call [`Running::shutdown`]).
+pub struct Running {
+    pub rtmp_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub(crate) state: Arc<AppState>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    notifier: NotifierHandle,
+}
+
+impl Running {
+    /// Enforces retention now (at the clock's current time) instead of waiting for the next
+    /// `retention_check_s` tick; returns how many recordings were deleted.
+    pub async fn run_retention(&self) -> usize {
+        self.retention().enforce(self.state.clock.now_ms()).await
+    }
+
+    /// The catalogue this server writes (for tests and tools that inspect it).
+    pub fn catalog(&self) -> &Catalog {
+        &self.state.catalog
+    }
+
+    fn retention(&self) -> archive::Retention {
+        retention_of(&self.state)
+    }
+
+    /// Graceful stop: refuse new pushes, close publishers, finalize and catalogue every open
+    /// recording (reconnect windows included), deliver queued callbacks for up to
+    /// `shutdown_flush_s`, then stop. Anything left is picked up by the next start.
+    pub async fn shutdown(self) {
+        let st = &self.state;
+        st.stop.cancel();
+        st.tasks.close();
+        st.tasks.wait().await;
+        // Recordings waiting for a reconnect will not get one from this process.
+        let (mut closed, mut errors) = (Vec::new(), Vec::new());
+        for (ctx, statuses) in st
+            .parking
+            .drain(st.clock.now_ms(), &mut closed, &mut errors)
+        {
+            emit_statuses(st, &ctx, statuses).await;
+        }
+        for e in errors {
+            tracing::error!(error = %e, "recording stopped");
+        }
+        for c in closed {
+            commit_file(st.clone(), c, None).await;
+        }
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_secs(st.cfg.server.shutdown_flush_s);
+        loop {
+            match st.catalog.outbox_due(st.clock.now_ms()).await {
+                Ok(0) => break,
+                Ok(n) if tokio::time::Instant::now() >= deadline => {
+                    tracing::warn!(
+                        pending = n,
+                        "callbacks still queued at exit; the next start sends them"
+                    );
+                    break;
+                }
+                Ok(_) => {
+                    st.notifier.wake();
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox unreadable at exit");
+                    break;
+                }
+            }
+        }
+        if let Err(e) = self
+            .notifier
+            .shutdown(std::time::Duration::from_secs(5))
+            .await
+        {
+            tracing::warn!(error = %e, "notifier shutdown");
+        }
+        for t in &self.tasks {
+            t.abort();
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Opens storage and catalogue, binds both listeners and starts serving.
+pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartError> {
+    let cfg = Arc::new(cfg);
+    let storage = Storage::open(&cfg.server.data_dir).map_err(|source| StartError::DataDir {
+        path: cfg.server.data_dir.clone(),
+        source,
+    })?;
+    let catalog = match &cfg.catalog.url {
+        Some(url) => Catalog::connect(url).await?,
+        None => Catalog::open(&storage.root().join("catalog.db")).await?,
+    };
+    let objects = match cfg.storage.kind {
+        crate::config::StorageKind::S3 => {
+            Some(Arc::new(crate::store::bucket::Objects::new(&cfg.storage)?))
+        }
+        crate::config::StorageKind::Local => None,
+    };
+    // The config file seeds templates and rules once; afterwards the catalogue is the truth.
+    catalog
+        .seed_templates(&seed_from_config(&cfg), clock.now_ms())
+        .await?;
+    let templates = Arc::new(Templates::load(&catalog).await?);
+    let bind = |what, addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Listen { what, addr, source })
+    };
+    let rtmp = bind("rtmp", cfg.server.rtmp_listen).await?;
+    let http = bind("http", cfg.server.http_listen).await?;
+    let rtmp_addr = rtmp.local_addr().expect("bound socket has an address");
+    let http_addr = http.local_addr().expect("bound socket has an address");
+    let metrics = Arc::new(metrics::Metrics::new());
+    let node_id =
+        push::leases::node_id(&cfg, storage.root()).map_err(|source| StartError::DataDir {
+            path: storage.root().join(push::leases::NODE_ID_FILE),
+            source,
+        })?;
+    // A node that starts publishes and sends nothing: its leases and claims from before a
+    // crash are void.
+    catalog.release_node_leases(&node_id).await?;
+    catalog.release_node_claims(&node_id).await?;
+    let notifier = push::notifier::spawn_notifier(
+        catalog.clone(),
+        clock.clone(),
+        metrics.clone(),
+        push::notifier::Claims::new(&node_id, &cfg),
+    )?;
+    let node = if cfg.server.node.is_empty() {
+        rtmp_addr.ip().to_string()
+    } else {
+        cfg.server.node.clone()
+    };
+    let (cfg_root, cfg_floor) = (storage.root().to_path_buf(), cfg.storage.min_free_bytes);
+    let deletes = Deletes {
+        catalog: catalog.clone(),
+        storage: storage.clone(),
+        objects: objects.clone(),
+        clock: clock.clone(),
+    };
+    let state = Arc::new(AppState {
+        cfg,
+        catalog,
+        storage,
+        hub: Arc::new(Hub::default()),
+        templates,
+        parking: record::Parking::default(),
+        clock,
+        notifier: notifier.waker(),
+        node,
+        node_id,
+        disk: DiskGuard::new(&cfg_root, cfg_floor),
+        metrics,
+        deletes,
+        objects,
+        upload_wake: Arc::new(tokio::sync::Notify::new()),
+        stop: tokio_util::sync::CancellationToken::new(),
+        tasks: tokio_util::task::TaskTracker::new(),
+    });
+    recover_spools(&state).await;
+    end_cut_pushes(&state).await;
+    state.deletes.sweep_garbage().await;
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(watch_disk(state.clone())));
+    tasks.push(push::leases::spawn_lease_keeper(state.clone()));
+    if let Some(objects) = state.objects.clone() {
+        let uploader = archive::Uploader {
+            catalog: state.catalog.clone(),
+            objects,
+            deletes: state.deletes.clone(),
+            metrics: state.metrics.clone(),
+            notifier: state.notifier.clone(),
+            wake: state.upload_wake.clone(),
+            stop: state.stop.clone(),
+            node_id: state.node_id.clone(),
+        };
+        tasks.push(uploader.spawn());
+    }
+    tasks.push(tokio::spawn(ingest::rtmp::serve(state.clone(), rtmp)));
+    let app = http::router(state.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        {
+            tracing::error!(error = %e, "http server stopped");
+        }
+    }));
+    retention_of(&state).spawn(&state.tasks);
+    tracing::info!(%rtmp_addr, %http_addr, "livetape serving");
+    Ok(Running {
+        rtmp_addr,
+        http_addr,
+        state,
+        tasks,
+        notifier,
+    })
+}
+
+/// Refreshes the free-space reading twice a second, logging floor crossings.
+async fn watch_disk(st: Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    let mut was_low = false;
+    loop {
+        tokio::select! {
+            _ = st.stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let free = st.disk.refresh();
+        let low = st.disk.low();
+        if low != was_low {
+            if low {
+                tracing::warn!(
+                    free,
+                    floor = st.disk.floor(),
+                    "free space below min_free_bytes: recordings stop, new pushes are not recorded"
+                );
+            } else {
+                tracing::info!(
+                    free,
+                    "free space back above min_free_bytes: new pushes are recorded"
+                );
+            }
+            was_low = low;
+        }
+    }
+}
+
+/// Turns every spool left by an earlier run into a catalogued recording (before any new
+/// push can start, so nothing races with it).
+async fn recover_spools(st: &Arc<AppState>) {
+    let found = match record::recover::scan(&st.storage.spool_dir()) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the spool directory; recovery skipped");
+            return;
+        }
+    };
+    // A recording deleted (tombstoned) after its commit but before its spool was removed must
+    // not come back from that spool.
+    let deleted: std::collections::HashSet<String> = match st.catalog.garbage().await {
+        Ok(g) => g.into_iter().map(|(id, _)| id).collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read deletions; recovery skipped");
+            return;
+        }
+    };
+    for f in found {
+        match f {
+            record::recover::Found::Spool(c) if deleted.contains(&c.file_id) => {
+                let _ = record::recover::remove(&c.spool_path);
+            }
+            record::recover::Found::Spool(c)
+                if c.spool_path.exists() && record::recover::is_empty(&c.spool_path) =>
+            {
+                tracing::info!(file_id = c.file_id, "empty spool discarded");
+                if c.spool_path.is_dir() {
+                    let _ = std::fs::remove_dir(&c.spool_path);
+                }
+                let _ = record::recover::remove(&c.spool_path);
+            }
+            record::recover::Found::Unreadable { spool, reason } => {
+                tracing::error!(spool = %spool.display(), reason, "spool without readable metadata; left in place");
+            }
+            record::recover::Found::Spool(c) => {
+                failpoint::hit("recover.spool");
+                match push::is_known(st, &c.file_id).await {
+                    Ok(true) => {
+                        // Catalogued (or queued for upload) before the crash; only the spool
+                        // deletion was missed.
+                        let _ = record::recover::remove(&c.spool_path);
+                    }
+                    Ok(false) => {
+                        tracing::info!(
+                            file_id = c.file_id,
+                            stream = c.ctx.stream,
+                            "recovering a recording left by an earlier run"
+                        );
+                        commit_file(st.clone(), c, None).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "catalogue unavailable; spool kept"),
+                }
+            }
+        }
+    }
+}
+
+/// Pushes that were live when the previous run died get their end (and event 0) now, with
+/// those of any other node that died meanwhile. Their `push_duration` runs to this start, the
+/// only end time known.
+async fn end_cut_pushes(st: &Arc<AppState>) {
+    push::leases::end_orphaned_pushes(st, &st.node_id, "server restart").await;
+    st.notifier.wake();
+}
+
+/// The retention job's handles.
+fn retention_of(st: &AppState) -> archive::Retention {
+    archive::Retention {
+        deletes: st.deletes.clone(),
+        max_bytes: st.cfg.storage.max_bytes,
+        period: std::time::Duration::from_secs(st.cfg.storage.retention_check_s.max(1)),
+        stop: st.stop.clone(),
+    }
+}

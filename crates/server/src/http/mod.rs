@@ -1,0 +1,125 @@
+//! Every HTTP face, and only here: axum types live in this module alone. Handlers read the
+//! catalogue, the hub and storage; a delete goes through `archive`. One file per resource:
+//!
+//! - `GET /healthz` ([`health`])
+//! - `GET|POST /common_access?interface=Live_Tape_GetFilelist&…`, Tencent's legacy query
+//!   ([`common_access`])
+//! - `GET /v1/recordings`, `GET|DELETE /v1/recordings/{file_id}` ([`recordings`]),
+//!   `GET /v1/streams` ([`streams`])
+//! - record/callback templates and rules under `/v1` ([`templates`]), `/v1/deliveries…`
+//!   ([`deliveries`])
+//! - `GET /vod/{file_id}/{name}`: playback with Range/ETag/CORS, from disk or the bucket
+//!   ([`vod`])
+//! - `GET /live/{app}/{stream}.{flv|m3u8}`: live viewing ([`live`])
+//! - `GET /metrics` ([`metrics`]), `GET /console` ([`console`])
+//!
+//! Errors: [`ApiError`], mapped to a status in one place ([`error`]).
+
+mod common_access;
+mod console;
+mod deliveries;
+mod error;
+mod health;
+mod live;
+mod metrics;
+mod recordings;
+mod streams;
+mod templates;
+mod vod;
+
+pub use error::ApiError;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use std::sync::Arc;
+use tower_http::cors::{Any, CorsLayer};
+
+/// Largest page the REST API returns.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let rest = Router::new()
+        .merge(recordings::routes())
+        .merge(streams::routes())
+        .merge(templates::routes())
+        .merge(deliveries::routes())
+        .route_layer(middleware::from_fn_with_state(state.clone(), bearer_auth));
+    // Players on other origins (web apps, the Tencent-style player pages) fetch recordings
+    // cross-origin, and need the range headers exposed to scrub.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([header::RANGE, header::IF_NONE_MATCH, header::AUTHORIZATION])
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::ACCEPT_RANGES,
+            header::CONTENT_LENGTH,
+            header::ETAG,
+        ]);
+    let scrape = metrics::routes();
+    let scrape = if state.cfg.metrics.require_key {
+        scrape.route_layer(middleware::from_fn_with_state(state.clone(), bearer_auth))
+    } else {
+        scrape
+    };
+    Router::new()
+        .merge(health::routes())
+        .merge(common_access::routes())
+        .merge(vod::routes())
+        .merge(console::routes())
+        .merge(live::routes())
+        .merge(rest)
+        .merge(scrape)
+        .layer(cors)
+        // Outermost: latency as the client sees it, for every route (by its template).
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track_http,
+        ))
+        .with_state(state)
+}
+
+/// `Authorization: Bearer <[api] key>` on the routes it guards (none when no key is set).
+async fn bearer_auth(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(key) = &st.cfg.api.key {
+        let ok = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|tok| {
+                bool::from(subtle::ConstantTimeEq::ct_eq(
+                    tok.as_bytes(),
+                    key.as_bytes(),
+                ))
+            });
+        if !ok {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+/// `page` (from 1, default 1) and `page_size` (1..=[`MAX_PAGE_SIZE`], default 20) of a
+/// paged `/v1` listing.
+pub(crate) fn paging(page: Option<u64>, page_size: Option<u32>) -> Result<(u64, u32), ApiError> {
+    let page = page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::BadRequest("page starts at 1".into()));
+    }
+    let page_size = page_size.unwrap_or(20);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(ApiError::BadRequest(format!(
+            "page_size must be 1..={MAX_PAGE_SIZE}"
+        )));
+    }
+    Ok((page, page_size))
+}

@@ -1,0 +1,130 @@
+//! A closed file's way into the catalogue: finalize (off the connection task), then its row and
+//! event 100 in one transaction — or, with a bucket, its upload row with the event held — then
+//! the spool removed (ARCHITECTURE.md, "Recording invariants").
+
+use crate::failpoint;
+use crate::record;
+use crate::state::AppState;
+use std::sync::Arc;
+
+/// Finalizes a closed file, catalogues it with its event 100, then drops its spool.
+///
+/// `after`: the file's IO (copies, fsyncs) starts at once, but its row and event 100 wait until
+/// this token is cancelled. The end of a push passes one cancelled once event 0 is committed,
+/// so the fsyncs of both overlap while event 100 still comes after event 0.
+pub(crate) async fn commit_file(
+    st: Arc<AppState>,
+    c: record::ClosedFile,
+    after: Option<tokio_util::sync::CancellationToken>,
+) {
+    let stream = c.ctx.stream.clone();
+    let file_id = c.file_id.clone();
+    let callbacks = c.ctx.callbacks.clone();
+    let format = c.format;
+    let (ctx, spool_path) = (Arc::clone(&c.ctx), c.spool_path.clone());
+    let st2 = st.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let now = st2.clock.now_ms();
+        record::finalize(c, &st2.storage, st2.cfg.public_url(), now)
+    })
+    .await;
+    let done = match res {
+        Ok(Ok(done)) => done,
+        Ok(Err(record::RecordError::Empty { path, .. })) => {
+            tracing::warn!(stream, file_id, "spool held no media frame; discarded");
+            if let Err(e) = record::recover::remove(&path) {
+                tracing::warn!(file_id, error = %e, "could not remove spool");
+            }
+            return;
+        }
+        Ok(Err(e @ record::RecordError::Mux { .. })) => {
+            // Malformed content: no later attempt can do better. Moved aside once instead of
+            // being retried at every start.
+            let to = record::recover::quarantine(&spool_path);
+            tracing::error!(
+                stream,
+                file_id,
+                error = %e,
+                quarantined = ?to.as_ref().map(|p| p.display().to_string()),
+                "spool cannot be finalized; moved to spool/quarantine"
+            );
+            st.metrics.recording_failed(format);
+            st.metrics.spool_quarantined();
+            let status = record::RecordStatus {
+                format,
+                kind: record::StatusKind::Error,
+                file_id: Some(file_id.clone()),
+                error: Some(format!(
+                    "the recording could not be finalized ({e}); its spool is kept in spool/quarantine"
+                )),
+            };
+            super::emit_statuses(&st, &ctx, vec![status]).await;
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::error!(stream, file_id, error = %e, "finalize failed; spool kept for recovery");
+            st.metrics.recording_failed(format);
+            return;
+        }
+        Err(e) => {
+            tracing::error!(stream, file_id, error = %e, "finalize task failed");
+            st.metrics.recording_failed(format);
+            return;
+        }
+    };
+    if let Some(after) = after {
+        after.cancelled().await;
+    }
+    let now = st.clock.now_ms();
+    let event = super::events::record_file(&st.cfg, callbacks.as_ref(), &done.recording, now);
+    let res = match &st.objects {
+        // Not catalogued yet: queued for upload, its event 100 held until the object is in
+        // the bucket (`upload`).
+        Some(objects) => {
+            let key = objects.key_for(&done.recording.path);
+            let events = event.into_iter().collect();
+            st.catalog
+                .insert_upload(&done.recording, &key, &st.node_id, events, now)
+                .await
+        }
+        None => {
+            st.catalog
+                .insert_recording(&done.recording, event.into_iter().collect())
+                .await
+        }
+    };
+    if let Err(e) = res {
+        tracing::error!(stream, file_id, error = %e, "could not catalogue recording; spool kept");
+        st.metrics.recording_failed(format);
+        return;
+    }
+    st.metrics.recording_finished(format);
+    st.notifier.wake();
+    st.upload_wake.notify_one();
+    failpoint::hit("commit.catalogued");
+    if let Err(e) = record::recover::remove(&done.spool_path) {
+        tracing::warn!(file_id, error = %e, "could not remove spool");
+    }
+    let r = &done.recording;
+    tracing::info!(
+        stream,
+        file_id,
+        format = r.format,
+        duration_ms = r.duration_ms,
+        size = r.size_bytes,
+        path = r.path,
+        "recording catalogued"
+    );
+}
+
+/// Whether a spool's file id is already handled (catalogued, or waiting for its upload):
+/// recovery then only removes the spool, never the finished file.
+pub(crate) async fn is_known(
+    st: &AppState,
+    file_id: &str,
+) -> Result<bool, livetape_catalog::CatalogError> {
+    if st.catalog.get_recording(file_id).await?.is_some() {
+        return Ok(true);
+    }
+    st.catalog.upload_pending(file_id).await
+}

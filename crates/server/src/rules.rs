@@ -1,0 +1,486 @@
+//! The live rule set: which record and callback template a new push gets (Tencent §3.1–3.2,
+//! §1.4).
+//!
+//! The configuration file seeds the catalogue's templates and rules on the first start only;
+//! from then on the catalogue is the source of truth, edited through `http::templates`. Every
+//! committed write reloads the in-memory [`Snapshot`] that new pushes consult. A push copies
+//! its templates when it starts, so an edit applies to the next push and never to one that is
+//! running (as at Tencent, where unbinding does not affect live streams).
+
+use crate::config::Config;
+use crate::model::{
+    CallbackRule, CallbackTemplate, Format, RecordRule, RecordTemplate, glob_match, specificity,
+};
+use livetape_catalog::{
+    CallbackRuleDef, CallbackTemplateDef, Catalog, CatalogError, RecordRuleDef, RecordTemplateDef,
+    TemplateSeed, TemplateSet,
+};
+use std::sync::{Arc, RwLock};
+
+/// An immutable view of every template and rule, in the server's own types. Rules are kept in
+/// id (= creation) order, which is the tie-break between equally specific rules.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    record_templates: Vec<RecordTemplate>,
+    record_rules: Vec<RecordRule>,
+    callback_templates: Vec<CallbackTemplate>,
+    callback_rules: Vec<CallbackRule>,
+}
+
+impl Snapshot {
+    /// The snapshot a configuration alone describes (what [`seed_from_config`] would store).
+    #[cfg(test)]
+    pub fn from_config(cfg: &Config) -> Self {
+        Self {
+            record_templates: cfg.record_templates(),
+            record_rules: cfg.record_rules(),
+            callback_templates: cfg.callback_template.clone(),
+            callback_rules: cfg.callback_rule.clone(),
+        }
+    }
+
+    pub fn from_set(set: &TemplateSet) -> Self {
+        Self {
+            record_templates: set
+                .record_templates
+                .iter()
+                .map(|t| record_template(&t.template))
+                .collect(),
+            record_rules: set
+                .record_rules
+                .iter()
+                .map(|r| RecordRule {
+                    app: r.rule.app.clone(),
+                    stream: r.rule.stream.clone(),
+                    template: r.rule.template.clone(),
+                })
+                .collect(),
+            callback_templates: set
+                .callback_templates
+                .iter()
+                .map(|t| callback_template(&t.template))
+                .collect(),
+            callback_rules: set
+                .callback_rules
+                .iter()
+                .map(|r| CallbackRule {
+                    app: r.rule.app.clone(),
+                    template: r.rule.template.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The record template for a push: the most specific matching rule wins (stream first,
+    /// then app); among equals, the oldest rule. `None`: do not record.
+    pub fn record_template_for(&self, app: &str, stream: &str) -> Option<RecordTemplate> {
+        let best = self
+            .record_rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| glob_match(&r.app, app) && glob_match(&r.stream, stream))
+            .max_by_key(|(i, r)| {
+                (
+                    specificity(&r.stream),
+                    specificity(&r.app),
+                    std::cmp::Reverse(*i),
+                )
+            })?
+            .1;
+        self.record_templates
+            .iter()
+            .find(|t| t.name == best.template)
+            .cloned()
+    }
+
+    /// The callback template for an app (Tencent binds callbacks per app, not per stream).
+    pub fn callback_template_for(&self, app: &str) -> Option<CallbackTemplate> {
+        let best = self
+            .callback_rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| glob_match(&r.app, app))
+            .max_by_key(|(i, r)| (specificity(&r.app), std::cmp::Reverse(*i)))?
+            .1;
+        self.callback_templates
+            .iter()
+            .find(|t| t.name == best.template)
+            .cloned()
+    }
+}
+
+fn record_template(d: &RecordTemplateDef) -> RecordTemplate {
+    let formats = d
+        .formats
+        .iter()
+        .filter_map(|f| {
+            let parsed = Format::from_name(f);
+            if parsed.is_none() {
+                // Accepted by the API but not recorded by this build yet.
+                tracing::warn!(
+                    template = d.name,
+                    format = f,
+                    "format not supported; skipped"
+                );
+            }
+            parsed
+        })
+        .collect();
+    RecordTemplate {
+        name: d.name.clone(),
+        formats,
+        interval_s: u64::from(d.interval_s),
+        resume_s: u64::from(d.resume_s),
+        hls_target_s: u64::from(d.hls_target_s),
+        storage_days: u64::from(d.storage_days),
+    }
+}
+
+fn callback_template(d: &CallbackTemplateDef) -> CallbackTemplate {
+    CallbackTemplate {
+        name: d.name.clone(),
+        key: d.key.clone(),
+        stream_begin_url: d.stream_begin_url.clone(),
+        stream_end_url: d.stream_end_url.clone(),
+        record_url: d.record_url.clone(),
+        retry_count: d.retry_count,
+        retry_interval_s: u64::from(d.retry_interval_s),
+    }
+}
+
+/// The config file's templates and rules (including the built-in `default` template and its
+/// catch-all rule when `record_rule` is absent), for [`Catalog::seed_templates`].
+pub fn seed_from_config(cfg: &Config) -> TemplateSeed {
+    // Config validation bounds these; saturate rather than fail on the unbounded ones.
+    let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    TemplateSeed {
+        record_templates: cfg
+            .record_templates()
+            .into_iter()
+            .map(|t| RecordTemplateDef {
+                formats: t.formats.iter().map(|f| f.as_str().to_owned()).collect(),
+                interval_s: u32_of(t.interval_s),
+                hls_target_s: u32_of(t.hls_target_s),
+                resume_s: u32_of(t.resume_s),
+                storage_days: u32_of(t.storage_days),
+                name: t.name,
+            })
+            .collect(),
+        record_rules: cfg
+            .record_rules()
+            .into_iter()
+            .map(|r| RecordRuleDef {
+                app: r.app,
+                stream: r.stream,
+                template: r.template,
+            })
+            .collect(),
+        callback_templates: cfg
+            .callback_template
+            .iter()
+            .map(|t| CallbackTemplateDef {
+                name: t.name.clone(),
+                key: t.key.clone(),
+                stream_begin_url: t.stream_begin_url.clone(),
+                stream_end_url: t.stream_end_url.clone(),
+                record_url: t.record_url.clone(),
+                retry_count: t.retry_count,
+                retry_interval_s: u32_of(t.retry_interval_s),
+            })
+            .collect(),
+        callback_rules: cfg
+            .callback_rule
+            .iter()
+            .map(|r| CallbackRuleDef {
+                app: r.app.clone(),
+                template: r.template.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// The current [`Snapshot`], swapped whole after every write.
+#[derive(Debug)]
+pub struct Templates {
+    current: RwLock<Arc<Snapshot>>,
+    /// Serialises reloads so an older read can never overwrite a newer one.
+    reload: tokio::sync::Mutex<()>,
+}
+
+impl Templates {
+    pub fn new(snapshot: Snapshot) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(snapshot)),
+            reload: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub async fn load(catalog: &Catalog) -> Result<Self, CatalogError> {
+        Ok(Self::new(Snapshot::from_set(
+            &catalog.load_templates().await?,
+        )))
+    }
+
+    /// The snapshot to resolve one push against; hold it for the whole lookup.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        // A poisoned lock only means a panic while swapping an Arc: the value is still whole.
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the catalogue. Call after every committed write.
+    pub async fn reload(&self, catalog: &Catalog) -> Result<(), CatalogError> {
+        let _one_at_a_time = self.reload.lock().await;
+        let snap = Arc::new(Snapshot::from_set(&catalog.load_templates().await?));
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = snap;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use livetape_catalog::{StoredRule, StoredTemplate};
+
+    fn rt(name: &str) -> RecordTemplate {
+        RecordTemplate {
+            name: name.into(),
+            ..RecordTemplate::builtin_default()
+        }
+    }
+    fn rr(app: &str, stream: &str, template: &str) -> RecordRule {
+        RecordRule {
+            app: app.into(),
+            stream: stream.into(),
+            template: template.into(),
+        }
+    }
+    fn ct(name: &str) -> CallbackTemplate {
+        CallbackTemplate {
+            name: name.into(),
+            key: String::new(),
+            stream_begin_url: None,
+            stream_end_url: None,
+            record_url: Some("http://h/r".into()),
+            retry_count: 1,
+            retry_interval_s: 1,
+        }
+    }
+    fn cr(app: &str, template: &str) -> CallbackRule {
+        CallbackRule {
+            app: app.into(),
+            template: template.into(),
+        }
+    }
+
+    fn snap() -> Snapshot {
+        Snapshot {
+            record_templates: ["any", "app", "glob", "exact", "glob2"].map(rt).to_vec(),
+            // Deliberately not in specificity order: precedence must not depend on it.
+            record_rules: vec![
+                rr("live", "vip_1", "exact"),
+                rr("*", "*", "any"),
+                rr("live", "vip_*", "glob"),
+                rr("live", "*", "app"),
+                rr("l?ve", "vip_*", "glob2"),
+                rr("*", "*_x", "glob2"),
+                rr("*", "*x", "any"),
+            ],
+            callback_templates: vec![ct("c-any"), ct("c-live"), ct("c-glob")],
+            callback_rules: vec![cr("*", "c-any"), cr("li*", "c-glob"), cr("live", "c-live")],
+        }
+    }
+
+    fn rec(s: &Snapshot, app: &str, stream: &str) -> Option<String> {
+        s.record_template_for(app, stream).map(|t| t.name)
+    }
+
+    #[test]
+    fn stream_specificity_beats_app_and_order() {
+        let s = snap();
+        assert_eq!(rec(&s, "live", "vip_1").as_deref(), Some("exact"));
+        // Two stream globs match; the app is the tie-break (exact `live` beats `l?ve`).
+        assert_eq!(rec(&s, "live", "vip_2").as_deref(), Some("glob"));
+        assert_eq!(rec(&s, "lave", "vip_2").as_deref(), Some("glob2"));
+        // A stream glob beats an exact app with `*` stream.
+        assert_eq!(rec(&s, "live", "vip_3").as_deref(), Some("glob"));
+        assert_eq!(rec(&s, "live", "other").as_deref(), Some("app"));
+        assert_eq!(rec(&s, "other", "other").as_deref(), Some("any"));
+        // Equal specificity (`*`/glob vs `*`/glob): the oldest rule wins.
+        assert_eq!(rec(&s, "other", "a_x").as_deref(), Some("glob2"));
+    }
+
+    #[test]
+    fn no_rule_or_missing_template_means_no_recording() {
+        let mut s = snap();
+        s.record_rules = vec![rr("live", "*", "gone")];
+        assert_eq!(rec(&s, "live", "x"), None);
+        assert_eq!(rec(&s, "other", "x"), None);
+        assert_eq!(rec(&Snapshot::default(), "live", "x"), None);
+    }
+
+    #[test]
+    fn callback_precedence_is_per_app() {
+        let s = snap();
+        let cb = |app| s.callback_template_for(app).map(|t| t.name);
+        assert_eq!(cb("live").as_deref(), Some("c-live"));
+        assert_eq!(cb("lives").as_deref(), Some("c-glob"));
+        assert_eq!(cb("other").as_deref(), Some("c-any"));
+        assert_eq!(
+            Snapshot::default()
+                .callback_template_for("live")
+                .map(|t| t.name),
+            None
+        );
+    }
+
+    #[test]
+    fn config_rules_resolve_by_precedence() {
+        let cfg = Config::from_toml_str(
+            r#"
+            [[record_template]]
+            name = "flv"
+            formats = ["flv"]
+            interval_s = 600
+            [[record_rule]]
+            app = "*"
+            template = "default"
+            [[record_rule]]
+            app = "live"
+            stream = "vip_*"
+            template = "flv"
+            [[callback_template]]
+            name = "hooks"
+            record_url = "http://h/r"
+            [[callback_rule]]
+            app = "live"
+            template = "hooks"
+            "#,
+        )
+        .unwrap();
+        let s = Snapshot::from_config(&cfg);
+        for (app, stream, want) in [
+            ("live", "vip_1", "flv"),
+            ("live", "x", "default"),
+            ("other", "vip_1", "default"),
+        ] {
+            assert_eq!(
+                rec(&s, app, stream).as_deref(),
+                Some(want),
+                "{app}/{stream}"
+            );
+        }
+        // And through the catalogue's types (seed → stored set → snapshot).
+        let seed = seed_from_config(&cfg);
+        let set = TemplateSet {
+            record_templates: seed
+                .record_templates
+                .iter()
+                .map(|t| StoredTemplate {
+                    template: t.clone(),
+                    created_at_ms: 0,
+                    updated_at_ms: 0,
+                })
+                .collect(),
+            record_rules: seed
+                .record_rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| StoredRule {
+                    id: i as i64 + 1,
+                    rule: r.clone(),
+                    created_at_ms: 0,
+                    updated_at_ms: 0,
+                })
+                .collect(),
+            callback_templates: seed
+                .callback_templates
+                .iter()
+                .map(|t| StoredTemplate {
+                    template: t.clone(),
+                    created_at_ms: 0,
+                    updated_at_ms: 0,
+                })
+                .collect(),
+            callback_rules: seed
+                .callback_rules
+                .iter()
+                .enumerate()
+                .map(|(i, r)| StoredRule {
+                    id: i as i64 + 1,
+                    rule: r.clone(),
+                    created_at_ms: 0,
+                    updated_at_ms: 0,
+                })
+                .collect(),
+        };
+        let s = Snapshot::from_set(&set);
+        let t = s.record_template_for("live", "vip_9").unwrap();
+        assert_eq!((t.name.as_str(), t.interval_s), ("flv", 600));
+        assert_eq!(t.formats, vec![Format::Flv]);
+        assert_eq!(rec(&s, "x", "y").as_deref(), Some("default"));
+        let cb = s.callback_template_for("live").unwrap();
+        assert_eq!(cb.record_url.as_deref(), Some("http://h/r"));
+        assert_eq!(cb.retry_count, 12);
+        assert!(s.callback_template_for("other").is_none());
+    }
+
+    #[test]
+    fn most_specific_rule_wins() {
+        let c = Config::from_toml_str(
+            r#"
+            [[record_template]]
+            name = "flv"
+            formats = ["flv"]
+            [[record_template]]
+            name = "both"
+            formats = ["flv", "mp4"]
+            [[record_rule]]
+            app = "*"
+            template = "default"
+            [[record_rule]]
+            app = "live"
+            stream = "vip_*"
+            template = "flv"
+            [[record_rule]]
+            app = "live"
+            stream = "vip_1"
+            template = "both"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            Snapshot::from_config(&c)
+                .record_template_for("live", "vip_1")
+                .unwrap()
+                .name,
+            "both"
+        );
+        assert_eq!(
+            Snapshot::from_config(&c)
+                .record_template_for("live", "vip_2")
+                .unwrap()
+                .name,
+            "flv"
+        );
+        assert_eq!(
+            Snapshot::from_config(&c)
+                .record_template_for("other", "vip_2")
+                .unwrap()
+                .name,
+            "default"
+        );
+    }
+
+    #[test]
+    fn empty_rule_list_records_nothing() {
+        let c = Config::from_toml_str("record_rule = []").unwrap();
+        assert!(
+            Snapshot::from_config(&c)
+                .record_template_for("live", "x")
+                .is_none()
+        );
+    }
+}
