@@ -204,7 +204,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     state.deletes.sweep_garbage().await;
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(watch_disk(state.clone())));
-    tasks.push(push::leases::spawn_lease_keeper(state.clone()));
+    tasks.push(leases_of(&state).spawn_keeper());
     if let Some(objects) = state.objects.clone() {
         let uploader = archive::Uploader {
             catalog: state.catalog.clone(),
@@ -333,7 +333,9 @@ async fn recover_spools(st: &Arc<AppState>) {
 /// those of any other node that died meanwhile. Their `push_duration` runs to this start, the
 /// only end time known.
 async fn end_cut_pushes(st: &Arc<AppState>) {
-    push::leases::end_orphaned_pushes(st, &st.node_id, "server restart").await;
+    leases_of(st)
+        .end_orphaned_pushes(&st.node_id, "server restart")
+        .await;
     st.notifier.wake();
 }
 
@@ -343,6 +345,19 @@ fn retention_of(st: &AppState) -> archive::Retention {
         deletes: st.deletes.clone(),
         max_bytes: st.cfg.storage.max_bytes,
         period: std::time::Duration::from_secs(st.cfg.storage.retention_check_s.max(1)),
+        stop: st.stop.clone(),
+    }
+}
+
+/// The lease keeper's handles.
+fn leases_of(st: &AppState) -> push::leases::Leases {
+    push::leases::Leases {
+        cfg: st.cfg.clone(),
+        catalog: st.catalog.clone(),
+        node_id: st.node_id.clone(),
+        templates: st.templates.clone(),
+        notifier: st.notifier.clone(),
+        clock: st.clock.clone(),
         stop: st.stop.clone(),
     }
 }

@@ -160,7 +160,7 @@ impl Drop for ViewerGuard {
     }
 }
 
-/// Every metric of the server; one per [`AppState`], encoded by [`Metrics::encode`].
+/// Every metric of the server (one per running server), encoded by [`Metrics::encode`].
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,

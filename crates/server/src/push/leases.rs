@@ -8,7 +8,6 @@
 
 use super::events;
 use crate::config::Config;
-use crate::state::AppState;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,83 +64,99 @@ pub(crate) fn lease_ms(cfg: &Config) -> u64 {
     cfg.cluster.lease_s.saturating_mul(1000)
 }
 
-/// Renews this node's leases every third of `lease_s` and ends orphaned pushes, until stop.
-pub(crate) fn spawn_lease_keeper(st: Arc<AppState>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let every = Duration::from_millis((lease_ms(&st.cfg) / 3).max(1));
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = st.stop.cancelled() => return,
-                _ = tick.tick() => {}
-            }
-            let now = st.clock.now_ms();
-            if let Err(e) = st
-                .catalog
-                .renew_stream_leases(&st.node_id, now, lease_ms(&st.cfg))
-                .await
-            {
-                tracing::error!(error = %e, "could not renew stream leases");
-            }
-            end_orphaned_pushes(&st, "", "publishing node lost").await;
-        }
-    })
+/// What the lease keeper and the orphan check use.
+#[derive(Clone)]
+pub(crate) struct Leases {
+    pub cfg: Arc<Config>,
+    pub catalog: Catalog,
+    pub node_id: String,
+    pub templates: Arc<Templates>,
+    pub notifier: NotifierWaker,
+    pub clock: SharedClock,
+    pub stop: CancellationToken,
 }
 
-/// Ends (with event 0) every open push no live lease covers; `dead_node`'s leases count as
-/// dead too (this node, at start-up). Returns how many this node ended.
-pub(crate) async fn end_orphaned_pushes(st: &Arc<AppState>, dead_node: &str, reason: &str) -> u32 {
-    let now = st.clock.now_ms();
-    let open = match st.catalog.orphaned_pushes(now, dead_node).await {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot list orphaned pushes");
-            return 0;
-        }
-    };
-    let snapshot = st.templates.snapshot();
-    let mut ended = 0;
-    for p in open {
-        let facts = events::PushFacts {
-            callbacks: snapshot.callback_template_for(&p.appname),
-            domain: p.app,
-            appname: p.appname,
-            stream: p.stream_id,
-            sequence: p.sequence,
-            node: p.node,
-            user_ip: p.client_ip,
-            stream_param: p.stream_param,
-            width: p.width,
-            height: p.height,
-        };
-        // The only end time known: now.
-        let duration = (now - p.started_at_ms).max(0) as u64;
-        let code = livetape_tencent::errcode::INTERNAL_ERROR;
-        let ev = events::push_end(&st.cfg, &facts, duration, code, reason, now);
-        match st
-            .catalog
-            .end_push(&facts.sequence, now, code, reason, ev.into_iter().collect())
-            .await
-        {
-            Ok(true) => {
-                ended += 1;
-                tracing::info!(
-                    stream = facts.stream,
-                    sequence = facts.sequence,
-                    reason,
-                    "orphaned push ended"
-                );
+impl Leases {
+    /// Renews this node's leases every third of `lease_s` and ends orphaned pushes, until stop.
+    pub(crate) fn spawn_keeper(self) -> tokio::task::JoinHandle<()> {
+        let st = self;
+        tokio::spawn(async move {
+            let every = Duration::from_millis((lease_ms(&st.cfg) / 3).max(1));
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = st.stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let now = st.clock.now_ms();
+                if let Err(e) = st
+                    .catalog
+                    .renew_stream_leases(&st.node_id, now, lease_ms(&st.cfg))
+                    .await
+                {
+                    tracing::error!(error = %e, "could not renew stream leases");
+                }
+                st.end_orphaned_pushes("", "publishing node lost").await;
             }
-            // Another node ended it first.
-            Ok(false) => {}
+        })
+    }
+
+    /// Ends (with event 0) every open push no live lease covers; `dead_node`'s leases count as
+    /// dead too (this node, at start-up). Returns how many this node ended.
+    pub(crate) async fn end_orphaned_pushes(&self, dead_node: &str, reason: &str) -> u32 {
+        let st = self;
+        let now = st.clock.now_ms();
+        let open = match st.catalog.orphaned_pushes(now, dead_node).await {
+            Ok(p) => p,
             Err(e) => {
-                tracing::error!(sequence = facts.sequence, error = %e, "could not end an orphaned push")
+                tracing::error!(error = %e, "cannot list orphaned pushes");
+                return 0;
+            }
+        };
+        let snapshot = st.templates.snapshot();
+        let mut ended = 0;
+        for p in open {
+            let facts = events::PushFacts {
+                callbacks: snapshot.callback_template_for(&p.appname),
+                domain: p.app,
+                appname: p.appname,
+                stream: p.stream_id,
+                sequence: p.sequence,
+                node: p.node,
+                user_ip: p.client_ip,
+                stream_param: p.stream_param,
+                width: p.width,
+                height: p.height,
+            };
+            // The only end time known: now.
+            let duration = (now - p.started_at_ms).max(0) as u64;
+            let code = livetape_tencent::errcode::INTERNAL_ERROR;
+            let ev = events::push_end(&st.cfg, &facts, duration, code, reason, now);
+            match st
+                .catalog
+                .end_push(&facts.sequence, now, code, reason, ev.into_iter().collect())
+                .await
+            {
+                Ok(true) => {
+                    ended += 1;
+                    tracing::info!(
+                        stream = facts.stream,
+                        sequence = facts.sequence,
+                        reason,
+                        "orphaned push ended"
+                    );
+                }
+                // Another node ended it first.
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(sequence = facts.sequence, error = %e, "could not end an orphaned push")
+                }
             }
         }
+        if ended > 0 {
+            st.notifier.wake();
+        }
+        ended
     }
-    if ended > 0 {
-        st.notifier.wake();
-    }
-    ended
 }
