@@ -50,6 +50,14 @@ pub enum CatalogError {
     /// A rule names a template that does not exist.
     #[error("catalog: no {what} named `{name}`")]
     UnknownTemplate { what: &'static str, name: String },
+    /// A template's body is not the JSON of the type it is read as (or does not serialize).
+    #[error("catalog: {kind} template `{name}`: body: {source}")]
+    Body {
+        kind: String,
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 impl CatalogError {

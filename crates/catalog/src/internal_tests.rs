@@ -97,11 +97,12 @@ async fn open_applies_migrations_and_durability_pragmas() {
     let applied: i64 = one("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
         .await
         .get(0);
-    assert_eq!(applied, 8);
+    assert_eq!(applied, 9);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' \
-         AND name IN ('push_sessions', 'recordings', 'outbox', 'record_templates', \
-         'record_rules', 'callback_templates', 'callback_rules', 'catalog_meta', 'garbage') \
+         AND name IN ('push_sessions', 'recordings', 'outbox', 'templates', 'rules', \
+         'record_templates', 'record_rules', 'callback_templates', 'callback_rules', \
+         'catalog_meta', 'garbage') \
          ORDER BY name",
     )
     .fetch_all(pool)
@@ -110,15 +111,13 @@ async fn open_applies_migrations_and_durability_pragmas() {
     assert_eq!(
         tables,
         [
-            "callback_rules",
-            "callback_templates",
             "catalog_meta",
             "garbage",
             "outbox",
             "push_sessions",
-            "record_rules",
-            "record_templates",
-            "recordings"
+            "recordings",
+            "rules",
+            "templates"
         ]
     );
     cat.close().await;
@@ -132,7 +131,7 @@ async fn open_applies_migrations_and_durability_pragmas() {
 /// a manual `sqlite3` session): deleting a bound template and binding a missing one both fail.
 #[tokio::test]
 async fn template_foreign_keys_are_enforced_by_the_schema() {
-    use crate::templates::{
+    use crate::typed_templates::{
         CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef,
     };
     let cat = Catalog::open_in_memory().await.unwrap();
@@ -168,13 +167,16 @@ async fn template_foreign_keys_are_enforced_by_the_schema() {
     cat.insert_callback_rule(&crule, 0).await.unwrap();
 
     for sql in [
-        "DELETE FROM record_templates WHERE name = 'hd'",
-        "UPDATE record_templates SET name = 'x' WHERE name = 'hd'",
-        "DELETE FROM callback_templates WHERE name = 'cb'",
-        "INSERT INTO record_rules (app, stream, template, created_at_ms, updated_at_ms) \
-         VALUES ('a', 'b', 'missing', 0, 0)",
-        "INSERT INTO callback_rules (app, template, created_at_ms, updated_at_ms) \
-         VALUES ('a', 'missing', 0, 0)",
+        "DELETE FROM templates WHERE kind = 'record' AND name = 'hd'",
+        "UPDATE templates SET name = 'x' WHERE kind = 'record' AND name = 'hd'",
+        "DELETE FROM templates WHERE kind = 'callback' AND name = 'cb'",
+        "INSERT INTO rules (kind, app, stream, template, created_at_ms, updated_at_ms) \
+         VALUES ('record', 'a', 'b', 'missing', 0, 0)",
+        "INSERT INTO rules (kind, app, stream, template, created_at_ms, updated_at_ms) \
+         VALUES ('callback', 'a', '*', 'missing', 0, 0)",
+        // A rule binds a template of its own kind only.
+        "INSERT INTO rules (kind, app, stream, template, created_at_ms, updated_at_ms) \
+         VALUES ('callback', 'b', '*', 'hd', 0, 0)",
     ] {
         let err = sqlx::query(sql).execute(cat.pool()).await.unwrap_err();
         // RESTRICT actions report SQLITE_CONSTRAINT_TRIGGER, deferred-less inserts

@@ -1,5 +1,5 @@
 //! The livetape catalogue: push sessions, recordings, the webhook outbox and the
-//! run-time editable record/callback templates and rules,
+//! run-time editable templates and rules of any kind (record, callback, ..; see `templates`),
 //! stored in SQLite (one node) or PostgreSQL (one or many nodes): one [`Catalog`], two
 //! engines, each with its own migrations, the same schema (epoch-ms `i64` times,
 //! caller-generated TEXT ids) and one conformance test suite (see `backend`).
@@ -33,6 +33,7 @@ mod model;
 mod sql;
 mod synth;
 mod templates;
+mod typed_templates;
 mod uploads;
 mod writer;
 
@@ -42,15 +43,17 @@ pub use cluster::stream_lease_key;
 pub use deliveries::DeliveryQuery;
 pub use error::{CatalogError, Result};
 pub use model::{
-    NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, Recording, RecordingQuery, SortOrder,
-    UnknownOutboxState,
+    KindRule, NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, RawSeed, RawTemplate,
+    RawTemplateSet, Recording, RecordingQuery, RuleDef, SeedRule, SeedTemplate, SortOrder,
+    StoredRule, StoredTemplate, UnknownOutboxState,
 };
 pub use synth::{
     SEED_STREAM_PREFIX, SeedReport, SeedSpec, seed_appname, seed_stream_for, seed_stream_name,
 };
-pub use templates::{
-    CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef, StoredRule,
-    StoredTemplate, TemplateSeed, TemplateSet,
+pub use templates::{CALLBACK_KIND, RECORD_KIND, TemplateBody};
+pub use typed_templates::{
+    CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef, TemplateSeed,
+    TemplateSet,
 };
 pub use uploads::PendingUpload;
 

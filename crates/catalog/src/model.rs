@@ -192,3 +192,87 @@ pub struct OutboxEvent {
     #[sqlx(try_from = "String")]
     pub state: OutboxState,
 }
+
+/// A stored template with its timestamps; `T` is the template's type, e.g. a
+/// [`crate::TemplateBody`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTemplate<T> {
+    pub template: T,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A rule: pushes whose domain, app and stream match these glob patterns get the template
+/// named `template` (of the rule's kind). A pattern the kind does not key on is `"*"`
+/// ([`RuleDef::ANY`]), e.g. a callback rule's stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RuleDef {
+    pub domain: String,
+    pub app: String,
+    pub stream: String,
+    pub template: String,
+}
+
+impl RuleDef {
+    /// The pattern that matches everything.
+    pub const ANY: &'static str = "*";
+}
+
+/// A stored rule. `id` is assigned on insert and only grows (across all kinds), so id order is
+/// creation order (the tie-break between equally specific rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRule<T = RuleDef> {
+    pub id: i64,
+    pub rule: T,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A template of any kind as stored: its body is the JSON of the kind's type (see
+/// [`RawTemplate::decode`]).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RawTemplate {
+    pub kind: String,
+    pub name: String,
+    pub body: String,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A stored rule and its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindRule {
+    pub kind: String,
+    pub rule: StoredRule,
+}
+
+/// Every template and rule of every kind, read in one snapshot
+/// ([`crate::Catalog::load_all`]): templates by kind then name, rules by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawTemplateSet {
+    pub templates: Vec<RawTemplate>,
+    pub rules: Vec<KindRule>,
+}
+
+/// A template to seed: `body` is its JSON (see [`SeedTemplate::new`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedTemplate {
+    pub kind: String,
+    pub name: String,
+    pub body: String,
+}
+
+/// A rule to seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedRule {
+    pub kind: String,
+    pub rule: RuleDef,
+}
+
+/// Initial templates and rules of any kind, usually from the configuration file
+/// ([`crate::Catalog::seed_all`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawSeed {
+    pub templates: Vec<SeedTemplate>,
+    pub rules: Vec<SeedRule>,
+}

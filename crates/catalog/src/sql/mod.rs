@@ -11,4 +11,5 @@ pub(crate) mod leases;
 pub(crate) mod outbox;
 pub(crate) mod recordings;
 pub(crate) mod sessions;
+pub(crate) mod templates;
 pub(crate) mod uploads;

@@ -72,7 +72,14 @@ async fn both_engines_build_the_same_schema() {
             .any(|(n, _, partial)| n == "idx_outbox_claimed" && *partial),
         "{lite_idx:?}"
     );
-    assert_eq!(lite_idx.len(), 16, "{lite_idx:?}");
+    // 0009 replaced the two per-kind template indexes by idx_rules_template.
+    assert_eq!(lite_idx.len(), 15, "{lite_idx:?}");
+    assert!(
+        lite_idx.contains(&("idx_rules_template".into(), "kind,template".into(), false)),
+        "{lite_idx:?}"
+    );
+    assert!(lite_cols.contains(&("templates".into(), "body".into())));
+    assert!(lite_cols.contains(&("rules".into(), "domain".into())));
     assert!(lite_cols.contains(&("uploads".into(), "node".into())));
     assert!(lite_cols.contains(&("stream_leases".into(), "expires_at_ms".into())));
     pg.finish().await;
