@@ -212,7 +212,7 @@ pub struct DeclaredTracks {
 /// metadata object without any video key declares no video. Malformed metadata declares
 /// nothing.
 pub fn declared_tracks(body: &[u8]) -> DeclaredTracks {
-    let Ok(values) = amf0::Amf0Value::decode_all(body) else {
+    let Ok(values) = amf0::Amf0Value::decode_all_lenient(body) else {
         return DeclaredTracks::default();
     };
     let Some(obj) = values.iter().find(|v| {

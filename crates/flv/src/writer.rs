@@ -235,7 +235,7 @@ impl Stats {
     fn absorb_metadata(&mut self, body: &[u8]) {
         let mut rest = body;
         while !rest.is_empty() {
-            let Ok((v, used)) = Amf0Value::decode(rest) else {
+            let Ok((v, used)) = Amf0Value::decode_lenient(rest) else {
                 return;
             };
             rest = rest.get(used..).unwrap_or_default();
@@ -244,7 +244,7 @@ impl Stats {
             }
             let num = |k: &str| {
                 v.get(k)
-                    .and_then(Amf0Value::as_f64)
+                    .and_then(Amf0Value::as_number)
                     .filter(|n| n.is_finite() && *n > 0.0 && *n < 100_000.0)
             };
             if let Some(f) = num("framerate").or_else(|| num("fps")) {
@@ -752,7 +752,7 @@ mod tests {
     fn onmeta(file: &[u8]) -> Amf0Value {
         let t = &tags(file)[0];
         assert_eq!(t.tag_type, 18);
-        Amf0Value::decode_all(&t.body).unwrap().remove(1)
+        Amf0Value::decode_all_lenient(&t.body).unwrap().remove(1)
     }
 
     /// A small recording: frames every 40 ms from `base`, keyframe every 25 frames.
@@ -844,13 +844,16 @@ mod tests {
     fn spool_stub_metadata_describes_codecs() {
         let (_, spool) = record(0, 1);
         let m = onmeta(&spool);
-        assert_eq!(m.get("width").and_then(Amf0Value::as_f64), Some(640.0));
-        assert_eq!(m.get("height").and_then(Amf0Value::as_f64), Some(360.0));
+        assert_eq!(m.get("width").and_then(Amf0Value::as_number), Some(640.0));
+        assert_eq!(m.get("height").and_then(Amf0Value::as_number), Some(360.0));
         assert_eq!(
-            m.get("audiosamplerate").and_then(Amf0Value::as_f64),
+            m.get("audiosamplerate").and_then(Amf0Value::as_number),
             Some(48000.0)
         );
-        assert_eq!(m.get("videocodecid").and_then(Amf0Value::as_f64), Some(7.0));
+        assert_eq!(
+            m.get("videocodecid").and_then(Amf0Value::as_number),
+            Some(7.0)
+        );
         assert_eq!(m.get("duration"), None);
         assert_eq!(spool[4], 5, "spool header announces audio and video");
     }
@@ -860,7 +863,7 @@ mod tests {
         let (w, spool) = record(1000, 100);
         let f = finalize(&w, &spool);
         let m = onmeta(&f);
-        let num = |k| m.get(k).and_then(Amf0Value::as_f64).unwrap();
+        let num = |k| m.get(k).and_then(Amf0Value::as_number).unwrap();
         assert_eq!(num("filesize"), f.len() as f64);
         // Last video at 3960 + 40 ms frame; last audio 3965 (+21 ms AAC frame).
         assert_eq!(num("duration"), 4.0);
@@ -874,10 +877,10 @@ mod tests {
         // Sequence header + keyframes at 0, 1, 2, 3 s.
         assert_eq!(pos.len(), 5);
         let all = tags(&f);
-        let secs: Vec<f64> = times.iter().filter_map(Amf0Value::as_f64).collect();
+        let secs: Vec<f64> = times.iter().filter_map(Amf0Value::as_number).collect();
         assert_eq!(secs, [0.0, 0.0, 1.0, 2.0, 3.0]);
         for (p, t) in pos.iter().zip(&secs) {
-            let p = p.as_f64().unwrap() as u64;
+            let p = p.as_number().unwrap() as u64;
             let tag = all
                 .iter()
                 .find(|t| t.offset == p)
@@ -911,7 +914,10 @@ mod tests {
         assert_eq!(w.spool_len(), before);
         let f = finalize(&w, &out);
         let m = onmeta(&f);
-        assert_eq!(m.get("framerate").and_then(Amf0Value::as_f64), Some(29.97));
+        assert_eq!(
+            m.get("framerate").and_then(Amf0Value::as_number),
+            Some(29.97)
+        );
         assert_eq!(m.get("hasAudio"), Some(&Amf0Value::Boolean(false)));
         assert_eq!(f[4], 1, "final header: video only");
     }

@@ -101,14 +101,14 @@ fn hevc_and_aac_to_enhanced_flv() {
 
     // onMetaData first, then the two sequence headers at 0.
     assert_eq!(tags[0].kind(), Some(MediaKind::Script));
-    let meta = Amf0Value::decode_all(&tags[0].body).unwrap();
+    let meta = Amf0Value::decode_all_lenient(&tags[0].body).unwrap();
     assert_eq!(meta[0].as_str(), Some("onMetaData"));
     assert_eq!(
-        meta[1].get("width").and_then(Amf0Value::as_f64),
+        meta[1].get("width").and_then(Amf0Value::as_number),
         Some(640.0)
     );
     assert_eq!(
-        meta[1].get("height").and_then(Amf0Value::as_f64),
+        meta[1].get("height").and_then(Amf0Value::as_number),
         Some(360.0)
     );
 

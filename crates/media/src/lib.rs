@@ -7,6 +7,7 @@
 //! Everything here is pure: no IO, no clock.
 
 pub mod aac;
+pub mod amf0;
 pub mod av1;
 pub mod avc;
 pub mod hevc;

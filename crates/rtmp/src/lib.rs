@@ -58,8 +58,7 @@ pub const MAX_PARTIAL_MESSAGES: usize = 64;
 pub const MAX_PARTIAL_BYTES: usize = 2 * MAX_MESSAGE_SIZE as usize;
 /// Message streams whose timestamps we track for unwrapping (publishers use one).
 pub const MAX_MESSAGE_STREAMS: usize = 8;
-/// Nesting limit for AMF0 objects/arrays, so hostile input cannot exhaust the stack.
-pub const MAX_AMF0_DEPTH: usize = 32;
+pub use livetape_media::amf0::MAX_AMF0_DEPTH;
 /// Window Acknowledgement Size we announce and use until the peer announces its own.
 pub const DEFAULT_WINDOW_ACK_SIZE: u32 = 2_500_000;
 /// Our outbound chunk size, announced right after `connect`.

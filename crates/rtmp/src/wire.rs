@@ -53,12 +53,4 @@ impl<'a> Reader<'a> {
             self.buf.get(self.pos..end)?.try_into().ok()?,
         ))
     }
-
-    pub(crate) fn f64(&mut self) -> Option<f64> {
-        Some(f64::from_be_bytes(self.array()?))
-    }
-
-    pub(crate) fn i16(&mut self) -> Option<i16> {
-        Some(i16::from_be_bytes(self.array()?))
-    }
 }
