@@ -10,10 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn fixture() -> PathBuf {
-    std::env::var_os("LIVETAPE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"))
-        .join("clip-10s-1M.flv")
+    livetape_testkit::clip_10s()
 }
 
 fn read_tags(data: &[u8]) -> Vec<FlvTag> {

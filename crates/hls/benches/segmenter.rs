@@ -13,13 +13,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The first fixture that exists; CI has `shared/` beside the checkout.
-fn fixture() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
-    ["clip-60s.flv", "clip-10s-1M.flv"]
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+/// The 60 s fixture (generated with ffmpeg on first use, cached under `target/testkit`).
+fn fixture() -> PathBuf {
+    livetape_testkit::clip_60s()
 }
 
 /// The fixture split the way the recorder sees it: the sequence headers, then the frames.
@@ -32,10 +28,7 @@ struct Clip {
 }
 
 fn load() -> Option<Clip> {
-    let Some(path) = fixture() else {
-        eprintln!("hls bench: no fixture under ../shared/fixtures, skipping");
-        return None;
-    };
+    let path = fixture();
     let file = std::fs::read(&path).ok()?;
     let mut r = FlvReader::new();
     r.feed(&file);

@@ -16,13 +16,9 @@ use std::time::Duration;
 /// The server's spool write buffer (`record::spool::WRITE_BUFFER`).
 const SPOOL_BUFFER: usize = 256 * 1024;
 
-/// The first fixture that exists; CI has `shared/` beside the checkout.
-fn fixture() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
-    ["clip-60s.flv", "clip-10s-1M.flv"]
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+/// The 60 s fixture (generated with ffmpeg on first use, cached under `target/testkit`).
+fn fixture() -> PathBuf {
+    livetape_testkit::clip_60s()
 }
 
 /// The fixture split the way the recorder sees it: the headers `start` takes, then the frames.
@@ -35,10 +31,7 @@ struct Clip {
 }
 
 fn load() -> Option<Clip> {
-    let Some(path) = fixture() else {
-        eprintln!("mp4 bench: no fixture under ../shared/fixtures, skipping");
-        return None;
-    };
+    let path = fixture();
     let file = std::fs::read(&path).ok()?;
     let mut r = FlvReader::new();
     r.feed(&file);

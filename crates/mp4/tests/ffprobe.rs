@@ -9,8 +9,6 @@ use livetape_mp4::{
 use std::path::Path;
 use std::process::Command;
 
-const CLIP: &str = "/work/shared/fixtures/clip-10s-1M.flv";
-
 struct Clip {
     frames: Vec<MediaFrame>,
     avcc: Bytes,
@@ -18,7 +16,7 @@ struct Clip {
 }
 
 /// A tiny FLV tag loop (9-byte header + PreviousTagSize0, then 11-byte tag headers).
-fn read_flv(path: &str) -> Clip {
+fn read_flv(path: &std::path::Path) -> Clip {
     let data = Bytes::from(std::fs::read(path).unwrap());
     let mut pos = 13;
     let (mut frames, mut avcc, mut asc) = (Vec::new(), None, None);
@@ -243,7 +241,7 @@ fn check_final(
 
 #[test]
 fn clip_spool_is_playable_and_finalises_to_faststart() {
-    let clip = read_flv(CLIP);
+    let clip = read_flv(&livetape_testkit::clip_10s());
     let (spool, frags) = write_spool(&clip, true, true);
     // Keyframe every 2 s plus the 1 s bound: about 10-11 fragments for 10 s.
     assert!((9..=22).contains(&frags.len()), "{} fragments", frags.len());
@@ -260,7 +258,7 @@ fn clip_spool_is_playable_and_finalises_to_faststart() {
 
 #[test]
 fn video_only_and_audio_only() {
-    let clip = read_flv(CLIP);
+    let clip = read_flv(&livetape_testkit::clip_10s());
     let dir = tempfile::tempdir().unwrap();
     let (spool, _) = write_spool(&clip, true, false);
     check_final(dir.path(), "v.mp4", &spool, Some(300), None);
@@ -272,7 +270,7 @@ fn video_only_and_audio_only() {
 
 #[test]
 fn torn_spool_recovers_complete_fragments() {
-    let clip = read_flv(CLIP);
+    let clip = read_flv(&livetape_testkit::clip_10s());
     let (spool, frags) = write_spool(&clip, true, true);
     let init_len = frags[0].end - frags[0].bytes;
     let dir = tempfile::tempdir().unwrap();
@@ -323,7 +321,7 @@ fn torn_spool_recovers_complete_fragments() {
 
 #[test]
 fn negative_composition_offsets_use_ctts_v1() {
-    let mut clip = read_flv(CLIP);
+    let mut clip = read_flv(&livetape_testkit::clip_10s());
     // Shift every video cts by -100 ms: the first frames get negative composition offsets.
     for f in &mut clip.frames {
         let Some(Ok(t)) = f.video() else { continue };

@@ -7,8 +7,6 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-const CLIP_10S: &str = "/work/shared/fixtures/clip-10s-1M.flv";
-
 /// (dts, payload) of each frame.
 type Timed<'a> = Vec<(u64, &'a [u8])>;
 
@@ -58,7 +56,7 @@ async fn ffmpeg_rtmp_server_receives_identical_frames() {
         .spawn()
         .unwrap();
 
-    let frames: Arc<[MediaFrame]> = load_flv(CLIP_10S).unwrap().into();
+    let frames: Arc<[MediaFrame]> = load_flv(livetape_testkit::clip_10s()).unwrap().into();
     let opts = PublishOptions {
         pace: Pace::Fast,
         connect_timeout: Duration::from_secs(10),

@@ -10,8 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const CLIP_10S: &str = "/work/shared/fixtures/clip-10s-1M.flv";
-const CLIP_60S: &str = "/work/shared/fixtures/clip-60s.flv";
+use livetape_testkit::{clip_10s, clip_60s};
 
 #[derive(Debug, Default)]
 struct Received {
@@ -121,7 +120,7 @@ fn assert_identical(got: &[MediaFrame], want: &[MediaFrame]) {
 
 #[test]
 fn load_flv_shares_one_buffer() {
-    let frames = load_flv(CLIP_10S).unwrap();
+    let frames = load_flv(clip_10s()).unwrap();
     assert_eq!(packet_counts(&frames), (300, 470, 1));
     // Every payload lies inside one allocation no bigger than the file.
     let lo = frames
@@ -134,20 +133,20 @@ fn load_flv_shares_one_buffer() {
         .map(|f| f.payload.as_ptr() as usize + f.payload.len())
         .max()
         .unwrap();
-    assert!(hi - lo <= std::fs::metadata(CLIP_10S).unwrap().len() as usize);
+    assert!(hi - lo <= std::fs::metadata(clip_10s()).unwrap().len() as usize);
     assert!(matches!(
         load_flv("/nonexistent.flv"),
         Err(PublishError::ReadFile { .. })
     ));
-    assert!(matches!(
-        load_flv("/work/shared/fixtures/clip-10s-1M.flv.json"),
-        Err(PublishError::Flv { .. })
-    ));
+    let dir = tempfile::tempdir().unwrap();
+    let not_flv = dir.path().join("clip.json");
+    std::fs::write(&not_flv, br#"{"streams": []}"#).unwrap();
+    assert!(matches!(load_flv(&not_flv), Err(PublishError::Flv { .. })));
 }
 
 #[tokio::test]
 async fn fast_publish_arrives_byte_identical() {
-    let frames: Arc<[MediaFrame]> = load_flv(CLIP_10S).unwrap().into();
+    let frames: Arc<[MediaFrame]> = load_flv(clip_10s()).unwrap().into();
     let (url, srv) = server(None).await;
     let stats = publish_frames(frames.clone(), &opts(format!("{url}/cam?k=v"), Pace::Fast))
         .await
@@ -163,7 +162,7 @@ async fn fast_publish_arrives_byte_identical() {
 
 #[tokio::test]
 async fn paced_publish_takes_the_scaled_duration() {
-    let frames: Arc<[MediaFrame]> = load_flv(CLIP_10S).unwrap().into();
+    let frames: Arc<[MediaFrame]> = load_flv(clip_10s()).unwrap().into();
     let last_dts = frames.iter().map(|f| f.dts_ms).max().unwrap();
     let (url, srv) = server(None).await;
     let stats = publish_frames(
@@ -184,7 +183,7 @@ async fn paced_publish_takes_the_scaled_duration() {
 
 #[tokio::test]
 async fn loops_continue_timestamps() {
-    let frames: Arc<[MediaFrame]> = load_flv(CLIP_10S).unwrap()[..50].to_vec().into();
+    let frames: Arc<[MediaFrame]> = load_flv(clip_10s()).unwrap()[..50].to_vec().into();
     let (url, srv) = server(None).await;
     let mut o = opts(format!("{url}/cam"), Pace::Fast);
     o.loops = 3;
@@ -204,7 +203,7 @@ async fn loops_continue_timestamps() {
 /// `media_limit` loops the clip and cuts at the first pass start or keyframe at the limit.
 #[tokio::test]
 async fn media_limit_cuts_at_a_gop_boundary() {
-    let frames: Arc<[MediaFrame]> = load_flv(CLIP_10S).unwrap().into();
+    let frames: Arc<[MediaFrame]> = load_flv(clip_10s()).unwrap().into();
     let n = frames.len();
     let first = frames.iter().map(|f| f.dts_ms).min().unwrap();
     // (limit, passes expected to be whole): 10 s ends exactly after pass 1 (its last frame is
@@ -245,7 +244,7 @@ async fn media_limit_cuts_at_a_gop_boundary() {
 /// closing with unread bytes (an RST) would lose the tail.
 #[tokio::test]
 async fn sixty_second_clip_arrives_complete() {
-    let frames: Arc<[MediaFrame]> = load_flv(CLIP_60S).unwrap().into();
+    let frames: Arc<[MediaFrame]> = load_flv(clip_60s()).unwrap().into();
     assert_eq!(packet_counts(&frames), (1800, 2814, 1));
     let (url, srv) = server(None).await;
     let stats = publish_frames(frames.clone(), &opts(format!("{url}/big"), Pace::Fast))
@@ -263,7 +262,7 @@ async fn sixty_second_clip_arrives_complete() {
 
 #[tokio::test]
 async fn rejected_publish_returns_the_code() {
-    let frames: Arc<[MediaFrame]> = load_flv(CLIP_10S).unwrap().into();
+    let frames: Arc<[MediaFrame]> = load_flv(clip_10s()).unwrap().into();
     let (url, srv) = server(Some("NetStream.Publish.BadName")).await;
     let err = publish_frames(frames, &opts(format!("{url}/taken"), Pace::Fast))
         .await
@@ -340,7 +339,7 @@ fn run_many_fifty_streams_cpu() {
         })
     });
     let port = rx.recv().unwrap();
-    let frames: Arc<[MediaFrame]> = load_flv(CLIP_10S).unwrap().into();
+    let frames: Arc<[MediaFrame]> = load_flv(clip_10s()).unwrap().into();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

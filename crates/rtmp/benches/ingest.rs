@@ -24,20 +24,13 @@ const READ_SIZE: usize = 64 * 1024;
 /// Round trips allowed to reach NetStream.Publish.Start (a handful are needed).
 const MAX_SETUP_ROUNDS: usize = 32;
 
-/// The first fixture that exists; CI has `shared/` beside the checkout.
-fn fixture() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures");
-    ["clip-60s.flv", "clip-10s-1M.flv"]
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+/// The 60 s fixture (generated with ffmpeg on first use, cached under `target/testkit`).
+fn fixture() -> PathBuf {
+    livetape_testkit::clip_60s()
 }
 
 fn load_frames() -> Option<Vec<MediaFrame>> {
-    let Some(path) = fixture() else {
-        eprintln!("ingest bench: no fixture under ../shared/fixtures, skipping");
-        return None;
-    };
+    let path = fixture();
     let data = std::fs::read(&path).ok()?;
     let mut r = FlvReader::new();
     r.feed(&data);

@@ -11,12 +11,10 @@ use livetape_rtmp::{
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
-const FIXTURE: &str = "/work/shared/fixtures/clip-10s-1M.flv";
-
 fn fixture() -> &'static [MediaFrame] {
     static FRAMES: OnceLock<Vec<MediaFrame>> = OnceLock::new();
     FRAMES.get_or_init(|| {
-        let data = std::fs::read(FIXTURE).expect("fixture");
+        let data = std::fs::read(livetape_testkit::clip_10s()).expect("fixture");
         let mut r = FlvReader::new();
         r.feed(&data);
         let mut frames = Vec::new();

@@ -74,34 +74,21 @@ async fn serve(listener: TcpListener) -> std::io::Result<(Vec<Event>, u64, Vec<u
 
 #[tokio::test]
 async fn ffmpeg_publish_10s_fixture() {
-    publish_and_check(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/clip-10s-1M.flv"
-        ),
-        300,
-        470,
-        10_000,
-    )
-    .await;
+    publish_and_check(&livetape_testkit::clip_10s(), 300, 470, 10_000).await;
 }
 
 /// 20 MB: exercises acknowledgement windows and large (multi-chunk) keyframes.
 #[tokio::test]
 async fn ffmpeg_publish_60s_fixture() {
-    publish_and_check(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/fixtures/clip-60s.flv"
-        ),
-        1800,
-        2814,
-        60_000,
-    )
-    .await;
+    publish_and_check(&livetape_testkit::clip_60s(), 1800, 2814, 60_000).await;
 }
 
-async fn publish_and_check(fixture: &str, n_video: usize, n_audio: usize, duration_ms: u64) {
+async fn publish_and_check(
+    fixture: &std::path::Path,
+    n_video: usize,
+    n_audio: usize,
+    duration_ms: u64,
+) {
     if std::process::Command::new("ffmpeg")
         .arg("-version")
         .output()
@@ -125,8 +112,8 @@ async fn publish_and_check(fixture: &str, n_video: usize, n_audio: usize, durati
             "-readrate",
             "30",
             "-i",
-            fixture,
         ])
+        .arg(fixture)
         .args(["-c", "copy", "-f", "flv", &url])
         .kill_on_drop(true)
         .spawn()

@@ -8,14 +8,9 @@ use livetape_media::{MediaFrame, MediaKind};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The 10 s fixture: `$LIVETAPE_FIXTURES`, else `shared/fixtures` beside the repository.
+/// The 10 s fixture (generated with ffmpeg, cached under `target/testkit`).
 pub fn clip() -> String {
-    std::env::var_os("LIVETAPE_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"))
-        .join("clip-10s-1M.flv")
-        .to_string_lossy()
-        .into_owned()
+    livetape_testkit::clip_10s().to_string_lossy().into_owned()
 }
 
 /// Reads every audio/video/script tag: 13-byte file header, then 11-byte tag header + body +
