@@ -227,9 +227,8 @@ pub(crate) async fn update_rule_in(
     r: &RuleDef,
     now_ms: i64,
 ) -> Result<Option<StoredRule>> {
-    let row: Option<RuleRow> =
-        on_conn!(conn, |c| {
-            sqlx::query_as(concat!(
+    let row: Option<RuleRow> = on_conn!(conn, |c| {
+        sqlx::query_as(concat!(
         "UPDATE rules SET domain = $1, app = $2, stream = $3, template = $4, updated_at_ms = $5 \
          WHERE id = $6 AND kind = $7 RETURNING ",
         rule_cols!()
@@ -243,7 +242,7 @@ pub(crate) async fn update_rule_in(
     .bind(kind)
     .fetch_optional(c)
     .await
-        })?;
+    })?;
     Ok(row.map(stored))
 }
 

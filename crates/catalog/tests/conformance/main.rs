@@ -8,6 +8,7 @@ mod common;
 mod catalog;
 mod cluster;
 mod deliveries;
+mod generic_templates;
 mod schema;
 mod seed_and_plans;
 mod templates;
