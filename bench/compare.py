@@ -259,7 +259,7 @@ gop_cache = false
 
 
 class Nginx:
-    """Debian nginx + libnginx-mod-rtmp, configured like ../shared/bench/nginx-rtmp.sh."""
+    """Debian nginx + libnginx-mod-rtmp, a private instance (own prefix, loopback only)."""
 
     name = "nginx"
 
@@ -659,8 +659,6 @@ end
 
 
 def main():
-    here = os.path.dirname(os.path.abspath(__file__))
-    fixtures = os.path.normpath(os.path.join(here, "..", "..", "shared", "fixtures"))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--livetape", required=True, help="path to the release binary")
     ap.add_argument("--only", default="load,fast,callbacks,query,playback")
@@ -669,8 +667,8 @@ def main():
                     help="FORMAT:N:SECONDS,... (nginx runs FLV loads up to --nginx-max streams)")
     ap.add_argument("--nginx-max", type=int, default=500)
     ap.add_argument("--servers", default="livetape,nginx", help="load scenario: which servers to run")
-    ap.add_argument("--clip", default=os.path.join(fixtures, "clip-60s.flv"))
-    ap.add_argument("--short-clip", default=os.path.join(fixtures, "clip-10s-1M.flv"))
+    ap.add_argument("--clip", required=True, help="the 60 s clip (bench/compare.sh generates it)")
+    ap.add_argument("--short-clip", required=True, help="the 10 s clip")
     ap.add_argument("--fast-s", type=int, default=3000, help="media seconds in the fast run (clip looped)")
     ap.add_argument("--cb-streams", type=int, default=200)
     ap.add_argument("--query-files", type=int, default=1_000_000)

@@ -13,9 +13,11 @@ done
   echo "the RTMP module is required: apt-get install -y libnginx-mod-rtmp" >&2; exit 1; }
 cargo build --release --locked -p livetape >&2
 bin="${CARGO_TARGET_DIR:-target}/release/livetape"
+# The clips every scenario publishes, generated with ffmpeg (cached under target/testkit).
+mapfile -t clips < <(cargo run --quiet --release --locked -p livetape-testkit --bin fixture -- clip-60s clip-10s-1M)
 args=("$@")
 if [[ "${1:-}" == "--smoke" ]]; then
   args=(--rounds 1 --load flv:5:5,mp4:5:5 --fast-s 120 --cb-streams 10 --query-files 20000 --query-requests 200
         --play-files 2 --wrk-s 2 "${@:2}")
 fi
-exec python3 bench/compare.py --livetape "$bin" "${args[@]}"
+exec python3 bench/compare.py --livetape "$bin" --clip "${clips[0]}" --short-clip "${clips[1]}" "${args[@]}"

@@ -50,7 +50,7 @@ pub use model::{
 pub use synth::{
     SEED_STREAM_PREFIX, SeedReport, SeedSpec, seed_appname, seed_stream_for, seed_stream_name,
 };
-pub use templates::{CALLBACK_KIND, RECORD_KIND, TemplateBody};
+pub use templates::{CALLBACK_KIND, RECORD_KIND, TemplateBody, template_what};
 pub use typed_templates::{
     CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef, TemplateSeed,
     TemplateSet,

@@ -51,7 +51,7 @@ pub trait TemplateBody: Serialize + DeserializeOwned + Clone + Send + Sync + 'st
 
 /// What errors call a kind's templates and its rules: the two kinds the catalogue began with
 /// keep the words their errors always used.
-pub(crate) fn template_what(kind: &str) -> &'static str {
+pub fn template_what(kind: &str) -> &'static str {
     match kind {
         RECORD_KIND => "record template",
         CALLBACK_KIND => "callback template",

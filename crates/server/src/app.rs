@@ -140,7 +140,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     };
     // The config file seeds templates and rules once; afterwards the catalogue is the truth.
     catalog
-        .seed_templates(&seed_from_config(&cfg), clock.now_ms())
+        .seed_all(&seed_from_config(&cfg)?, clock.now_ms())
         .await?;
     let templates = Arc::new(Templates::load(&catalog).await?);
     let bind = |what, addr: SocketAddr| async move {

@@ -396,6 +396,7 @@ impl Config {
     pub fn record_rules(&self) -> Vec<RecordRule> {
         self.record_rule.clone().unwrap_or_else(|| {
             vec![RecordRule {
+                domain: "*".into(),
                 app: "*".into(),
                 stream: "*".into(),
                 template: DEFAULT_TEMPLATE.into(),

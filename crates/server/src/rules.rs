@@ -9,13 +9,67 @@
 
 use crate::config::Config;
 use crate::model::{
-    CallbackRule, CallbackTemplate, Format, RecordRule, RecordTemplate, glob_match, specificity,
+    CallbackRule, CallbackTemplate, RecordRule, RecordTemplate, glob_match, specificity,
 };
 use livetape_catalog::{
-    CallbackRuleDef, CallbackTemplateDef, Catalog, CatalogError, RecordRuleDef, RecordTemplateDef,
-    TemplateSeed, TemplateSet,
+    CALLBACK_KIND, Catalog, CatalogError, RECORD_KIND, RawSeed, RawTemplateSet, RuleDef, SeedRule,
+    SeedTemplate, TemplateBody,
 };
 use std::sync::{Arc, RwLock};
+
+impl TemplateBody for RecordTemplate {
+    const KIND: &'static str = RECORD_KIND;
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl TemplateBody for CallbackTemplate {
+    const KIND: &'static str = CALLBACK_KIND;
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl RecordRule {
+    pub fn from_def(r: &RuleDef) -> Self {
+        Self {
+            domain: r.domain.clone(),
+            app: r.app.clone(),
+            stream: r.stream.clone(),
+            template: r.template.clone(),
+        }
+    }
+
+    pub fn to_def(&self) -> RuleDef {
+        RuleDef {
+            domain: self.domain.clone(),
+            app: self.app.clone(),
+            stream: self.stream.clone(),
+            template: self.template.clone(),
+        }
+    }
+}
+
+impl CallbackRule {
+    pub fn from_def(r: &RuleDef) -> Self {
+        Self {
+            domain: r.domain.clone(),
+            app: r.app.clone(),
+            template: r.template.clone(),
+        }
+    }
+
+    /// Callbacks bind per domain and app: the stream pattern is always `*`.
+    pub fn to_def(&self) -> RuleDef {
+        RuleDef {
+            domain: self.domain.clone(),
+            app: self.app.clone(),
+            stream: RuleDef::ANY.into(),
+            template: self.template.clone(),
+        }
+    }
+}
 
 /// An immutable view of every template and rule, in the server's own types. Rules are kept in
 /// id (= creation) order, which is the tie-break between equally specific rules.
@@ -39,50 +93,50 @@ impl Snapshot {
         }
     }
 
-    pub fn from_set(set: &TemplateSet) -> Self {
-        Self {
-            record_templates: set
-                .record_templates
-                .iter()
-                .map(|t| record_template(&t.template))
-                .collect(),
-            record_rules: set
-                .record_rules
-                .iter()
-                .map(|r| RecordRule {
-                    app: r.rule.app.clone(),
-                    stream: r.rule.stream.clone(),
-                    template: r.rule.template.clone(),
-                })
-                .collect(),
-            callback_templates: set
-                .callback_templates
-                .iter()
-                .map(|t| callback_template(&t.template))
-                .collect(),
-            callback_rules: set
-                .callback_rules
-                .iter()
-                .map(|r| CallbackRule {
-                    app: r.rule.app.clone(),
-                    template: r.rule.template.clone(),
-                })
-                .collect(),
+    pub fn from_set(set: &RawTemplateSet) -> Result<Self, CatalogError> {
+        fn templates<T: TemplateBody>(set: &RawTemplateSet) -> Result<Vec<T>, CatalogError> {
+            Ok(set
+                .templates_of::<T>()?
+                .into_iter()
+                .map(|t| t.template)
+                .collect())
         }
+        Ok(Self {
+            record_templates: templates(set)?,
+            record_rules: set
+                .rules_of(RECORD_KIND)
+                .map(|r| RecordRule::from_def(&r.rule))
+                .collect(),
+            callback_templates: templates(set)?,
+            callback_rules: set
+                .rules_of(CALLBACK_KIND)
+                .map(|r| CallbackRule::from_def(&r.rule))
+                .collect(),
+        })
     }
 
     /// The record template for a push: the most specific matching rule wins (stream first,
-    /// then app); among equals, the oldest rule. `None`: do not record.
-    pub fn record_template_for(&self, app: &str, stream: &str) -> Option<RecordTemplate> {
+    /// then app, then domain); among equals, the oldest rule. `None`: do not record.
+    pub fn record_template_for(
+        &self,
+        domain: &str,
+        app: &str,
+        stream: &str,
+    ) -> Option<RecordTemplate> {
         let best = self
             .record_rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| glob_match(&r.app, app) && glob_match(&r.stream, stream))
+            .filter(|(_, r)| {
+                glob_match(&r.domain, domain)
+                    && glob_match(&r.app, app)
+                    && glob_match(&r.stream, stream)
+            })
             .max_by_key(|(i, r)| {
                 (
                     specificity(&r.stream),
                     specificity(&r.app),
+                    specificity(&r.domain),
                     std::cmp::Reverse(*i),
                 )
             })?
@@ -93,14 +147,21 @@ impl Snapshot {
             .cloned()
     }
 
-    /// The callback template for an app (Tencent binds callbacks per app, not per stream).
-    pub fn callback_template_for(&self, app: &str) -> Option<CallbackTemplate> {
+    /// The callback template for an app (Tencent binds callbacks per domain and app, not per
+    /// stream).
+    pub fn callback_template_for(&self, domain: &str, app: &str) -> Option<CallbackTemplate> {
         let best = self
             .callback_rules
             .iter()
             .enumerate()
-            .filter(|(_, r)| glob_match(&r.app, app))
-            .max_by_key(|(i, r)| (specificity(&r.app), std::cmp::Reverse(*i)))?
+            .filter(|(_, r)| glob_match(&r.domain, domain) && glob_match(&r.app, app))
+            .max_by_key(|(i, r)| {
+                (
+                    specificity(&r.app),
+                    specificity(&r.domain),
+                    std::cmp::Reverse(*i),
+                )
+            })?
             .1;
         self.callback_templates
             .iter()
@@ -109,94 +170,29 @@ impl Snapshot {
     }
 }
 
-fn record_template(d: &RecordTemplateDef) -> RecordTemplate {
-    let formats = d
-        .formats
-        .iter()
-        .filter_map(|f| {
-            let parsed = Format::from_name(f);
-            if parsed.is_none() {
-                // Accepted by the API but not recorded by this build yet.
-                tracing::warn!(
-                    template = d.name,
-                    format = f,
-                    "format not supported; skipped"
-                );
-            }
-            parsed
-        })
-        .collect();
-    RecordTemplate {
-        name: d.name.clone(),
-        formats,
-        interval_s: u64::from(d.interval_s),
-        resume_s: u64::from(d.resume_s),
-        hls_target_s: u64::from(d.hls_target_s),
-        storage_days: u64::from(d.storage_days),
-    }
-}
-
-fn callback_template(d: &CallbackTemplateDef) -> CallbackTemplate {
-    CallbackTemplate {
-        name: d.name.clone(),
-        key: d.key.clone(),
-        stream_begin_url: d.stream_begin_url.clone(),
-        stream_end_url: d.stream_end_url.clone(),
-        record_url: d.record_url.clone(),
-        retry_count: d.retry_count,
-        retry_interval_s: u64::from(d.retry_interval_s),
-    }
-}
-
 /// The config file's templates and rules (including the built-in `default` template and its
-/// catch-all rule when `record_rule` is absent), for [`Catalog::seed_templates`].
-pub fn seed_from_config(cfg: &Config) -> TemplateSeed {
-    // Config validation bounds these; saturate rather than fail on the unbounded ones.
-    let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-    TemplateSeed {
-        record_templates: cfg
-            .record_templates()
-            .into_iter()
-            .map(|t| RecordTemplateDef {
-                formats: t.formats.iter().map(|f| f.as_str().to_owned()).collect(),
-                interval_s: u32_of(t.interval_s),
-                hls_target_s: u32_of(t.hls_target_s),
-                resume_s: u32_of(t.resume_s),
-                storage_days: u32_of(t.storage_days),
-                name: t.name,
-            })
-            .collect(),
-        record_rules: cfg
-            .record_rules()
-            .into_iter()
-            .map(|r| RecordRuleDef {
-                app: r.app,
-                stream: r.stream,
-                template: r.template,
-            })
-            .collect(),
-        callback_templates: cfg
-            .callback_template
-            .iter()
-            .map(|t| CallbackTemplateDef {
-                name: t.name.clone(),
-                key: t.key.clone(),
-                stream_begin_url: t.stream_begin_url.clone(),
-                stream_end_url: t.stream_end_url.clone(),
-                record_url: t.record_url.clone(),
-                retry_count: t.retry_count,
-                retry_interval_s: u32_of(t.retry_interval_s),
-            })
-            .collect(),
-        callback_rules: cfg
-            .callback_rule
-            .iter()
-            .map(|r| CallbackRuleDef {
-                app: r.app.clone(),
-                template: r.template.clone(),
-            })
-            .collect(),
+/// catch-all rule when `record_rule` is absent), for [`Catalog::seed_all`].
+pub fn seed_from_config(cfg: &Config) -> Result<RawSeed, CatalogError> {
+    let mut templates = Vec::new();
+    for t in cfg.record_templates() {
+        templates.push(SeedTemplate::new(&t)?);
     }
+    for t in &cfg.callback_template {
+        templates.push(SeedTemplate::new(t)?);
+    }
+    let rules = cfg
+        .record_rules()
+        .iter()
+        .map(|r| SeedRule {
+            kind: RECORD_KIND.into(),
+            rule: r.to_def(),
+        })
+        .chain(cfg.callback_rule.iter().map(|r| SeedRule {
+            kind: CALLBACK_KIND.into(),
+            rule: r.to_def(),
+        }))
+        .collect();
+    Ok(RawSeed { templates, rules })
 }
 
 /// The current [`Snapshot`], swapped whole after every write.
@@ -216,9 +212,7 @@ impl Templates {
     }
 
     pub async fn load(catalog: &Catalog) -> Result<Self, CatalogError> {
-        Ok(Self::new(Snapshot::from_set(
-            &catalog.load_templates().await?,
-        )))
+        Ok(Self::new(Snapshot::from_set(&catalog.load_all().await?)?))
     }
 
     /// The snapshot to resolve one push against; hold it for the whole lookup.
@@ -233,7 +227,7 @@ impl Templates {
     /// Re-reads the catalogue. Call after every committed write.
     pub async fn reload(&self, catalog: &Catalog) -> Result<(), CatalogError> {
         let _one_at_a_time = self.reload.lock().await;
-        let snap = Arc::new(Snapshot::from_set(&catalog.load_templates().await?));
+        let snap = Arc::new(Snapshot::from_set(&catalog.load_all().await?)?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = snap;
         Ok(())
     }
@@ -242,7 +236,8 @@ impl Templates {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use livetape_catalog::{StoredRule, StoredTemplate};
+    use crate::model::Format;
+    use livetape_catalog::{KindRule, RawTemplate, StoredRule};
 
     fn rt(name: &str) -> RecordTemplate {
         RecordTemplate {
@@ -252,6 +247,7 @@ mod tests {
     }
     fn rr(app: &str, stream: &str, template: &str) -> RecordRule {
         RecordRule {
+            domain: "*".into(),
             app: app.into(),
             stream: stream.into(),
             template: template.into(),
@@ -270,6 +266,7 @@ mod tests {
     }
     fn cr(app: &str, template: &str) -> CallbackRule {
         CallbackRule {
+            domain: "*".into(),
             app: app.into(),
             template: template.into(),
         }
@@ -294,7 +291,8 @@ mod tests {
     }
 
     fn rec(s: &Snapshot, app: &str, stream: &str) -> Option<String> {
-        s.record_template_for(app, stream).map(|t| t.name)
+        s.record_template_for("d.example", app, stream)
+            .map(|t| t.name)
     }
 
     #[test]
@@ -324,13 +322,13 @@ mod tests {
     #[test]
     fn callback_precedence_is_per_app() {
         let s = snap();
-        let cb = |app| s.callback_template_for(app).map(|t| t.name);
+        let cb = |app| s.callback_template_for("d.example", app).map(|t| t.name);
         assert_eq!(cb("live").as_deref(), Some("c-live"));
         assert_eq!(cb("lives").as_deref(), Some("c-glob"));
         assert_eq!(cb("other").as_deref(), Some("c-any"));
         assert_eq!(
             Snapshot::default()
-                .callback_template_for("live")
+                .callback_template_for("", "live")
                 .map(|t| t.name),
             None
         );
@@ -373,58 +371,77 @@ mod tests {
             );
         }
         // And through the catalogue's types (seed → stored set → snapshot).
-        let seed = seed_from_config(&cfg);
-        let set = TemplateSet {
-            record_templates: seed
-                .record_templates
+        let seed = seed_from_config(&cfg).unwrap();
+        let set = RawTemplateSet {
+            templates: seed
+                .templates
                 .iter()
-                .map(|t| StoredTemplate {
-                    template: t.clone(),
+                .map(|t| RawTemplate {
+                    kind: t.kind.clone(),
+                    name: t.name.clone(),
+                    body: t.body.clone(),
                     created_at_ms: 0,
                     updated_at_ms: 0,
                 })
                 .collect(),
-            record_rules: seed
-                .record_rules
+            rules: seed
+                .rules
                 .iter()
                 .enumerate()
-                .map(|(i, r)| StoredRule {
-                    id: i as i64 + 1,
-                    rule: r.clone(),
-                    created_at_ms: 0,
-                    updated_at_ms: 0,
-                })
-                .collect(),
-            callback_templates: seed
-                .callback_templates
-                .iter()
-                .map(|t| StoredTemplate {
-                    template: t.clone(),
-                    created_at_ms: 0,
-                    updated_at_ms: 0,
-                })
-                .collect(),
-            callback_rules: seed
-                .callback_rules
-                .iter()
-                .enumerate()
-                .map(|(i, r)| StoredRule {
-                    id: i as i64 + 1,
-                    rule: r.clone(),
-                    created_at_ms: 0,
-                    updated_at_ms: 0,
+                .map(|(i, r)| KindRule {
+                    kind: r.kind.clone(),
+                    rule: StoredRule {
+                        id: i as i64 + 1,
+                        rule: r.rule.clone(),
+                        created_at_ms: 0,
+                        updated_at_ms: 0,
+                    },
                 })
                 .collect(),
         };
-        let s = Snapshot::from_set(&set);
-        let t = s.record_template_for("live", "vip_9").unwrap();
+        let s = Snapshot::from_set(&set).unwrap();
+        let t = s.record_template_for("", "live", "vip_9").unwrap();
         assert_eq!((t.name.as_str(), t.interval_s), ("flv", 600));
         assert_eq!(t.formats, vec![Format::Flv]);
         assert_eq!(rec(&s, "x", "y").as_deref(), Some("default"));
-        let cb = s.callback_template_for("live").unwrap();
+        let cb = s.callback_template_for("", "live").unwrap();
         assert_eq!(cb.record_url.as_deref(), Some("http://h/r"));
         assert_eq!(cb.retry_count, 12);
-        assert!(s.callback_template_for("other").is_none());
+        assert!(s.callback_template_for("", "other").is_none());
+    }
+
+    /// Rules may be bound to a push domain (Tencent `DomainName`): a rule for the domain beats
+    /// an equally specific one for any domain, and applies to pushes on that domain only.
+    #[test]
+    fn domain_rules() {
+        let mut s = snap();
+        s.record_rules.push(RecordRule {
+            domain: "a.example".into(),
+            ..rr("*", "*", "exact")
+        });
+        s.callback_rules.push(CallbackRule {
+            domain: "a.example".into(),
+            ..cr("*", "c-live")
+        });
+        assert_eq!(
+            s.record_template_for("a.example", "x", "y")
+                .map(|t| t.name)
+                .as_deref(),
+            Some("exact")
+        );
+        assert_eq!(rec(&s, "x", "y").as_deref(), Some("any"));
+        assert_eq!(
+            s.callback_template_for("a.example", "other")
+                .map(|t| t.name)
+                .as_deref(),
+            Some("c-live")
+        );
+        assert_eq!(
+            s.callback_template_for("b.example", "other")
+                .map(|t| t.name)
+                .as_deref(),
+            Some("c-any")
+        );
     }
 
     #[test]
@@ -453,21 +470,21 @@ mod tests {
         .unwrap();
         assert_eq!(
             Snapshot::from_config(&c)
-                .record_template_for("live", "vip_1")
+                .record_template_for("", "live", "vip_1")
                 .unwrap()
                 .name,
             "both"
         );
         assert_eq!(
             Snapshot::from_config(&c)
-                .record_template_for("live", "vip_2")
+                .record_template_for("", "live", "vip_2")
                 .unwrap()
                 .name,
             "flv"
         );
         assert_eq!(
             Snapshot::from_config(&c)
-                .record_template_for("other", "vip_2")
+                .record_template_for("", "other", "vip_2")
                 .unwrap()
                 .name,
             "default"
@@ -479,7 +496,7 @@ mod tests {
         let c = Config::from_toml_str("record_rule = []").unwrap();
         assert!(
             Snapshot::from_config(&c)
-                .record_template_for("live", "x")
+                .record_template_for("", "live", "x")
                 .is_none()
         );
     }

@@ -39,6 +39,9 @@ pub const CLIP_60S: Clip = Clip {
     gop: 60,
 };
 
+/// Every named clip (for [`crate::fixture`] by name, e.g. from the `fixture` binary).
+pub const CLIPS: [Clip; 2] = [CLIP_10S, CLIP_60S];
+
 pub fn clip_10s() -> PathBuf {
     fixture(&CLIP_10S)
 }
@@ -51,7 +54,11 @@ pub fn clip_60s() -> PathBuf {
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .unwrap_or_else(|| {
+            // crates/testkit → the workspace root.
+            let root = Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2);
+            root.unwrap_or(Path::new(".")).join("target")
+        })
 }
 
 /// Serialises generation inside one test binary; across processes the atomic rename makes

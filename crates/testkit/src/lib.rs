@@ -15,5 +15,7 @@
 mod fixtures;
 mod probe;
 
-pub use fixtures::{CLIP_10S, CLIP_60S, Clip, clip_10s, clip_60s, fixture, generated, target_dir};
+pub use fixtures::{
+    CLIP_10S, CLIP_60S, CLIPS, Clip, clip_10s, clip_60s, fixture, generated, target_dir,
+};
 pub use probe::{Counts, count_packets, decode_errors, ffmpeg9, probe_counts};

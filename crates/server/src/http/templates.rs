@@ -1,10 +1,14 @@
-//! Record and callback templates and rules over REST (Tencent §3.1–3.2, §1.4); every
-//! committed write is applied to new pushes at once (`rules::Templates::reload`).
+//! Templates and the rules that bind them over REST (Tencent §3.1–3.2, §1.4), one generic set
+//! of handlers for every kind; every committed write is applied to new pushes at once
+//! (`rules::Templates::reload`).
 //!
 //! - `GET|POST /v1/record-templates`, `GET|PUT|DELETE /v1/record-templates/{name}`
 //! - `GET|POST /v1/record-rules`, `PUT|DELETE /v1/record-rules/{id}`
 //! - `GET|POST /v1/callback-templates`, `GET|PUT|DELETE /v1/callback-templates/{name}`
 //! - `GET|POST /v1/callback-rules`, `PUT|DELETE /v1/callback-rules/{id}`
+//!
+//! A kind is a [`TemplateResource`] (its path, its request body, how the body becomes the
+//! model type with its defaults and checks) and a [`RuleResource`] (its path and rule body).
 
 use super::ApiError;
 use crate::model::{
@@ -17,335 +21,103 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use livetape_catalog::{
-    CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef, StoredRule,
-    StoredTemplate,
-};
+use livetape_catalog::{RuleDef, StoredRule, StoredTemplate, TemplateBody};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-// ---- request bodies and validation -----------------------------------------------------
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .merge(template_routes::<RecordTemplate>())
+        .merge(rule_routes::<RecordRule>())
+        .merge(template_routes::<CallbackTemplate>())
+        .merge(rule_routes::<CallbackRule>())
+}
+
+/// A kind of template over REST.
+pub(crate) trait TemplateResource: TemplateBody + Serialize {
+    /// `/v1/record-templates`; one template is `{PATH}/{name}`.
+    const PATH: &'static str;
+    /// The request body of POST and PUT: every field optional but what has no default.
+    type Body: DeserializeOwned + Send;
+    /// The template a body describes (defaults filled in, limits checked); the name comes
+    /// from the path (PUT) or the body (POST), and both given must agree.
+    fn from_body(body: Self::Body, path_name: Option<&str>) -> Result<Self, ApiError>;
+}
+
+/// A kind of rule over REST.
+pub(crate) trait RuleResource: Serialize + Sized {
+    /// `/v1/record-rules`; one rule is `{PATH}/{id}`.
+    const PATH: &'static str;
+    /// The catalogue kind of the templates these rules bind.
+    const KIND: &'static str;
+    /// What error messages call it ("record rule").
+    const WHAT: &'static str;
+    type Body: DeserializeOwned + Send;
+    fn from_body(body: Self::Body) -> Result<RuleDef, ApiError>;
+    fn from_def(def: &RuleDef) -> Self;
+}
+
+/// A stored template as the API shows it: its fields and when it was created and changed.
+#[derive(Debug, Serialize)]
+pub struct TemplateJson<T> {
+    #[serde(flatten)]
+    pub template: T,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+impl<T> From<StoredTemplate<T>> for TemplateJson<T> {
+    fn from(s: StoredTemplate<T>) -> Self {
+        Self {
+            template: s.template,
+            created_at_ms: s.created_at_ms,
+            updated_at_ms: s.updated_at_ms,
+        }
+    }
+}
+
+/// A stored rule as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct RuleJson<R> {
+    pub id: i64,
+    #[serde(flatten)]
+    pub rule: R,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+fn rule_json<R: RuleResource>(s: StoredRule) -> RuleJson<R> {
+    RuleJson {
+        id: s.id,
+        rule: R::from_def(&s.rule),
+        created_at_ms: s.created_at_ms,
+        updated_at_ms: s.updated_at_ms,
+    }
+}
+
+fn template_routes<T: TemplateResource>() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(T::PATH, get(list_templates::<T>).post(create_template::<T>))
+        .route(
+            &format!("{}/{{name}}", T::PATH),
+            get(get_template::<T>)
+                .put(put_template::<T>)
+                .delete(delete_template::<T>),
+        )
+}
+
+fn rule_routes<R: RuleResource + Send + 'static>() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(R::PATH, get(list_rules::<R>).post(create_rule::<R>))
+        .route(
+            &format!("{}/{{id}}", R::PATH),
+            put(update_rule::<R>).delete(delete_rule::<R>),
+        )
+}
 
 fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("`{field}`: {problem}"))
-}
-
-/// A JSON number for a field with limits: negative numbers are out of range too.
-fn number(field: &str, v: Option<i64>, default: u64) -> Result<u64, ApiError> {
-    match v {
-        None => Ok(default),
-        Some(v) => u64::try_from(v).map_err(|_| bad(field, format!("{v} is negative"))),
-    }
-}
-
-/// The name comes from the path (PUT) or the body (POST); both given must agree.
-fn body_name(path: Option<&str>, body: Option<String>) -> Result<String, ApiError> {
-    match (path, body) {
-        (Some(p), Some(b)) if p != b => {
-            Err(bad("name", format!("`{b}` differs from the URL's `{p}`")))
-        }
-        (Some(p), _) => Ok(p.to_owned()),
-        (None, Some(b)) => Ok(b),
-        (None, None) => Err(bad("name", "is required")),
-    }
-}
-
-/// Body of `POST /v1/record-templates` and `PUT /v1/record-templates/{name}`. Omitted fields
-/// take the config file's defaults; PUT replaces the whole template.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordTemplateBody {
-    pub name: Option<String>,
-    pub formats: Option<Vec<String>>,
-    pub interval_s: Option<i64>,
-    pub hls_target_s: Option<i64>,
-    pub resume_s: Option<i64>,
-    pub storage_days: Option<i64>,
-}
-
-impl RecordTemplateBody {
-    pub fn validate(self, path_name: Option<&str>) -> Result<RecordTemplateDef, ApiError> {
-        let name = body_name(path_name, self.name)?;
-        let formats = match self.formats {
-            None => DEFAULT_FORMATS.to_vec(),
-            Some(names) => names
-                .iter()
-                .map(|f| {
-                    Format::from_name(f).ok_or_else(|| {
-                        bad(
-                            "formats",
-                            format!("unknown format `{f}`; use {:?}", Format::NAMES),
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        };
-        let t = RecordTemplate {
-            name,
-            formats,
-            interval_s: number("interval_s", self.interval_s, DEFAULT_INTERVAL_S)?,
-            hls_target_s: number("hls_target_s", self.hls_target_s, DEFAULT_HLS_TARGET_S)?,
-            resume_s: number("resume_s", self.resume_s, 0)?,
-            storage_days: number("storage_days", self.storage_days, 0)?,
-        };
-        t.check()?;
-        let u32_of = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
-        Ok(RecordTemplateDef {
-            formats: t.formats.iter().map(|f| f.as_str().to_owned()).collect(),
-            interval_s: u32_of(t.interval_s),
-            hls_target_s: u32_of(t.hls_target_s),
-            resume_s: u32_of(t.resume_s),
-            storage_days: u32_of(t.storage_days),
-            name: t.name,
-        })
-    }
-}
-
-/// Body of `POST /v1/record-rules` and `PUT /v1/record-rules/{id}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordRuleBody {
-    /// Glob on the RTMP app; default `*`.
-    pub app: Option<String>,
-    /// Glob on the stream name; default `*`.
-    pub stream: Option<String>,
-    pub template: String,
-}
-
-impl RecordRuleBody {
-    pub fn validate(self) -> Result<RecordRuleDef, ApiError> {
-        let r = RecordRule {
-            app: self.app.unwrap_or_else(|| "*".into()),
-            stream: self.stream.unwrap_or_else(|| "*".into()),
-            template: self.template,
-        };
-        r.check()?;
-        Ok(RecordRuleDef {
-            app: r.app,
-            stream: r.stream,
-            template: r.template,
-        })
-    }
-}
-
-/// Body of `POST /v1/callback-templates` and `PUT /v1/callback-templates/{name}`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallbackTemplateBody {
-    pub name: Option<String>,
-    /// Signing key (`sign = md5(key + t)`); default empty.
-    pub key: Option<String>,
-    pub stream_begin_url: Option<String>,
-    pub stream_end_url: Option<String>,
-    pub record_url: Option<String>,
-    /// Retries after the first attempt; default 12.
-    pub retry_count: Option<i64>,
-    /// Default 60.
-    pub retry_interval_s: Option<i64>,
-}
-
-impl CallbackTemplateBody {
-    pub fn validate(self, path_name: Option<&str>) -> Result<CallbackTemplateDef, ApiError> {
-        let url = |u: Option<String>| u.filter(|u| !u.is_empty());
-        let t = CallbackTemplate {
-            name: body_name(path_name, self.name)?,
-            key: self.key.unwrap_or_default(),
-            stream_begin_url: url(self.stream_begin_url),
-            stream_end_url: url(self.stream_end_url),
-            record_url: url(self.record_url),
-            retry_count: u32::try_from(number(
-                "retry_count",
-                self.retry_count,
-                u64::from(DEFAULT_RETRY_COUNT),
-            )?)
-            .map_err(|_| bad("retry_count", format!("must be at most {}", u32::MAX)))?,
-            retry_interval_s: number(
-                "retry_interval_s",
-                self.retry_interval_s,
-                DEFAULT_RETRY_INTERVAL_S,
-            )?,
-        };
-        t.check()?;
-        Ok(CallbackTemplateDef {
-            name: t.name,
-            key: t.key,
-            stream_begin_url: t.stream_begin_url,
-            stream_end_url: t.stream_end_url,
-            record_url: t.record_url,
-            retry_count: t.retry_count,
-            retry_interval_s: u32::try_from(t.retry_interval_s).unwrap_or(u32::MAX),
-        })
-    }
-}
-
-/// Body of `POST /v1/callback-rules` and `PUT /v1/callback-rules/{id}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallbackRuleBody {
-    /// Glob on the RTMP app; default `*`.
-    pub app: Option<String>,
-    pub template: String,
-}
-
-impl CallbackRuleBody {
-    pub fn validate(self) -> Result<CallbackRuleDef, ApiError> {
-        let r = CallbackRule {
-            app: self.app.unwrap_or_else(|| "*".into()),
-            template: self.template,
-        };
-        r.check()?;
-        Ok(CallbackRuleDef {
-            app: r.app,
-            template: r.template,
-        })
-    }
-}
-
-// ---- responses ---------------------------------------------------------------------------
-
-#[derive(Debug, Serialize)]
-pub struct RecordTemplateJson {
-    pub name: String,
-    pub formats: Vec<String>,
-    pub interval_s: u32,
-    pub hls_target_s: u32,
-    pub resume_s: u32,
-    pub storage_days: u32,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
-impl From<StoredTemplate<RecordTemplateDef>> for RecordTemplateJson {
-    fn from(s: StoredTemplate<RecordTemplateDef>) -> Self {
-        let t = s.template;
-        Self {
-            name: t.name,
-            formats: t.formats,
-            interval_s: t.interval_s,
-            hls_target_s: t.hls_target_s,
-            resume_s: t.resume_s,
-            storage_days: t.storage_days,
-            created_at_ms: s.created_at_ms,
-            updated_at_ms: s.updated_at_ms,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct CallbackTemplateJson {
-    pub name: String,
-    pub key: String,
-    pub stream_begin_url: Option<String>,
-    pub stream_end_url: Option<String>,
-    pub record_url: Option<String>,
-    pub retry_count: u32,
-    pub retry_interval_s: u32,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
-impl From<StoredTemplate<CallbackTemplateDef>> for CallbackTemplateJson {
-    fn from(s: StoredTemplate<CallbackTemplateDef>) -> Self {
-        let t = s.template;
-        Self {
-            name: t.name,
-            key: t.key,
-            stream_begin_url: t.stream_begin_url,
-            stream_end_url: t.stream_end_url,
-            record_url: t.record_url,
-            retry_count: t.retry_count,
-            retry_interval_s: t.retry_interval_s,
-            created_at_ms: s.created_at_ms,
-            updated_at_ms: s.updated_at_ms,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct RecordRuleJson {
-    pub id: i64,
-    pub app: String,
-    pub stream: String,
-    pub template: String,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
-impl From<StoredRule<RecordRuleDef>> for RecordRuleJson {
-    fn from(s: StoredRule<RecordRuleDef>) -> Self {
-        Self {
-            id: s.id,
-            app: s.rule.app,
-            stream: s.rule.stream,
-            template: s.rule.template,
-            created_at_ms: s.created_at_ms,
-            updated_at_ms: s.updated_at_ms,
-        }
-    }
-}
-
-#[derive(Debug, Serialize)]
-pub struct CallbackRuleJson {
-    pub id: i64,
-    pub app: String,
-    pub template: String,
-    pub created_at_ms: i64,
-    pub updated_at_ms: i64,
-}
-
-impl From<StoredRule<CallbackRuleDef>> for CallbackRuleJson {
-    fn from(s: StoredRule<CallbackRuleDef>) -> Self {
-        Self {
-            id: s.id,
-            app: s.rule.app,
-            template: s.rule.template,
-            created_at_ms: s.created_at_ms,
-            updated_at_ms: s.updated_at_ms,
-        }
-    }
-}
-
-// ---- handlers ----------------------------------------------------------------------------
-
-/// The template endpoints; merge them into the authenticated REST router.
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(
-            "/v1/record-templates",
-            get(list_record_templates).post(create_record_template),
-        )
-        .route(
-            "/v1/record-templates/{name}",
-            get(get_record_template)
-                .put(put_record_template)
-                .delete(delete_record_template),
-        )
-        .route(
-            "/v1/record-rules",
-            get(list_record_rules).post(create_record_rule),
-        )
-        .route(
-            "/v1/record-rules/{id}",
-            put(update_record_rule).delete(delete_record_rule),
-        )
-        .route(
-            "/v1/callback-templates",
-            get(list_callback_templates).post(create_callback_template),
-        )
-        .route(
-            "/v1/callback-templates/{name}",
-            get(get_callback_template)
-                .put(put_callback_template)
-                .delete(delete_callback_template),
-        )
-        .route(
-            "/v1/callback-rules",
-            get(list_callback_rules).post(create_callback_rule),
-        )
-        .route(
-            "/v1/callback-rules/{id}",
-            put(update_callback_rule).delete(delete_callback_rule),
-        )
 }
 
 fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
@@ -378,12 +150,12 @@ fn created_or_ok(created: bool) -> StatusCode {
     }
 }
 
-async fn list_record_templates(
+async fn list_templates<T: TemplateResource>(
     State(st): State<Arc<AppState>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let all: Vec<RecordTemplateJson> = st
+    let all: Vec<TemplateJson<T>> = st
         .catalog
-        .list_record_templates()
+        .list_templates::<T>()
         .await?
         .into_iter()
         .map(Into::into)
@@ -391,215 +163,279 @@ async fn list_record_templates(
     Ok(Json(serde_json::json!({ "templates": all })))
 }
 
-async fn get_record_template(
+async fn get_template<T: TemplateResource>(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
-) -> Result<Json<RecordTemplateJson>, ApiError> {
+) -> Result<Json<TemplateJson<T>>, ApiError> {
+    let what = livetape_catalog::template_what(T::KIND);
     let t = st
         .catalog
-        .get_record_template(&name)
+        .get_template::<T>(&name)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("record template {name}")))?;
+        .ok_or_else(|| ApiError::NotFound(format!("{what} {name}")))?;
     Ok(Json(t.into()))
 }
 
-async fn create_record_template(
+async fn create_template<T: TemplateResource>(
     State(st): State<Arc<AppState>>,
-    b: Result<Json<RecordTemplateBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<RecordTemplateJson>), ApiError> {
-    let def = body(b)?.validate(None)?;
-    let t = st
-        .catalog
-        .create_record_template(&def, st.clock.now_ms())
-        .await?;
+    b: Result<Json<T::Body>, JsonRejection>,
+) -> Result<(StatusCode, Json<TemplateJson<T>>), ApiError> {
+    let t = T::from_body(body(b)?, None)?;
+    let t = st.catalog.create_template(&t, st.clock.now_ms()).await?;
     applied(&st).await?;
     Ok((StatusCode::CREATED, Json(t.into())))
 }
 
-async fn put_record_template(
+async fn put_template<T: TemplateResource>(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
-    b: Result<Json<RecordTemplateBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<RecordTemplateJson>), ApiError> {
-    let def = body(b)?.validate(Some(&name))?;
-    let (t, created) = st
-        .catalog
-        .put_record_template(&def, st.clock.now_ms())
-        .await?;
+    b: Result<Json<T::Body>, JsonRejection>,
+) -> Result<(StatusCode, Json<TemplateJson<T>>), ApiError> {
+    let t = T::from_body(body(b)?, Some(&name))?;
+    let (t, created) = st.catalog.put_template(&t, st.clock.now_ms()).await?;
     applied(&st).await?;
     Ok((created_or_ok(created), Json(t.into())))
 }
 
-async fn delete_record_template(
+async fn delete_template<T: TemplateResource>(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    st.catalog.delete_record_template(&name).await?;
+    st.catalog.delete_template::<T>(&name).await?;
     applied(&st).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_record_rules(
+async fn list_rules<R: RuleResource>(
     State(st): State<Arc<AppState>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let all: Vec<RecordRuleJson> = st
+    let all: Vec<RuleJson<R>> = st
         .catalog
-        .list_record_rules()
+        .list_rules(R::KIND)
         .await?
         .into_iter()
-        .map(Into::into)
+        .map(rule_json::<R>)
         .collect();
     Ok(Json(serde_json::json!({ "rules": all })))
 }
 
-async fn create_record_rule(
+async fn create_rule<R: RuleResource>(
     State(st): State<Arc<AppState>>,
-    b: Result<Json<RecordRuleBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<RecordRuleJson>), ApiError> {
-    let def = body(b)?.validate()?;
+    b: Result<Json<R::Body>, JsonRejection>,
+) -> Result<(StatusCode, Json<RuleJson<R>>), ApiError> {
+    let def = R::from_body(body(b)?)?;
     let r = st
         .catalog
-        .insert_record_rule(&def, st.clock.now_ms())
+        .insert_rule(R::KIND, &def, st.clock.now_ms())
         .await?;
     applied(&st).await?;
-    Ok((StatusCode::CREATED, Json(r.into())))
+    Ok((StatusCode::CREATED, Json(rule_json(r))))
 }
 
-async fn update_record_rule(
+async fn update_rule<R: RuleResource>(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
-    b: Result<Json<RecordRuleBody>, JsonRejection>,
-) -> Result<Json<RecordRuleJson>, ApiError> {
-    let id = rule_id("record rule", &id)?;
-    let def = body(b)?.validate()?;
+    b: Result<Json<R::Body>, JsonRejection>,
+) -> Result<Json<RuleJson<R>>, ApiError> {
+    let id = rule_id(R::WHAT, &id)?;
+    let def = R::from_body(body(b)?)?;
     let r = st
         .catalog
-        .update_record_rule(id, &def, st.clock.now_ms())
+        .update_rule(R::KIND, id, &def, st.clock.now_ms())
         .await?;
     applied(&st).await?;
-    Ok(Json(r.into()))
+    Ok(Json(rule_json(r)))
 }
 
-async fn delete_record_rule(
+async fn delete_rule<R: RuleResource>(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = rule_id("record rule", &id)?;
-    st.catalog.delete_record_rule(id).await?;
+    let id = rule_id(R::WHAT, &id)?;
+    st.catalog.delete_rule(R::KIND, id).await?;
     applied(&st).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn list_callback_templates(
-    State(st): State<Arc<AppState>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let all: Vec<CallbackTemplateJson> = st
-        .catalog
-        .list_callback_templates()
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    Ok(Json(serde_json::json!({ "templates": all })))
+// ---- the kinds ---------------------------------------------------------------------------
+
+/// A JSON number for a field with limits: negative numbers are out of range too.
+fn number(field: &str, v: Option<i64>, default: u64) -> Result<u64, ApiError> {
+    match v {
+        None => Ok(default),
+        Some(v) => u64::try_from(v).map_err(|_| bad(field, format!("{v} is negative"))),
+    }
 }
 
-async fn get_callback_template(
-    State(st): State<Arc<AppState>>,
-    Path(name): Path<String>,
-) -> Result<Json<CallbackTemplateJson>, ApiError> {
-    let t = st
-        .catalog
-        .get_callback_template(&name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("callback template {name}")))?;
-    Ok(Json(t.into()))
+/// The name comes from the path (PUT) or the body (POST); both given must agree.
+fn body_name(path: Option<&str>, body: Option<String>) -> Result<String, ApiError> {
+    match (path, body) {
+        (Some(p), Some(b)) if p != b => {
+            Err(bad("name", format!("`{b}` differs from the URL's `{p}`")))
+        }
+        (Some(p), _) => Ok(p.to_owned()),
+        (None, Some(b)) => Ok(b),
+        (None, None) => Err(bad("name", "is required")),
+    }
 }
 
-async fn create_callback_template(
-    State(st): State<Arc<AppState>>,
-    b: Result<Json<CallbackTemplateBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<CallbackTemplateJson>), ApiError> {
-    let def = body(b)?.validate(None)?;
-    let t = st
-        .catalog
-        .create_callback_template(&def, st.clock.now_ms())
-        .await?;
-    applied(&st).await?;
-    Ok((StatusCode::CREATED, Json(t.into())))
+fn pattern(v: Option<String>) -> String {
+    v.unwrap_or_else(|| RuleDef::ANY.into())
 }
 
-async fn put_callback_template(
-    State(st): State<Arc<AppState>>,
-    Path(name): Path<String>,
-    b: Result<Json<CallbackTemplateBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<CallbackTemplateJson>), ApiError> {
-    let def = body(b)?.validate(Some(&name))?;
-    let (t, created) = st
-        .catalog
-        .put_callback_template(&def, st.clock.now_ms())
-        .await?;
-    applied(&st).await?;
-    Ok((created_or_ok(created), Json(t.into())))
+/// Body of `POST /v1/record-templates` and `PUT /v1/record-templates/{name}`. Omitted fields
+/// take the defaults; PUT replaces the whole template.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordTemplateBody {
+    pub name: Option<String>,
+    pub formats: Option<Vec<String>>,
+    pub interval_s: Option<i64>,
+    pub hls_target_s: Option<i64>,
+    pub resume_s: Option<i64>,
+    pub storage_days: Option<i64>,
 }
 
-async fn delete_callback_template(
-    State(st): State<Arc<AppState>>,
-    Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    st.catalog.delete_callback_template(&name).await?;
-    applied(&st).await?;
-    Ok(StatusCode::NO_CONTENT)
+impl TemplateResource for RecordTemplate {
+    const PATH: &'static str = "/v1/record-templates";
+    type Body = RecordTemplateBody;
+
+    fn from_body(b: RecordTemplateBody, path_name: Option<&str>) -> Result<Self, ApiError> {
+        let name = body_name(path_name, b.name)?;
+        let formats = match b.formats {
+            None => DEFAULT_FORMATS.to_vec(),
+            Some(names) => names
+                .iter()
+                .map(|f| {
+                    Format::from_name(f).ok_or_else(|| {
+                        bad(
+                            "formats",
+                            format!("unknown format `{f}`; use {:?}", Format::NAMES),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let t = RecordTemplate {
+            name,
+            formats,
+            interval_s: number("interval_s", b.interval_s, DEFAULT_INTERVAL_S)?,
+            hls_target_s: number("hls_target_s", b.hls_target_s, DEFAULT_HLS_TARGET_S)?,
+            resume_s: number("resume_s", b.resume_s, 0)?,
+            storage_days: number("storage_days", b.storage_days, 0)?,
+        };
+        t.check()?;
+        Ok(t)
+    }
 }
 
-async fn list_callback_rules(
-    State(st): State<Arc<AppState>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let all: Vec<CallbackRuleJson> = st
-        .catalog
-        .list_callback_rules()
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect();
-    Ok(Json(serde_json::json!({ "rules": all })))
+/// Body of `POST /v1/callback-templates` and `PUT /v1/callback-templates/{name}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackTemplateBody {
+    pub name: Option<String>,
+    /// Signing key (`sign = md5(key + t)`); default empty.
+    pub key: Option<String>,
+    pub stream_begin_url: Option<String>,
+    pub stream_end_url: Option<String>,
+    pub record_url: Option<String>,
+    /// Retries after the first attempt; default 12.
+    pub retry_count: Option<i64>,
+    /// Default 60.
+    pub retry_interval_s: Option<i64>,
 }
 
-async fn create_callback_rule(
-    State(st): State<Arc<AppState>>,
-    b: Result<Json<CallbackRuleBody>, JsonRejection>,
-) -> Result<(StatusCode, Json<CallbackRuleJson>), ApiError> {
-    let def = body(b)?.validate()?;
-    let r = st
-        .catalog
-        .insert_callback_rule(&def, st.clock.now_ms())
-        .await?;
-    applied(&st).await?;
-    Ok((StatusCode::CREATED, Json(r.into())))
+impl TemplateResource for CallbackTemplate {
+    const PATH: &'static str = "/v1/callback-templates";
+    type Body = CallbackTemplateBody;
+
+    fn from_body(b: CallbackTemplateBody, path_name: Option<&str>) -> Result<Self, ApiError> {
+        let url = |u: Option<String>| u.filter(|u| !u.is_empty());
+        let retry_count = number("retry_count", b.retry_count, u64::from(DEFAULT_RETRY_COUNT))?;
+        let t = CallbackTemplate {
+            name: body_name(path_name, b.name)?,
+            key: b.key.unwrap_or_default(),
+            stream_begin_url: url(b.stream_begin_url),
+            stream_end_url: url(b.stream_end_url),
+            record_url: url(b.record_url),
+            retry_count: u32::try_from(retry_count)
+                .map_err(|_| bad("retry_count", format!("must be at most {}", u32::MAX)))?,
+            retry_interval_s: number(
+                "retry_interval_s",
+                b.retry_interval_s,
+                DEFAULT_RETRY_INTERVAL_S,
+            )?,
+        };
+        t.check()?;
+        Ok(t)
+    }
 }
 
-async fn update_callback_rule(
-    State(st): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    b: Result<Json<CallbackRuleBody>, JsonRejection>,
-) -> Result<Json<CallbackRuleJson>, ApiError> {
-    let id = rule_id("callback rule", &id)?;
-    let def = body(b)?.validate()?;
-    let r = st
-        .catalog
-        .update_callback_rule(id, &def, st.clock.now_ms())
-        .await?;
-    applied(&st).await?;
-    Ok(Json(r.into()))
+/// Body of `POST /v1/record-rules` and `PUT /v1/record-rules/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRuleBody {
+    /// Glob on the push domain; default `*`.
+    pub domain: Option<String>,
+    /// Glob on the RTMP app; default `*`.
+    pub app: Option<String>,
+    /// Glob on the stream name; default `*`.
+    pub stream: Option<String>,
+    pub template: String,
 }
 
-async fn delete_callback_rule(
-    State(st): State<Arc<AppState>>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let id = rule_id("callback rule", &id)?;
-    st.catalog.delete_callback_rule(id).await?;
-    applied(&st).await?;
-    Ok(StatusCode::NO_CONTENT)
+impl RuleResource for RecordRule {
+    const PATH: &'static str = "/v1/record-rules";
+    const KIND: &'static str = <RecordTemplate as TemplateBody>::KIND;
+    const WHAT: &'static str = "record rule";
+    type Body = RecordRuleBody;
+
+    fn from_body(b: RecordRuleBody) -> Result<RuleDef, ApiError> {
+        let r = RecordRule {
+            domain: pattern(b.domain),
+            app: pattern(b.app),
+            stream: pattern(b.stream),
+            template: b.template,
+        };
+        r.check()?;
+        Ok(r.to_def())
+    }
+
+    fn from_def(def: &RuleDef) -> Self {
+        RecordRule::from_def(def)
+    }
+}
+
+/// Body of `POST /v1/callback-rules` and `PUT /v1/callback-rules/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackRuleBody {
+    /// Glob on the push domain; default `*`.
+    pub domain: Option<String>,
+    /// Glob on the RTMP app; default `*`.
+    pub app: Option<String>,
+    pub template: String,
+}
+
+impl RuleResource for CallbackRule {
+    const PATH: &'static str = "/v1/callback-rules";
+    const KIND: &'static str = <CallbackTemplate as TemplateBody>::KIND;
+    const WHAT: &'static str = "callback rule";
+    type Body = CallbackRuleBody;
+
+    fn from_body(b: CallbackRuleBody) -> Result<RuleDef, ApiError> {
+        let r = CallbackRule {
+            domain: pattern(b.domain),
+            app: pattern(b.app),
+            template: b.template,
+        };
+        r.check()?;
+        Ok(r.to_def())
+    }
+
+    fn from_def(def: &RuleDef) -> Self {
+        CallbackRule::from_def(def)
+    }
 }
 
 #[cfg(test)]
@@ -614,15 +450,15 @@ mod tests {
         }
     }
 
-    fn rt_body(json: &str) -> Result<RecordTemplateDef, String> {
+    fn rt_body(json: &str) -> Result<RecordTemplate, String> {
         let b: RecordTemplateBody = serde_json::from_str(json).unwrap();
-        b.validate(None).map_err(err_text)
+        RecordTemplate::from_body(b, None).map_err(err_text)
     }
 
     #[test]
     fn record_template_body_defaults_and_ranges() {
         let d = rt_body(r#"{"name":"hd"}"#).unwrap();
-        assert_eq!(d.formats, ["mp4"]);
+        assert_eq!(d.formats, [Format::Mp4]);
         assert_eq!(
             (d.interval_s, d.hls_target_s, d.resume_s, d.storage_days),
             (1800, 10, 0, 0)
@@ -632,7 +468,10 @@ mod tests {
                 "hls_target_s":60,"resume_s":1800,"storage_days":1500}"#,
         )
         .unwrap();
-        assert_eq!(d.formats, ["flv", "hls", "aac", "mp4"]);
+        assert_eq!(
+            d.formats,
+            [Format::Flv, Format::Hls, Format::Aac, Format::Mp4]
+        );
         assert_eq!((d.interval_s, d.resume_s, d.storage_days), (30, 1800, 1500));
 
         for (json, field) in [
@@ -658,22 +497,17 @@ mod tests {
     #[test]
     fn path_and_body_names_must_agree() {
         let b = |j: &str| serde_json::from_str::<RecordTemplateBody>(j).unwrap();
-        assert_eq!(b("{}").validate(Some("hd")).unwrap().name, "hd");
-        assert_eq!(
-            b(r#"{"name":"hd"}"#).validate(Some("hd")).unwrap().name,
-            "hd"
-        );
-        let e = err_text(b(r#"{"name":"sd"}"#).validate(Some("hd")).unwrap_err());
+        let named = |j: &str| RecordTemplate::from_body(b(j), Some("hd"));
+        assert_eq!(named("{}").unwrap().name, "hd");
+        assert_eq!(named(r#"{"name":"hd"}"#).unwrap().name, "hd");
+        let e = err_text(named(r#"{"name":"sd"}"#).unwrap_err());
         assert!(e.starts_with("`name`"), "{e}");
     }
 
     #[test]
     fn callback_template_body_validation() {
         let cb = |j: &str| {
-            serde_json::from_str::<CallbackTemplateBody>(j)
-                .unwrap()
-                .validate(None)
-                .map_err(err_text)
+            CallbackTemplate::from_body(serde_json::from_str(j).unwrap(), None).map_err(err_text)
         };
         let d = cb(r#"{"name":"h","record_url":"https://x/r"}"#).unwrap();
         assert_eq!((d.retry_count, d.retry_interval_s), (12, 60));
@@ -711,9 +545,7 @@ mod tests {
     #[test]
     fn rule_body_validation() {
         let r = |j: &str| {
-            serde_json::from_str::<RecordRuleBody>(j)
-                .unwrap()
-                .validate()
+            <RecordRule as RuleResource>::from_body(serde_json::from_str(j).unwrap())
                 .map_err(err_text)
         };
         let d = r(r#"{"template":"hd"}"#).unwrap();
@@ -731,11 +563,11 @@ mod tests {
                 .unwrap_err()
                 .starts_with("`template`")
         );
-        let c = serde_json::from_str::<CallbackRuleBody>(r#"{"app":"live","template":"h"}"#)
-            .unwrap()
-            .validate()
-            .unwrap();
-        assert_eq!(c.app, "live");
+        let c = <CallbackRule as RuleResource>::from_body(
+            serde_json::from_str(r#"{"app":"live","template":"h"}"#).unwrap(),
+        )
+        .unwrap();
+        assert_eq!((c.app.as_str(), c.stream.as_str()), ("live", "*"));
         // Unknown fields are refused by the extractor (deny_unknown_fields).
         assert!(serde_json::from_str::<RecordRuleBody>(r#"{"template":"h","x":1}"#).is_err());
     }
@@ -818,10 +650,10 @@ mod tests {
         assert_eq!(v["rules"][0]["template"], "default");
         let snap = run.state.templates.snapshot();
         assert_eq!(
-            snap.record_template_for("live", "s").unwrap().name,
+            snap.record_template_for("", "live", "s").unwrap().name,
             "default"
         );
-        assert_eq!(snap.callback_template_for("live").unwrap().name, "cb");
+        assert_eq!(snap.callback_template_for("", "live").unwrap().name, "cb");
 
         // Auth applies.
         let r = http
@@ -867,9 +699,9 @@ mod tests {
         assert_eq!(st, 400, "{v}");
 
         // A push that resolved its template before the edit keeps its copy.
-        let running_push = snap.record_template_for("live", "vip_1").unwrap();
+        let running_push = snap.record_template_for("", "live", "vip_1").unwrap();
         let snap = run.state.templates.snapshot();
-        let t = snap.record_template_for("live", "vip_1").unwrap();
+        let t = snap.record_template_for("", "live", "vip_1").unwrap();
         assert_eq!((t.name.as_str(), t.interval_s), ("vip", 600));
         assert_eq!(running_push.name, "default");
 
@@ -885,7 +717,7 @@ mod tests {
             .state
             .templates
             .snapshot()
-            .record_template_for("live", "vip_1")
+            .record_template_for("", "live", "vip_1")
             .unwrap();
         assert_eq!(t.interval_s, 900);
         let (st, _) = call(M::PUT, "/v1/record-templates/new-one", Some(json!({}))).await;
@@ -911,7 +743,7 @@ mod tests {
             run.state
                 .templates
                 .snapshot()
-                .record_template_for("live", "vip_1")
+                .record_template_for("", "live", "vip_1")
                 .unwrap()
                 .name,
             "default"
@@ -928,7 +760,7 @@ mod tests {
             run.state
                 .templates
                 .snapshot()
-                .callback_template_for("live")
+                .callback_template_for("", "live")
                 .is_none()
         );
         let (st, v) = call(
@@ -947,7 +779,7 @@ mod tests {
         run.shutdown().await;
         let run = crate::start(cfg, clock).await.unwrap();
         let snap = run.state.templates.snapshot();
-        assert!(snap.callback_template_for("live").is_none());
+        assert!(snap.callback_template_for("", "live").is_none());
         assert!(
             run.state
                 .catalog

@@ -129,6 +129,9 @@ impl RecordTemplate {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordRule {
+    /// Glob on the push domain (Tencent `DomainName`).
+    #[serde(default = "star")]
+    pub domain: String,
     /// Glob on the RTMP app.
     #[serde(default = "star")]
     pub app: String,
@@ -140,6 +143,7 @@ pub struct RecordRule {
 
 impl RecordRule {
     pub fn check(&self) -> Result<(), FieldError> {
+        check_pattern("domain", &self.domain)?;
         check_pattern("app", &self.app)?;
         check_pattern("stream", &self.stream)?;
         check_template_name("template", &self.template)
@@ -200,7 +204,10 @@ impl CallbackTemplate {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackRule {
-    /// Glob on the RTMP app (callbacks bind per app, as at Tencent).
+    /// Glob on the push domain (Tencent `DomainName`).
+    #[serde(default = "star")]
+    pub domain: String,
+    /// Glob on the RTMP app (callbacks bind per domain and app, as at Tencent).
     #[serde(default = "star")]
     pub app: String,
     pub template: String,
@@ -208,6 +215,7 @@ pub struct CallbackRule {
 
 impl CallbackRule {
     pub fn check(&self) -> Result<(), FieldError> {
+        check_pattern("domain", &self.domain)?;
         check_pattern("app", &self.app)?;
         check_template_name("template", &self.template)
     }

@@ -7,10 +7,15 @@
 //! dead node's, and any node may end it (event 0 once, whoever wins).
 
 use super::events;
+use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::rules::Templates;
+use livetape_catalog::Catalog;
+use livetape_notify::NotifierWaker;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// File in the data dir holding this node's generated name.
 pub(crate) const NODE_ID_FILE: &str = "node_id";
@@ -118,7 +123,7 @@ impl Leases {
         let mut ended = 0;
         for p in open {
             let facts = events::PushFacts {
-                callbacks: snapshot.callback_template_for(&p.appname),
+                callbacks: snapshot.callback_template_for(&p.app, &p.appname),
                 domain: p.app,
                 appname: p.appname,
                 stream: p.stream_id,

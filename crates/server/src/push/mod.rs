@@ -210,7 +210,7 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
         st.cfg.server.domain.clone()
     };
     let snapshot = st.templates.snapshot();
-    let callbacks = snapshot.callback_template_for(&app);
+    let callbacks = snapshot.callback_template_for(&domain, &app);
     let facts = PushFacts {
         callbacks: callbacks.clone(),
         domain: domain.clone(),
@@ -264,23 +264,25 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
             rec.resume();
             Some(rec)
         }
-        None => snapshot.record_template_for(&app, &stream).map(|t| {
-            Recorder::new(
-                RecordContext {
-                    appid: st.cfg.server.appid,
-                    domain,
-                    appname: app.clone(),
-                    stream: stream.clone(),
-                    sequence: sequence.clone(),
-                    stream_param: stream_param.clone(),
-                    callbacks,
-                    storage_days: t.storage_days,
-                },
-                &t,
-                st.storage.spool_dir(),
-            )
-            .with_meters(st.metrics.record_meters())
-        }),
+        None => snapshot
+            .record_template_for(&domain, &app, &stream)
+            .map(|t| {
+                Recorder::new(
+                    RecordContext {
+                        appid: st.cfg.server.appid,
+                        domain,
+                        appname: app.clone(),
+                        stream: stream.clone(),
+                        sequence: sequence.clone(),
+                        stream_param: stream_param.clone(),
+                        callbacks,
+                        storage_days: t.storage_days,
+                    },
+                    &t,
+                    st.storage.spool_dir(),
+                )
+                .with_meters(st.metrics.record_meters())
+            }),
     };
     if let Some(rec) = recorder.as_mut()
         && rec.last_dts_is_none()

@@ -1223,11 +1223,8 @@ mod tests {
     use livetape_flv::FlvReader;
     use std::path::Path;
 
-    fn fixture_frames(name: &str) -> Vec<MediaFrame> {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/fixtures")
-            .join(name);
-        let data = std::fs::read(p).unwrap();
+    fn fixture_frames(clip: &livetape_testkit::Clip) -> Vec<MediaFrame> {
+        let data = std::fs::read(livetape_testkit::fixture(clip)).unwrap();
         let mut r = FlvReader::new();
         r.feed(&data);
         let mut out = Vec::new();
@@ -1258,7 +1255,7 @@ mod tests {
     /// Splits at every keyframe at or after `interval`; the files add up to the input exactly.
     fn split_exactly(
         format: Format,
-        clip: &str,
+        clip: &livetape_testkit::Clip,
         interval_s: u64,
         want_files: usize,
         want: (u64, u64),
@@ -1302,17 +1299,23 @@ mod tests {
 
     #[test]
     fn flv_split_is_packet_exact() {
-        split_exactly(Format::Flv, "clip-10s-1M.flv", 2, 5, (300, 470));
+        split_exactly(Format::Flv, &livetape_testkit::CLIP_10S, 2, 5, (300, 470));
     }
 
     #[test]
     fn mp4_split_is_packet_exact() {
-        split_exactly(Format::Mp4, "clip-10s-1M.flv", 2, 5, (300, 470));
+        split_exactly(Format::Mp4, &livetape_testkit::CLIP_10S, 2, 5, (300, 470));
     }
 
     #[test]
     fn flv_split_60s() {
-        split_exactly(Format::Flv, "clip-60s.flv", 30, 2, (1800, 2814));
+        split_exactly(
+            Format::Flv,
+            &livetape_testkit::CLIP_60S,
+            30,
+            2,
+            (1800, 2814),
+        );
     }
 
     /// Disk full during finalize: the spool itself is adopted as the final file, and a crash
@@ -1358,7 +1361,10 @@ mod tests {
         };
         let mut rec = Recorder::new(ctx, &template, storage.spool_dir());
         let (mut closed, mut errors) = (Vec::new(), Vec::new());
-        for (i, f) in fixture_frames("clip-10s-1M.flv").iter().enumerate() {
+        for (i, f) in fixture_frames(&livetape_testkit::CLIP_10S)
+            .iter()
+            .enumerate()
+        {
             rec.push(f, 1_000_000 + i as i64, &mut closed, &mut errors);
         }
         rec.finish(2_000_000, &mut closed, &mut errors);

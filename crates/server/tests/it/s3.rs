@@ -239,7 +239,7 @@ fn s3_local_path(key: &str) -> String {
 async fn crash_mid_upload(
     point: &str,
     format: &str,
-    clip: &str,
+    clip: Clip,
     pace: Pace,
     object_before_restart: bool,
 ) {

@@ -15,16 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-pub const CLIP_10S: &str = "../../../shared/fixtures/clip-10s-1M.flv";
-pub const CLIP_60S: &str = "../../../shared/fixtures/clip-60s.flv";
+pub use livetape_testkit::{CLIP_10S, CLIP_60S, Clip};
 pub const CALLBACK_KEY: &str = "cbkey123";
 /// Upper bound for anything awaited; tests wait on events, this only stops a hang.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-pub fn fixture(rel: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    assert!(p.exists(), "fixture {} missing", p.display());
-    p
+/// A generated clip (made with ffmpeg on first use, cached under `target/testkit`).
+pub fn fixture(clip: Clip) -> PathBuf {
+    livetape_testkit::fixture(&clip)
 }
 
 /// A scripted "status" that never answers (see [`Receiver::script`]).
