@@ -1,21 +1,18 @@
-//! Notifier against a real local HTTP receiver (axum on 127.0.0.1:0) and an in-memory outbox
+//! Notifier against a real local HTTP receiver (`livetape_testkit::Receiver`, axum on 127.0.0.1) and an in-memory outbox
 //! (a legitimate fake of the DB boundary; the DB outbox is tested in the catalogue crate).
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use livetape_notify::{
     Clock, EVENT_ID_HEADER, Notifier, NotifierConfig, Outbox, PendingEvent, SystemClock,
 };
 use livetape_tencent::callback::PushInfo;
 use livetape_tencent::{StreamEvent, callback_sign};
+use livetape_testkit::Receiver;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
 /// Upper bound for anything that should happen promptly; never used as synchronisation.
 const LIMIT: Duration = Duration::from_secs(10);
@@ -158,82 +155,11 @@ impl Clock for ManualClock {
     }
 }
 
-#[derive(Debug)]
-struct Received {
-    event_id: String,
-    content_type: String,
-    body: Value,
-}
-
-struct Receiver {
-    /// Status codes to answer, in order; 200 once exhausted.
-    script: Mutex<VecDeque<u16>>,
-    tx: mpsc::UnboundedSender<Received>,
-    /// Event id whose request is held open until the sender fires.
-    hold: Mutex<Option<(String, oneshot::Receiver<()>)>>,
-}
-
-async fn handler(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: String) -> StatusCode {
-    let get = |h: &str| {
-        headers
-            .get(h)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let body: Value = serde_json::from_str(&body).expect("receiver got JSON");
-    let event_id = get(EVENT_ID_HEADER);
-    let _ = rx.tx.send(Received {
-        event_id: event_id.clone(),
-        content_type: get("content-type"),
-        body,
-    });
-    let held = {
-        let mut hold = rx.hold.lock().unwrap();
-        match hold.take() {
-            Some((id, gate)) if id == event_id => Some(gate),
-            other => {
-                *hold = other;
-                None
-            }
-        }
-    };
-    if let Some(gate) = held {
-        let _ = gate.await;
-    }
-    let code = rx.script.lock().unwrap().pop_front().unwrap_or(200);
-    StatusCode::from_u16(code).unwrap()
-}
-
-/// Start a receiver; returns its URL and the stream of received requests.
-async fn receiver(script: &[u16]) -> (String, mpsc::UnboundedReceiver<Received>) {
-    receiver_holding(script, None).await
-}
-
-async fn receiver_holding(
-    script: &[u16],
-    hold: Option<(String, oneshot::Receiver<()>)>,
-) -> (String, mpsc::UnboundedReceiver<Received>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let state = Arc::new(Receiver {
-        script: Mutex::new(script.iter().copied().collect()),
-        tx,
-        hold: Mutex::new(hold),
-    });
-    let app = axum::Router::new()
-        .route("/cb", post(handler))
-        .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/cb"), rx)
-}
-
-async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> Received {
-    tokio::time::timeout(LIMIT, rx.recv())
-        .await
-        .expect("receiver timed out")
-        .expect("channel open")
+/// Start a real receiver answering `script` (then 200) on `/cb`; returns that URL.
+async fn receiver(script: &[u16]) -> (String, Receiver) {
+    let r = Receiver::start().await;
+    r.script("/cb", script);
+    (r.at("/cb"), r)
 }
 
 fn push_end_body() -> String {
@@ -285,7 +211,9 @@ async fn delivers_signed_body_with_exact_types() {
     let clock = Arc::new(ManualClock(AtomicI64::new(1_700_000_000_123)));
     let handle = Notifier::spawn(outbox.clone(), clock, fast_config()).unwrap();
 
-    let got = next(&mut rx).await;
+    let got = rx.next().await;
+    // The receiver reads the id from the header the notifier writes (names are case-blind).
+    assert!(livetape_testkit::EVENT_ID_HEADER.eq_ignore_ascii_case(EVENT_ID_HEADER));
     assert_eq!(got.event_id, "evt-1");
     assert_eq!(got.content_type, "application/json");
     let b = &got.body;
@@ -304,7 +232,7 @@ async fn delivers_signed_body_with_exact_types() {
         .await;
     assert_eq!(rows[0].ev.attempts, 0, "no failure recorded");
     handle.shutdown(LIMIT).await.unwrap();
-    assert!(rx.try_recv().is_err(), "delivered exactly once");
+    assert!(rx.try_next().is_none(), "delivered exactly once");
 }
 
 #[tokio::test]
@@ -316,7 +244,7 @@ async fn retries_after_500_until_200() {
 
     for _ in 0..3 {
         assert_eq!(
-            next(&mut rx).await.event_id,
+            rx.next().await.event_id,
             "evt-1",
             "same event id on every attempt"
         );
@@ -333,7 +261,7 @@ async fn retries_after_500_until_200() {
         ]
     );
     handle.shutdown(LIMIT).await.unwrap();
-    assert!(rx.try_recv().is_err(), "no fourth request");
+    assert!(rx.try_next().is_none(), "no fourth request");
 }
 
 #[tokio::test]
@@ -381,7 +309,7 @@ async fn wake_delivers_immediately() {
     let t0 = Instant::now();
     outbox.insert(event(1, &url, 13, 60_000), 0);
     handle.wake();
-    let got = next(&mut rx).await;
+    let got = rx.next().await;
     let latency = t0.elapsed();
     assert_eq!(got.event_id, "evt-1");
     // Target is well under 100 ms; the bound is loose for a loaded CI machine.
@@ -402,7 +330,7 @@ async fn t_and_sign_recomputed_per_attempt() {
     };
     let handle = Notifier::spawn(outbox.clone(), clock.clone(), cfg).unwrap();
 
-    let first = next(&mut rx).await.body;
+    let first = rx.next().await.body;
     let rows = outbox
         .wait_for("first failure", |r| r[0].ev.attempts == 1)
         .await;
@@ -411,7 +339,7 @@ async fn t_and_sign_recomputed_per_attempt() {
     // 11 minutes later: the first signature would have expired.
     clock.0.store(1_000_000_660_000, Ordering::SeqCst);
     handle.wake();
-    let second = next(&mut rx).await.body;
+    let second = rx.next().await.body;
 
     assert_eq!(first["t"], 1_000_000_600);
     assert_eq!(second["t"], 1_000_001_260);
@@ -433,8 +361,8 @@ async fn t_and_sign_recomputed_per_attempt() {
 async fn one_stream_in_order_others_in_parallel() {
     // evt-1 is held open by the receiver: evt-2..4 (same stream) must wait for it, while
     // evt-5..8 (other streams) go out meanwhile.
-    let (release, gate) = oneshot::channel();
-    let (url, mut rx) = receiver_holding(&[], Some(("evt-1".into(), gate))).await;
+    let (url, mut rx) = receiver(&[]).await;
+    let release = rx.hold("evt-1");
     let outbox = MemOutbox::new();
     for id in 1..=4 {
         outbox.insert(event(id, &url, 13, 60_000), 0);
@@ -449,7 +377,7 @@ async fn one_stream_in_order_others_in_parallel() {
     let handle = Notifier::spawn(outbox.clone(), Arc::new(SystemClock), fast_config()).unwrap();
     let mut seen = Vec::new();
     for _ in 0..5 {
-        seen.push(next(&mut rx).await.event_id);
+        seen.push(rx.next().await.event_id);
     }
     seen.sort();
     assert_eq!(seen, ["evt-1", "evt-5", "evt-6", "evt-7", "evt-8"]);
@@ -471,7 +399,7 @@ async fn one_stream_in_order_others_in_parallel() {
     );
     release.send(()).unwrap();
     for expected in ["evt-2", "evt-3", "evt-4"] {
-        assert_eq!(next(&mut rx).await.event_id, expected);
+        assert_eq!(rx.next().await.event_id, expected);
     }
     outbox
         .wait_for("all delivered", |r| {
@@ -512,21 +440,21 @@ async fn malformed_body_is_dead_lettered_without_posting() {
         rows[0].errors
     );
     handle.shutdown(LIMIT).await.unwrap();
-    assert_eq!(next(&mut rx).await.event_id, "evt-2");
+    assert_eq!(rx.next().await.event_id, "evt-2");
     assert!(
-        rx.try_recv().is_err(),
+        rx.try_next().is_none(),
         "the malformed event was never posted"
     );
 }
 
 #[tokio::test]
 async fn shutdown_lets_in_flight_post_finish() {
-    let (release, gate) = oneshot::channel();
-    let (url, mut rx) = receiver_holding(&[], Some(("evt-1".into(), gate))).await;
+    let (url, mut rx) = receiver(&[]).await;
+    let release = rx.hold("evt-1");
     let outbox = MemOutbox::new();
     outbox.insert(event(1, &url, 13, 60_000), 0);
     let handle = Notifier::spawn(outbox.clone(), Arc::new(SystemClock), fast_config()).unwrap();
-    assert_eq!(next(&mut rx).await.event_id, "evt-1"); // now held in flight
+    assert_eq!(rx.next().await.event_id, "evt-1"); // now held in flight
     let shutdown = tokio::spawn(handle.shutdown(LIMIT));
     release.send(()).unwrap();
     shutdown.await.unwrap().unwrap();
@@ -539,12 +467,12 @@ async fn shutdown_lets_in_flight_post_finish() {
 
 #[tokio::test]
 async fn shutdown_timeout_aborts_and_leaves_event_due() {
-    let (_release, gate) = oneshot::channel::<()>();
-    let (url, mut rx) = receiver_holding(&[], Some(("evt-1".into(), gate))).await;
+    let (url, mut rx) = receiver(&[]).await;
+    let _release = rx.hold("evt-1");
     let outbox = MemOutbox::new();
     outbox.insert(event(1, &url, 13, 60_000), 0);
     let handle = Notifier::spawn(outbox.clone(), Arc::new(SystemClock), fast_config()).unwrap();
-    assert_eq!(next(&mut rx).await.event_id, "evt-1");
+    assert_eq!(rx.next().await.event_id, "evt-1");
     let res = handle.shutdown(Duration::from_millis(50)).await;
     assert!(
         matches!(res, Err(livetape_notify::NotifyError::ShutdownTimedOut(_))),

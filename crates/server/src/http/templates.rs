@@ -783,13 +783,13 @@ mod tests {
         assert!(
             run.state
                 .catalog
-                .get_record_template("new-one")
+                .get_template::<crate::model::RecordTemplate>("new-one")
                 .await
                 .unwrap()
                 .is_some()
         );
         assert_eq!(
-            run.state.catalog.list_record_rules().await.unwrap().len(),
+            run.state.catalog.list_rules("record").await.unwrap().len(),
             1
         );
         run.shutdown().await;

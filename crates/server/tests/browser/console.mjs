@@ -129,7 +129,8 @@ try {
       log(verified.at(-1));
       await page.screenshot({ path: join(artifacts, 'console-live.png') });
     } else {
-      log(`live endpoint answered ${status}: live playback check skipped (no /live/ endpoint in this build)`);
+      // The server has /live/: a non-200 is a failure, never a skipped check.
+      throw new Error(`live endpoint answered ${status} for ${liveStream}`);
     }
   }
 

@@ -1,139 +1,24 @@
 //! Test harness: an in-process livetape on ephemeral ports, a real HTTP callback receiver,
 //! real ffmpeg publishers and real ffprobe checks.
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use livetape::clock::SystemClock;
 use livetape::config::Config;
 use serde_json::Value;
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
-pub use livetape_testkit::{CLIP_10S, CLIP_60S, Clip};
-pub const CALLBACK_KEY: &str = "cbkey123";
+pub use livetape_testkit::{
+    CALLBACK_KEY, CLIP_10S, CLIP_60S, Clip, Delivery, HANG, Pace, PgDatabase, Receiver, S3_BUCKET,
+    S3Server, Scenario, probe_counts, publish,
+};
 /// Upper bound for anything awaited; tests wait on events, this only stops a hang.
 pub const WAIT: Duration = Duration::from_secs(30);
 
 /// A generated clip (made with ffmpeg on first use, cached under `target/testkit`).
 pub fn fixture(clip: Clip) -> PathBuf {
     livetape_testkit::fixture(&clip)
-}
-
-/// A scripted "status" that never answers (see [`Receiver::script`]).
-pub const HANG: u16 = 0;
-
-/// One POST the receiver got.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub body: Value,
-    pub event_id: String,
-    pub status: u16,
-}
-
-#[derive(Clone)]
-struct RecvState {
-    tx: mpsc::UnboundedSender<Delivery>,
-    script: Arc<Mutex<std::collections::HashMap<String, VecDeque<u16>>>>,
-}
-
-/// A real HTTP server recording every callback; answers 200 unless scripted otherwise.
-pub struct Receiver {
-    pub url: String,
-    rx: mpsc::UnboundedReceiver<Delivery>,
-    script: Arc<Mutex<std::collections::HashMap<String, VecDeque<u16>>>>,
-}
-
-async fn on_post(
-    State(st): State<RecvState>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: String,
-) -> StatusCode {
-    let status = st
-        .script
-        .lock()
-        .unwrap()
-        .get_mut(uri.path())
-        .and_then(|q| q.pop_front())
-        .unwrap_or(200);
-    let body: Value = serde_json::from_str(&body).expect("callback body is JSON");
-    let event_id = headers
-        .get("x-livetape-event-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let _ = st.tx.send(Delivery {
-        body,
-        event_id,
-        status,
-    });
-    if status == HANG {
-        // Never answers: the sender's request stays in flight until it gives up.
-        std::future::pending::<()>().await;
-    }
-    StatusCode::from_u16(status).unwrap()
-}
-
-impl Receiver {
-    pub async fn start() -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let script = Arc::new(Mutex::new(Default::default()));
-        let app = Router::new()
-            .route("/{*path}", post(on_post))
-            .with_state(RecvState {
-                tx,
-                script: script.clone(),
-            });
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-        Self {
-            url: format!("http://{addr}"),
-            rx,
-            script,
-        }
-    }
-
-    /// The next responses to POSTs on `path`, in order (then 200).
-    pub fn script(&self, path: &str, statuses: &[u16]) {
-        self.script
-            .lock()
-            .unwrap()
-            .entry(path.to_owned())
-            .or_default()
-            .extend(statuses);
-    }
-
-    pub fn clear_script(&self, path: &str) {
-        self.script.lock().unwrap().remove(path);
-    }
-
-    pub async fn next(&mut self) -> Delivery {
-        tokio::time::timeout(WAIT, self.rx.recv())
-            .await
-            .expect("timed out waiting for a callback")
-            .expect("receiver closed")
-    }
-
-    /// Waits for the next acknowledged delivery of `event_type` (skipping others).
-    pub async fn next_of(&mut self, event_type: i64) -> Delivery {
-        loop {
-            let d = self.next().await;
-            if d.status == 200 && d.body["event_type"] == event_type {
-                return d;
-            }
-        }
-    }
-
-    pub fn try_next(&mut self) -> Option<Delivery> {
-        self.rx.try_recv().ok()
-    }
 }
 
 pub struct TestServer {
@@ -154,6 +39,15 @@ impl TestServer {
 
     /// `server_keys` go inside the `[server]` table.
     pub async fn start_with(server_keys: &str, extra: &str, callbacks: bool) -> Self {
+        let mut scenario = Scenario::new().server(server_keys).config(extra);
+        if !callbacks {
+            scenario = scenario.without_callbacks();
+        }
+        Self::from_scenario(scenario).await
+    }
+
+    /// Starts an in-process server on the scenario's config.
+    pub async fn from_scenario(scenario: Scenario) -> Self {
         // Server logs in test output (captured unless a test fails): LIVETAPE_LOG=debug for more.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -162,37 +56,11 @@ impl TestServer {
             )
             .with_test_writer()
             .try_init();
-        let dir = tempfile::tempdir().unwrap();
-        let receiver = Receiver::start().await;
-        let mut toml = format!(
-            r#"
-            [server]
-            rtmp_listen = "127.0.0.1:0"
-            http_listen = "127.0.0.1:0"
-            public_url = "http://127.0.0.1:1"
-            {server_keys}
-            "#
-        );
-        if !server_keys.contains("data_dir") {
-            toml.push_str(&format!("data_dir = \"{}\"\n", dir.path().display()));
-        }
-        if callbacks {
-            toml.push_str(&format!(
-                r#"
-            [[callback_template]]
-            name = "cb"
-            key = "{CALLBACK_KEY}"
-            stream_begin_url = "{u}/begin"
-            stream_end_url = "{u}/end"
-            record_url = "{u}/record"
-            retry_interval_s = 1
-            [[callback_rule]]
-            template = "cb"
-            "#,
-                u = receiver.url
-            ));
-        }
-        toml.push_str(extra);
+        let livetape_testkit::Prepared {
+            toml,
+            dir,
+            receiver,
+        } = scenario.prepare().await;
         let cfg = Config::from_toml_str(&toml).expect("test config");
         let running = livetape::start(cfg.clone(), Arc::new(SystemClock))
             .await
@@ -296,85 +164,9 @@ impl TestServer {
     }
 }
 
-#[derive(Clone, Copy)]
-pub enum Pace {
-    /// As fast as the server reads. Only for clips under 2.5 MB: ffmpeg closes the socket
-    /// without reading the server's last RTMP Acknowledgement, and the resulting TCP RST makes
-    /// the kernel discard whatever the server had not yet read (any RTMP server loses that tail).
-    Fast,
-    /// `-readrate N`: N times real time.
-    Rate(u32),
-    Realtime,
-}
-
-/// `ffmpeg -i clip -c copy -f flv rtmp://addr/app/playpath`; app and playpath are given to
-/// ffmpeg separately so names with `/` or `..` reach the server verbatim.
-pub async fn publish(addr: SocketAddr, app: &str, playpath: &str, clip: &Path, pace: Pace) -> bool {
-    let mut cmd = tokio::process::Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin"]);
-    match pace {
-        Pace::Fast => {}
-        Pace::Rate(n) => {
-            cmd.args(["-readrate", &n.to_string()]);
-        }
-        Pace::Realtime => {
-            cmd.arg("-re");
-        }
-    }
-    cmd.arg("-i")
-        .arg(clip)
-        .args([
-            "-c",
-            "copy",
-            "-f",
-            "flv",
-            "-rtmp_app",
-            app,
-            "-rtmp_playpath",
-            playpath,
-        ])
-        .arg(format!("rtmp://{addr}/{app}"))
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    cmd.status().await.expect("ffmpeg runs").success()
-}
-
-/// (video packets, audio packets) as ffprobe counts them.
-pub fn probe_counts(path: &Path) -> (u64, u64) {
-    let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-count_packets", "-show_entries"])
-        .args(["stream=codec_type,nb_read_packets", "-of", "json"])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    assert!(out.status.success(), "ffprobe failed on {}", path.display());
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut counts = (0, 0);
-    for s in v["streams"].as_array().unwrap() {
-        let n: u64 = s["nb_read_packets"].as_str().unwrap().parse().unwrap();
-        match s["codec_type"].as_str().unwrap() {
-            "video" => counts.0 += n,
-            "audio" => counts.1 += n,
-            _ => {}
-        }
-    }
-    counts
-}
-
-/// Decodes the whole file; returns ffmpeg's error output (empty = clean).
+/// Decodes the whole file with Debian's ffmpeg; returns its error output (empty = clean).
 pub fn decode_errors(path: &Path) -> String {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-xerror", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() {
-        s.push_str(&format!("\nexit status {}", out.status));
-    }
-    s
+    livetape_testkit::decode_errors(Path::new("ffmpeg"), path)
 }
 
 pub fn md5_hex(s: &str) -> String {
@@ -395,151 +187,6 @@ pub fn assert_signed(body: &Value) {
         "t = now + 600, got {t} at {now}"
     );
     assert_eq!(body["sign"], md5_hex(&format!("{CALLBACK_KEY}{t}")));
-}
-
-/// A fresh PostgreSQL database for one test, created through the admin URL in
-/// `TEST_DATABASE_URL` (./scripts/test.sh sets it) and dropped by [`PgDatabase::drop_db`].
-/// Panics without `TEST_DATABASE_URL`: the PostgreSQL tests must never pass silently.
-pub struct PgDatabase {
-    admin: String,
-    name: String,
-    /// `[catalog] url` for the server.
-    pub url: String,
-}
-
-impl PgDatabase {
-    pub async fn create() -> Self {
-        let admin = std::env::var("TEST_DATABASE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-            .expect(
-                "TEST_DATABASE_URL is not set: the PostgreSQL tests need an admin URL such as \
-                 postgres://livetape:livetape@127.0.0.1:5432/postgres; run ./scripts/test.sh",
-            );
-        let name = format!("lt_{:016x}", rand::random::<u64>());
-        pg_admin(&admin, &format!("CREATE DATABASE {name}")).await;
-        let (base, _) = admin.rsplit_once('/').expect("admin URL names a database");
-        let url = format!("{base}/{name}");
-        Self { admin, name, url }
-    }
-
-    /// Best effort: a failed test leaves its database behind.
-    pub async fn drop_db(self) {
-        pg_admin(
-            &self.admin,
-            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-        )
-        .await;
-    }
-}
-
-async fn pg_admin(admin: &str, sql: &str) {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .unwrap_or_else(|e| panic!("connecting to TEST_DATABASE_URL: {e}"));
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut conn)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let _ = conn.close().await;
-}
-
-/// Credentials and bucket of the test S3 server ([`S3Server`]).
-pub const S3_ACCESS_KEY: &str = "livetapetest";
-pub const S3_SECRET_KEY: &str = "livetapesecret";
-pub const S3_BUCKET: &str = "rec";
-
-/// A real S3-compatible server (`s3s-fs`) on 127.0.0.1, storing buckets as directories under
-/// `root` (objects as plain files: `root/{bucket}/{key}`). Killed on drop.
-pub struct S3Server {
-    child: std::process::Child,
-    pub port: u16,
-    pub root: PathBuf,
-}
-
-impl S3Server {
-    /// `s3s-fs` on PATH or in ~/.cargo/bin.
-    pub fn binary() -> PathBuf {
-        let on_path = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("s3s-fs"))
-                .find(|p| p.is_file())
-        });
-        let home = std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo/bin/s3s-fs"));
-        on_path.or(home.filter(|p| p.is_file())).expect(
-            "s3s-fs not found: cargo install s3s-fs --version 0.14.1 --features binary --locked",
-        )
-    }
-
-    /// A port nobody listens on right now (bound then released).
-    pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
-    /// Starts on `port` with `root` (the bucket directory is created), and waits until it
-    /// accepts connections.
-    pub async fn start_on(root: &Path, port: u16) -> Self {
-        std::fs::create_dir_all(root.join(S3_BUCKET)).unwrap();
-        let child = std::process::Command::new(Self::binary())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
-            .arg(root)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("s3s-fs starts");
-        let s = Self {
-            child,
-            port,
-            root: root.to_path_buf(),
-        };
-        let deadline = std::time::Instant::now() + WAIT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "s3s-fs did not listen on {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        s
-    }
-
-    /// The file s3s-fs keeps for object `key` of the test bucket.
-    pub fn object_path(&self, key: &str) -> PathBuf {
-        self.root.join(S3_BUCKET).join(key)
-    }
-
-    /// `[storage]` for a livetape using this server (`extra` keys appended to the table).
-    pub fn toml(port: u16, extra: &str) -> String {
-        format!(
-            r#"
-            [storage]
-            kind = "s3"
-            endpoint = "http://127.0.0.1:{port}"
-            bucket = "{S3_BUCKET}"
-            access_key_id = "{S3_ACCESS_KEY}"
-            secret_access_key = "{S3_SECRET_KEY}"
-            path_style = true
-            prefix = "lt/v1"
-            {extra}
-            "#
-        )
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A `livetape serve` child process (killed on drop).
