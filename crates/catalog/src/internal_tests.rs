@@ -131,40 +131,52 @@ async fn open_applies_migrations_and_durability_pragmas() {
 /// a manual `sqlite3` session): deleting a bound template and binding a missing one both fail.
 #[tokio::test]
 async fn template_foreign_keys_are_enforced_by_the_schema() {
-    use crate::typed_templates::{
-        CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef,
+    use crate::model::RuleDef;
+    use crate::templates::{CALLBACK_KIND, RECORD_KIND, TemplateBody};
+
+    /// Test-local bodies: the schema check does not care what is inside one.
+    #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    struct Record {
+        name: String,
+    }
+    impl TemplateBody for Record {
+        const KIND: &'static str = RECORD_KIND;
+        fn name(&self) -> &str {
+            &self.name
+        }
+    }
+    #[derive(Clone, serde::Serialize, serde::Deserialize)]
+    struct Callback {
+        name: String,
+        record_url: Option<String>,
+    }
+    impl TemplateBody for Callback {
+        const KIND: &'static str = CALLBACK_KIND;
+        fn name(&self) -> &str {
+            &self.name
+        }
+    }
+    let rule = |stream: &str, template: &str| RuleDef {
+        domain: RuleDef::ANY.into(),
+        app: "*".into(),
+        stream: stream.into(),
+        template: template.into(),
     };
+
     let cat = Catalog::open_in_memory().await.unwrap();
-    let t = RecordTemplateDef {
-        name: "hd".into(),
-        formats: vec!["mp4".into()],
-        interval_s: 600,
-        hls_target_s: 10,
-        resume_s: 0,
-        storage_days: 0,
-    };
-    cat.create_record_template(&t, 0).await.unwrap();
-    let rule = RecordRuleDef {
-        app: "*".into(),
-        stream: "*".into(),
-        template: "hd".into(),
-    };
-    cat.insert_record_rule(&rule, 0).await.unwrap();
-    let c = CallbackTemplateDef {
+    let t = Record { name: "hd".into() };
+    cat.create_template(&t, 0).await.unwrap();
+    cat.insert_rule(RECORD_KIND, &rule("*", "hd"), 0)
+        .await
+        .unwrap();
+    let c = Callback {
         name: "cb".into(),
-        key: String::new(),
-        stream_begin_url: None,
-        stream_end_url: None,
         record_url: Some("http://h/r".into()),
-        retry_count: 1,
-        retry_interval_s: 1,
     };
-    cat.create_callback_template(&c, 0).await.unwrap();
-    let crule = CallbackRuleDef {
-        app: "*".into(),
-        template: "cb".into(),
-    };
-    cat.insert_callback_rule(&crule, 0).await.unwrap();
+    cat.create_template(&c, 0).await.unwrap();
+    cat.insert_rule(CALLBACK_KIND, &rule("*", "cb"), 0)
+        .await
+        .unwrap();
 
     for sql in [
         "DELETE FROM templates WHERE kind = 'record' AND name = 'hd'",
@@ -185,7 +197,7 @@ async fn template_foreign_keys_are_enforced_by_the_schema() {
             if e.message().contains("FOREIGN KEY constraint failed"));
         assert!(is_fk, "{sql}: {err}");
     }
-    assert!(cat.get_record_template("hd").await.unwrap().is_some());
+    assert!(cat.get_template::<Record>("hd").await.unwrap().is_some());
 }
 
 /// Retention polls for expired rows every few minutes: that must be an index range

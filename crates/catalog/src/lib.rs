@@ -33,7 +33,6 @@ mod model;
 mod sql;
 mod synth;
 mod templates;
-mod typed_templates;
 mod uploads;
 mod writer;
 
@@ -51,10 +50,6 @@ pub use synth::{
     SEED_STREAM_PREFIX, SeedReport, SeedSpec, seed_appname, seed_stream_for, seed_stream_name,
 };
 pub use templates::{CALLBACK_KIND, RECORD_KIND, TemplateBody, template_what};
-pub use typed_templates::{
-    CallbackRuleDef, CallbackTemplateDef, RecordRuleDef, RecordTemplateDef, TemplateSeed,
-    TemplateSet,
-};
 pub use uploads::PendingUpload;
 
 #[cfg(test)]

@@ -59,7 +59,7 @@ pub fn template_what(kind: &str) -> &'static str {
     }
 }
 
-pub(crate) fn rule_what(kind: &str) -> &'static str {
+fn rule_what(kind: &str) -> &'static str {
     match kind {
         RECORD_KIND => "record rule",
         CALLBACK_KIND => "callback rule",
@@ -174,7 +174,7 @@ impl SeedTemplate {
 
 /// How [`Catalog::write_template`] treats an existing template of the same name.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Existing {
+enum Existing {
     /// [`CatalogError::Conflict`].
     Refuse,
     Replace,
@@ -183,7 +183,14 @@ pub(crate) enum Existing {
 impl Catalog {
     /// All templates of `T`'s kind, by name.
     pub async fn list_templates<T: TemplateBody>(&self) -> Result<Vec<StoredTemplate<T>>> {
-        self.list_templates_as("list_templates").await
+        const OP: &str = "list_templates";
+        let rows = on_pool!(&self.db, |pool| {
+            let mut conn = pool.acquire().await.map_err(db_err(OP, ""))?;
+            sql::templates_in(&mut Conn::from(&mut *conn), T::KIND)
+                .await
+                .map_err(db_err(OP, ""))
+        })?;
+        rows.iter().map(RawTemplate::decode).collect()
     }
 
     /// The template of `T`'s kind named `name`.
@@ -191,7 +198,14 @@ impl Catalog {
         &self,
         name: &str,
     ) -> Result<Option<StoredTemplate<T>>> {
-        self.get_template_as("get_template", name).await
+        const OP: &str = "get_template";
+        let row = on_pool!(&self.db, |pool| {
+            let mut conn = pool.acquire().await.map_err(db_err(OP, name_key(name)))?;
+            sql::template_in(&mut Conn::from(&mut *conn), T::KIND, name)
+                .await
+                .map_err(db_err(OP, name_key(name)))
+        })?;
+        row.as_ref().map(RawTemplate::decode).transpose()
     }
 
     /// Creates a template; [`CatalogError::Conflict`] if its kind has one of that name.
@@ -218,15 +232,45 @@ impl Catalog {
     }
 
     /// Deletes the template of `T`'s kind named `name`: [`CatalogError::NotFound`] if there is
-    /// none, [`CatalogError::Conflict`] while a rule binds it.
+    /// none, [`CatalogError::Conflict`] while a rule binds it (Tencent: unbind before delete).
     pub async fn delete_template<T: TemplateBody>(&self, name: &str) -> Result<()> {
-        self.delete_template_as("delete_template", T::KIND, name)
-            .await
+        const OP: &str = "delete_template";
+        let kind = T::KIND;
+        let what = template_what(kind);
+        let key = || name_key(name);
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err(OP, key()))?;
+            let mut conn = Conn::from(&mut *tx);
+            let bound = sql::binding_rules_in(&mut conn, kind, name)
+                .await
+                .map_err(db_err(OP, key()))?;
+            if bound > 0 {
+                return Err(CatalogError::Conflict {
+                    what,
+                    key: key(),
+                    reason: format!("still bound by {bound} rule(s); delete or rebind them first"),
+                });
+            }
+            // A rule bound on another node since the count still fails here, on the foreign key.
+            let gone = sql::delete_template_in(&mut conn, kind, name)
+                .await
+                .map_err(db_err(OP, key()))?;
+            if gone == 0 {
+                return Err(CatalogError::NotFound { what, key: key() });
+            }
+            tx.commit().await.map_err(db_err(OP, key()))
+        })
     }
 
     /// All rules of `kind`, by id (= creation order).
     pub async fn list_rules(&self, kind: &str) -> Result<Vec<StoredRule>> {
-        self.list_rules_as("list_rules", kind).await
+        const OP: &str = "list_rules";
+        on_pool!(&self.db, |pool| {
+            let mut conn = pool.acquire().await.map_err(db_err(OP, ""))?;
+            sql::rules_in(&mut Conn::from(&mut *conn), kind)
+                .await
+                .map_err(db_err(OP, ""))
+        })
     }
 
     /// Adds a rule of `kind`: [`CatalogError::UnknownTemplate`] if `kind` has no template
@@ -251,13 +295,40 @@ impl Catalog {
 
     /// [`CatalogError::NotFound`] if `kind` has no rule `id`.
     pub async fn delete_rule(&self, kind: &str, id: i64) -> Result<()> {
-        self.delete_rule_as("delete_rule", kind, id).await
+        const OP: &str = "delete_rule";
+        let gone = on_pool!(&self.db, |pool| {
+            let mut conn = pool.acquire().await.map_err(db_err(OP, id_key(id)))?;
+            sql::delete_rule_in(&mut Conn::from(&mut *conn), kind, id)
+                .await
+                .map_err(db_err(OP, id_key(id)))
+        })?;
+        if gone == 0 {
+            return Err(CatalogError::NotFound {
+                what: rule_what(kind),
+                key: id_key(id),
+            });
+        }
+        Ok(())
     }
 
     /// Every template and rule of every kind, read in one transaction so rules and templates
     /// agree.
     pub async fn load_all(&self) -> Result<RawTemplateSet> {
-        self.load_all_as("load_all").await
+        const OP: &str = "load_all";
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin_read().await.map_err(db_err(OP, ""))?;
+            let mut conn = Conn::from(&mut *tx);
+            let set = RawTemplateSet {
+                templates: sql::all_templates_in(&mut conn)
+                    .await
+                    .map_err(db_err(OP, "templates"))?,
+                rules: sql::all_rules_in(&mut conn)
+                    .await
+                    .map_err(db_err(OP, "rules"))?,
+            };
+            tx.commit().await.map_err(db_err(OP, ""))?;
+            Ok(set)
+        })
     }
 
     /// Seeds templates and rules, once per catalogue: on the first call it inserts `seed`
@@ -272,41 +343,64 @@ impl Catalog {
     /// kind fails the whole seed ([`CatalogError::UnknownTemplate`]), leaving nothing; so does
     /// a template whose body is not JSON ([`CatalogError::Body`]).
     pub async fn seed_all(&self, seed: &RawSeed, now_ms: i64) -> Result<bool> {
-        self.seed_all_as("seed_all", seed, now_ms).await
-    }
-
-    // ---- the one implementation; `op` names the operation in errors ---------------------
-
-    pub(crate) async fn list_templates_as<T: TemplateBody>(
-        &self,
-        op: &'static str,
-    ) -> Result<Vec<StoredTemplate<T>>> {
-        let rows = on_pool!(&self.db, |pool| {
-            let mut conn = pool.acquire().await.map_err(db_err(op, ""))?;
-            sql::templates_in(&mut Conn::from(&mut *conn), T::KIND)
+        const OP: &str = "seed_all";
+        for t in &seed.templates {
+            serde_json::from_str::<serde::de::IgnoredAny>(&t.body)
+                .map_err(body_err(&t.kind, &t.name))?;
+        }
+        on_pool!(&self.db, |pool| {
+            let mut tx = pool.begin_write().await.map_err(db_err(OP, ""))?;
+            let mut conn = Conn::from(&mut *tx);
+            // Nodes starting together on an empty catalogue: one seeds, the others wait for its
+            // commit and then find the marker.
+            sql::seed_lock_in(&mut conn)
                 .await
-                .map_err(db_err(op, ""))
-        })?;
-        rows.iter().map(RawTemplate::decode).collect()
+                .map_err(db_err(OP, "lock"))?;
+            if sql::meta_flag_in(&mut conn, SEEDED_KEY)
+                .await
+                .map_err(db_err(OP, ""))?
+            {
+                return Ok(false);
+            }
+            for t in &seed.templates {
+                let key = || name_key(&t.name);
+                if !sql::template_exists_in(&mut conn, &t.kind, &t.name)
+                    .await
+                    .map_err(db_err(OP, key()))?
+                {
+                    sql::upsert_template_in(&mut conn, &t.kind, &t.name, &t.body, now_ms, false)
+                        .await
+                        .map_err(db_err(OP, key()))?;
+                }
+            }
+            for r in &seed.rules {
+                let (kind, r) = (&r.kind, &r.rule);
+                if !sql::template_exists_in(&mut conn, kind, &r.template)
+                    .await
+                    .map_err(db_err(OP, rule_key(r)))?
+                {
+                    return Err(CatalogError::UnknownTemplate {
+                        what: template_what(kind),
+                        name: r.template.clone(),
+                    });
+                }
+                sql::seed_rule_in(&mut conn, kind, r, now_ms)
+                    .await
+                    .map_err(db_err(OP, rule_key(r)))?;
+            }
+            sql::set_meta_flag_in(&mut conn, SEEDED_KEY, &now_ms.to_string())
+                .await
+                .map_err(db_err(OP, ""))?;
+            tx.commit().await.map_err(db_err(OP, ""))?;
+            Ok(true)
+        })
     }
 
-    pub(crate) async fn get_template_as<T: TemplateBody>(
-        &self,
-        op: &'static str,
-        name: &str,
-    ) -> Result<Option<StoredTemplate<T>>> {
-        let row = on_pool!(&self.db, |pool| {
-            let mut conn = pool.acquire().await.map_err(db_err(op, name_key(name)))?;
-            sql::template_in(&mut Conn::from(&mut *conn), T::KIND, name)
-                .await
-                .map_err(db_err(op, name_key(name)))
-        })?;
-        row.as_ref().map(RawTemplate::decode).transpose()
-    }
+    // ---- shared by create/put and insert/update; `op` names the operation in errors ------
 
     /// Creates (or with [`Existing::Replace`] creates or replaces) `t`; the bool is true when
     /// it was created.
-    pub(crate) async fn write_template<T: TemplateBody>(
+    async fn write_template<T: TemplateBody>(
         &self,
         op: &'static str,
         t: &T,
@@ -354,55 +448,9 @@ impl Catalog {
         Ok((stored, created))
     }
 
-    /// Deletes a template unless a rule still binds it (Tencent: unbind before delete).
-    pub(crate) async fn delete_template_as(
-        &self,
-        op: &'static str,
-        kind: &str,
-        name: &str,
-    ) -> Result<()> {
-        let what = template_what(kind);
-        let key = || name_key(name);
-        on_pool!(&self.db, |pool| {
-            let mut tx = pool.begin_write().await.map_err(db_err(op, key()))?;
-            let mut conn = Conn::from(&mut *tx);
-            let bound = sql::binding_rules_in(&mut conn, kind, name)
-                .await
-                .map_err(db_err(op, key()))?;
-            if bound > 0 {
-                return Err(CatalogError::Conflict {
-                    what,
-                    key: key(),
-                    reason: format!("still bound by {bound} rule(s); delete or rebind them first"),
-                });
-            }
-            // A rule bound on another node since the count still fails here, on the foreign key.
-            let gone = sql::delete_template_in(&mut conn, kind, name)
-                .await
-                .map_err(db_err(op, key()))?;
-            if gone == 0 {
-                return Err(CatalogError::NotFound { what, key: key() });
-            }
-            tx.commit().await.map_err(db_err(op, key()))
-        })
-    }
-
-    pub(crate) async fn list_rules_as(
-        &self,
-        op: &'static str,
-        kind: &str,
-    ) -> Result<Vec<StoredRule>> {
-        on_pool!(&self.db, |pool| {
-            let mut conn = pool.acquire().await.map_err(db_err(op, ""))?;
-            sql::rules_in(&mut Conn::from(&mut *conn), kind)
-                .await
-                .map_err(db_err(op, ""))
-        })
-    }
-
     /// Inserts (`id` = None) or updates a rule, checking its template first so the caller
     /// gets [`CatalogError::UnknownTemplate`] rather than a bare foreign-key failure.
-    pub(crate) async fn write_rule(
+    async fn write_rule(
         &self,
         op: &'static str,
         kind: &str,
@@ -435,97 +483,6 @@ impl Catalog {
             let row = row.ok_or_else(|| CatalogError::NotFound { what, key: key() })?;
             tx.commit().await.map_err(db_err(op, key()))?;
             Ok(row)
-        })
-    }
-
-    pub(crate) async fn delete_rule_as(&self, op: &'static str, kind: &str, id: i64) -> Result<()> {
-        let gone = on_pool!(&self.db, |pool| {
-            let mut conn = pool.acquire().await.map_err(db_err(op, id_key(id)))?;
-            sql::delete_rule_in(&mut Conn::from(&mut *conn), kind, id)
-                .await
-                .map_err(db_err(op, id_key(id)))
-        })?;
-        if gone == 0 {
-            return Err(CatalogError::NotFound {
-                what: rule_what(kind),
-                key: id_key(id),
-            });
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn load_all_as(&self, op: &'static str) -> Result<RawTemplateSet> {
-        on_pool!(&self.db, |pool| {
-            let mut tx = pool.begin_read().await.map_err(db_err(op, ""))?;
-            let mut conn = Conn::from(&mut *tx);
-            let set = RawTemplateSet {
-                templates: sql::all_templates_in(&mut conn)
-                    .await
-                    .map_err(db_err(op, "templates"))?,
-                rules: sql::all_rules_in(&mut conn)
-                    .await
-                    .map_err(db_err(op, "rules"))?,
-            };
-            tx.commit().await.map_err(db_err(op, ""))?;
-            Ok(set)
-        })
-    }
-
-    pub(crate) async fn seed_all_as(
-        &self,
-        op: &'static str,
-        seed: &RawSeed,
-        now_ms: i64,
-    ) -> Result<bool> {
-        for t in &seed.templates {
-            serde_json::from_str::<serde::de::IgnoredAny>(&t.body)
-                .map_err(body_err(&t.kind, &t.name))?;
-        }
-        on_pool!(&self.db, |pool| {
-            let mut tx = pool.begin_write().await.map_err(db_err(op, ""))?;
-            let mut conn = Conn::from(&mut *tx);
-            // Nodes starting together on an empty catalogue: one seeds, the others wait for its
-            // commit and then find the marker.
-            sql::seed_lock_in(&mut conn)
-                .await
-                .map_err(db_err(op, "lock"))?;
-            if sql::meta_flag_in(&mut conn, SEEDED_KEY)
-                .await
-                .map_err(db_err(op, ""))?
-            {
-                return Ok(false);
-            }
-            for t in &seed.templates {
-                let key = || name_key(&t.name);
-                if !sql::template_exists_in(&mut conn, &t.kind, &t.name)
-                    .await
-                    .map_err(db_err(op, key()))?
-                {
-                    sql::upsert_template_in(&mut conn, &t.kind, &t.name, &t.body, now_ms, false)
-                        .await
-                        .map_err(db_err(op, key()))?;
-                }
-            }
-            for r in &seed.rules {
-                let (kind, r) = (&r.kind, &r.rule);
-                if !sql::template_exists_in(&mut conn, kind, &r.template)
-                    .await
-                    .map_err(db_err(op, rule_key(r)))?
-                {
-                    return Err(CatalogError::UnknownTemplate {
-                        what: template_what(kind),
-                        name: r.template.clone(),
-                    });
-                }
-                sql::seed_rule_in(&mut conn, kind, r, now_ms)
-                    .await
-                    .map_err(db_err(op, rule_key(r)))?;
-            }
-            sql::set_meta_flag_in(&mut conn, SEEDED_KEY, &now_ms.to_string())
-                .await
-                .map_err(db_err(op, ""))?;
-            tx.commit().await.map_err(db_err(op, ""))?;
-            Ok(true)
         })
     }
 }

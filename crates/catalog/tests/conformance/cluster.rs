@@ -2,11 +2,10 @@
 //! (two `Catalog` handles on one database stand for two nodes).
 use std::collections::HashSet;
 
-use livetape_catalog::{
-    Catalog, CatalogError, NewEvent, NewPush, OutboxEvent, RecordTemplateDef, TemplateSeed,
-};
+use livetape_catalog::{Catalog, CatalogError, NewEvent, NewPush, OutboxEvent, RawSeed};
 
 use crate::common::TestDb;
+use crate::common::kinds::{ServerRecord, record, seed_template};
 
 conformance!(
     concurrent_claims_never_share_an_event,
@@ -425,21 +424,14 @@ async fn nodes_starting_together_migrate_and_seed_once(db: &TestDb) {
         let a = db.open().await;
         (a, db.open().await)
     };
-    let seed = TemplateSeed {
-        record_templates: vec![RecordTemplateDef {
-            name: "default".into(),
-            formats: vec!["mp4".into()],
-            interval_s: 1800,
-            hls_target_s: 10,
-            resume_s: 0,
-            storage_days: 0,
-        }],
+    let seed = RawSeed {
+        templates: vec![seed_template(&record("default", &["mp4"], 1800))],
         ..Default::default()
     };
-    let (ra, rb) = tokio::join!(a.seed_templates(&seed, 1), b.seed_templates(&seed, 1));
+    let (ra, rb) = tokio::join!(a.seed_all(&seed, 1), b.seed_all(&seed, 1));
     let seeded = [ra.unwrap(), rb.unwrap()];
     assert_eq!(seeded.iter().filter(|s| **s).count(), 1, "{seeded:?}");
-    assert_eq!(b.list_record_templates().await.unwrap().len(), 1);
+    assert_eq!(b.list_templates::<ServerRecord>().await.unwrap().len(), 1);
     a.close().await;
     b.close().await;
 }

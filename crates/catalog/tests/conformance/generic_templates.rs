@@ -1,21 +1,23 @@
 //! The generic template/rule API: a kind the catalogue has never heard of works without a
-//! schema change, the record kind is shared with the typed (compatibility) API, and migration
+//! schema change, a kind's bodies read back through any type that fits them, and migration
 //! 0009 carries a 0008 catalogue's templates and rules over.
 
 use livetape_catalog::{
-    CALLBACK_KIND, CallbackRuleDef, CallbackTemplateDef, Catalog, CatalogError, RECORD_KIND,
-    RawSeed, RecordRuleDef, RecordTemplateDef, RuleDef, SeedRule, SeedTemplate, StoredTemplate,
-    TemplateBody, TemplateSeed,
+    CALLBACK_KIND, Catalog, CatalogError, RECORD_KIND, RawSeed, RuleDef, SeedRule, SeedTemplate,
+    StoredTemplate, TemplateBody,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::common::TestDb;
+use crate::common::kinds::{
+    ServerCallback, ServerRecord, callback_rule, record, record_rule, rule,
+};
 
 conformance!(
     a_third_kind_needs_no_schema_change,
     rules_are_per_kind_and_keyed_by_domain_app_stream,
     seed_all_seeds_every_kind_once,
-    the_record_kind_is_shared_with_the_typed_api,
+    record_and_callback_bodies_read_back_through_other_types,
     migration_0009_carries_0008_rows_over,
     migration_0009_keeps_ids_that_do_not_collide,
 );
@@ -59,64 +61,8 @@ impl TemplateBody for NotAnOverlay {
     }
 }
 
-/// The server's record template as it will implement `TemplateBody` (its fields, in its
-/// order, with its integer widths).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServerRecord {
-    name: String,
-    formats: Vec<String>,
-    interval_s: u64,
-    resume_s: u64,
-    hls_target_s: u64,
-    storage_days: u64,
-}
-
-impl TemplateBody for ServerRecord {
-    const KIND: &'static str = RECORD_KIND;
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-/// The server's callback template, likewise.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServerCallback {
-    name: String,
-    key: String,
-    stream_begin_url: Option<String>,
-    stream_end_url: Option<String>,
-    record_url: Option<String>,
-    retry_count: u32,
-    retry_interval_s: u64,
-}
-
-impl TemplateBody for ServerCallback {
-    const KIND: &'static str = CALLBACK_KIND;
-    fn name(&self) -> &str {
-        &self.name
-    }
-}
-
-fn rule(domain: &str, app: &str, stream: &str, template: &str) -> RuleDef {
-    RuleDef {
-        domain: domain.into(),
-        app: app.into(),
-        stream: stream.into(),
-        template: template.into(),
-    }
-}
-
-fn record_def(name: &str) -> RecordTemplateDef {
-    RecordTemplateDef {
-        name: name.into(),
-        formats: vec!["mp4".into()],
-        interval_s: 600,
-        hls_target_s: 10,
-        resume_s: 0,
-        storage_days: 0,
-    }
+fn record_def(name: &str) -> ServerRecord {
+    record(name, &["mp4"], 600)
 }
 
 async fn a_third_kind_needs_no_schema_change(db: &TestDb) {
@@ -134,13 +80,18 @@ async fn a_third_kind_needs_no_schema_change(db: &TestDb) {
         "{err}"
     );
 
-    // A record template of the same name is another kind's: no clash, and the typed API
-    // does not see the overlay.
-    cat.create_record_template(&record_def("logo"), 1_500)
+    // A record template of the same name is another kind's: no clash, and the record and
+    // callback kinds do not see the overlay.
+    cat.create_template(&record_def("logo"), 1_500)
         .await
         .unwrap();
-    assert_eq!(cat.list_record_templates().await.unwrap().len(), 1);
-    assert!(cat.list_callback_templates().await.unwrap().is_empty());
+    assert_eq!(cat.list_templates::<ServerRecord>().await.unwrap().len(), 1);
+    assert!(
+        cat.list_templates::<ServerCallback>()
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Replace keeps created_at and reports "not created"; a new name is created.
     let mut logo2 = overlay("logo", "livetape 2");
@@ -198,9 +149,9 @@ async fn a_third_kind_needs_no_schema_change(db: &TestDb) {
     );
     assert!(all.templates[0].decode::<ServerRecord>().is_err());
     assert_eq!(
-        cat.load_templates().await.unwrap().record_templates.len(),
+        all.templates_of::<ServerRecord>().unwrap().len(),
         1,
-        "the typed snapshot leaves other kinds out"
+        "a kind's templates leave other kinds out"
     );
 
     cat.delete_template::<Overlay>("banner").await.unwrap();
@@ -217,16 +168,19 @@ async fn a_third_kind_needs_no_schema_change(db: &TestDb) {
     );
     // The record template of the same name is untouched by the overlay's delete.
     cat.delete_template::<Overlay>("logo").await.unwrap();
-    assert!(cat.get_record_template("logo").await.unwrap().is_some());
+    assert!(
+        cat.get_template::<ServerRecord>("logo")
+            .await
+            .unwrap()
+            .is_some()
+    );
     cat.close().await;
 }
 
 async fn rules_are_per_kind_and_keyed_by_domain_app_stream(db: &TestDb) {
     let cat = db.open().await;
     cat.create_template(&overlay("logo", "x"), 0).await.unwrap();
-    cat.create_record_template(&record_def("hd"), 0)
-        .await
-        .unwrap();
+    cat.create_template(&record_def("hd"), 0).await.unwrap();
 
     // A rule names a template of its own kind.
     let err = cat
@@ -261,14 +215,7 @@ async fn rules_are_per_kind_and_keyed_by_domain_app_stream(db: &TestDb) {
     );
     // A record rule with the same patterns is another kind's; ids are shared by all kinds.
     let rec = cat
-        .insert_record_rule(
-            &RecordRuleDef {
-                app: "live".into(),
-                stream: "*".into(),
-                template: "hd".into(),
-            },
-            40,
-        )
+        .insert_rule(RECORD_KIND, &record_rule("live", "*", "hd"), 40)
         .await
         .unwrap();
     assert!(rec.id > r2.id);
@@ -313,7 +260,7 @@ async fn rules_are_per_kind_and_keyed_by_domain_app_stream(db: &TestDb) {
         matches!(err, CatalogError::NotFound { what: "rule", .. }),
         "{err}"
     );
-    let err = cat.delete_record_rule(r1.id).await.unwrap_err();
+    let err = cat.delete_rule(RECORD_KIND, r1.id).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -324,7 +271,10 @@ async fn rules_are_per_kind_and_keyed_by_domain_app_stream(db: &TestDb) {
         ),
         "{err}"
     );
-    assert_eq!(cat.list_record_rules().await.unwrap(), vec![rec.clone()]);
+    assert_eq!(
+        cat.list_rules(RECORD_KIND).await.unwrap(),
+        vec![rec.clone()]
+    );
 
     let rules = cat.list_rules("overlay").await.unwrap();
     assert_eq!(rules, vec![r1.clone(), up.clone()]);
@@ -349,7 +299,7 @@ async fn rules_are_per_kind_and_keyed_by_domain_app_stream(db: &TestDb) {
     cat.delete_template::<Overlay>("logo").await.unwrap();
     // The record rule still binds its own template.
     assert!(
-        cat.delete_record_template("hd")
+        cat.delete_template::<ServerRecord>("hd")
             .await
             .unwrap_err()
             .is_conflict()
@@ -422,23 +372,57 @@ async fn seed_all_seeds_every_kind_once(db: &TestDb) {
     assert_eq!(logo[0].created_at_ms, 100);
     let kinds: Vec<&str> = all.rules.iter().map(|r| r.kind.as_str()).collect();
     assert_eq!(kinds, ["overlay", "record"]);
-    // The typed API reads the seeded record template.
-    let typed = cat.list_record_templates().await.unwrap();
-    assert_eq!(typed[0].template.interval_s, 1800);
+    // The record kind's own listing reads the seeded record template.
+    let records = cat.list_templates::<ServerRecord>().await.unwrap();
+    assert_eq!(records[0].template.interval_s, 1800);
 
-    // Once only, whichever API seeds: the same marker.
+    // Once only, whatever is seeded: the same marker.
     assert!(!cat.seed_all(&raw_seed(), 200).await.unwrap());
-    assert!(
-        !cat.seed_templates(&TemplateSeed::default(), 200)
-            .await
-            .unwrap()
-    );
+    assert!(!cat.seed_all(&RawSeed::default(), 200).await.unwrap());
     cat.close().await;
 }
 
-async fn the_record_kind_is_shared_with_the_typed_api(db: &TestDb) {
+/// A record template read with other integer widths and another field order than the
+/// server's (what the catalogue's own record type used to be).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct NarrowRecord {
+    name: String,
+    formats: Vec<String>,
+    interval_s: u32,
+    hls_target_s: u32,
+    resume_s: u32,
+    storage_days: u32,
+}
+
+impl TemplateBody for NarrowRecord {
+    const KIND: &'static str = RECORD_KIND;
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A callback template with a narrower retry interval than the server's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct NarrowCallback {
+    name: String,
+    key: String,
+    stream_begin_url: Option<String>,
+    stream_end_url: Option<String>,
+    record_url: Option<String>,
+    retry_count: u32,
+    retry_interval_s: u32,
+}
+
+impl TemplateBody for NarrowCallback {
+    const KIND: &'static str = CALLBACK_KIND;
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+async fn record_and_callback_bodies_read_back_through_other_types(db: &TestDb) {
     let cat = db.open().await;
-    // Written by the server's type through the generic API, read through the typed one.
+    // Written by the server's type, read through another type of the same kind.
     let server = ServerRecord {
         name: "hd".into(),
         formats: vec!["flv".into(), "hls".into()],
@@ -448,10 +432,14 @@ async fn the_record_kind_is_shared_with_the_typed_api(db: &TestDb) {
         storage_days: 7,
     };
     cat.create_template(&server, 5).await.unwrap();
-    let typed = cat.get_record_template("hd").await.unwrap().unwrap();
+    let narrow = cat
+        .get_template::<NarrowRecord>("hd")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        typed.template,
-        RecordTemplateDef {
+        narrow.template,
+        NarrowRecord {
             name: "hd".into(),
             formats: vec!["flv".into(), "hls".into()],
             interval_s: 900,
@@ -461,7 +449,7 @@ async fn the_record_kind_is_shared_with_the_typed_api(db: &TestDb) {
         }
     );
     // And the other way, byte for byte what the server's type serializes to.
-    let cb = CallbackTemplateDef {
+    let cb = NarrowCallback {
         name: "hooks".into(),
         key: "k".into(),
         stream_begin_url: None,
@@ -470,7 +458,7 @@ async fn the_record_kind_is_shared_with_the_typed_api(db: &TestDb) {
         retry_count: 3,
         retry_interval_s: 10,
     };
-    cat.create_callback_template(&cb, 6).await.unwrap();
+    cat.create_template(&cb, 6).await.unwrap();
     let got = cat
         .get_template::<ServerCallback>("hooks")
         .await
@@ -485,38 +473,27 @@ async fn the_record_kind_is_shared_with_the_typed_api(db: &TestDb) {
         all.templates[0].body,
         serde_json::to_string(&got.template).unwrap()
     );
-    // Rules: the typed callback rule is a generic one with domain and stream `*`.
+    // Rules: a callback rule as the server keys it is one with domain and stream `*`.
     let r = cat
-        .insert_callback_rule(
-            &CallbackRuleDef {
-                app: "live".into(),
-                template: "hooks".into(),
-            },
-            7,
-        )
+        .insert_rule(CALLBACK_KIND, &callback_rule("live", "hooks"), 7)
         .await
         .unwrap();
     assert_eq!(
         cat.list_rules(CALLBACK_KIND).await.unwrap()[0].rule,
         rule("*", "live", "*", "hooks")
     );
-    // Its clash reads as it always did.
+    // Its clash names the kind's words and the whole key.
     let err = cat
-        .insert_callback_rule(
-            &CallbackRuleDef {
-                app: "live".into(),
-                template: "hooks".into(),
-            },
-            8,
-        )
+        .insert_rule(CALLBACK_KIND, &callback_rule("live", "hooks"), 8)
         .await
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "catalog: callback rule app=live: a callback rule for app `live` already exists"
+        "catalog: callback rule app=live stream=*: \
+         a callback rule for app `live` stream `*` already exists"
     );
     cat.delete_rule(CALLBACK_KIND, r.id).await.unwrap();
-    assert!(cat.list_callback_rules().await.unwrap().is_empty());
+    assert!(cat.list_rules(CALLBACK_KIND).await.unwrap().is_empty());
     cat.close().await;
 }
 
@@ -704,24 +681,24 @@ async fn migration_0009_carries_0008_rows_over(db: &TestDb) {
     old.close().await;
 
     let cat = db.open().await;
-    let set = cat.load_templates().await.unwrap();
-    let rt = |name: &str, formats: &[&str], i, h, r, d| RecordTemplateDef {
+    let set = cat.load_all().await.unwrap();
+    let rt = |name: &str, formats: &[&str], i, h, r, d| ServerRecord {
         name: name.into(),
         formats: formats.iter().map(|f| f.to_string()).collect(),
         interval_s: i,
-        hls_target_s: h,
         resume_s: r,
+        hls_target_s: h,
         storage_days: d,
     };
     assert_eq!(
-        set.record_templates,
+        set.templates_of::<ServerRecord>().unwrap(),
         [
             stored(rt("a\"b\\c", &["aac"], 30, 4, 0, 0), 1, 2),
             stored(rt("hd", &["flv", "mp4", "hls"], 600, 10, 30, 7), 100, 200),
             stored(rt("none", &[], 30, 4, 0, 0), 1, 2),
         ]
     );
-    let hooks = CallbackTemplateDef {
+    let hooks = ServerCallback {
         name: "hooks".into(),
         key: ODD_KEY.into(),
         stream_begin_url: None,
@@ -730,18 +707,16 @@ async fn migration_0009_carries_0008_rows_over(db: &TestDb) {
         retry_count: 12,
         retry_interval_s: 60,
     };
-    assert_eq!(set.callback_templates, [stored(hooks.clone(), 300, 400)]);
+    assert_eq!(
+        set.templates_of::<ServerCallback>().unwrap(),
+        [stored(hooks.clone(), 300, 400)]
+    );
 
-    let rules: Vec<(i64, RecordRuleDef, i64, i64)> = set
-        .record_rules
-        .iter()
+    let rules: Vec<(i64, RuleDef, i64, i64)> = set
+        .rules_of(RECORD_KIND)
         .map(|r| (r.id, r.rule.clone(), r.created_at_ms, r.updated_at_ms))
         .collect();
-    let rr = |app: &str, stream: &str, template: &str| RecordRuleDef {
-        app: app.into(),
-        stream: stream.into(),
-        template: template.into(),
-    };
+    let rr = record_rule;
     assert_eq!(
         rules,
         [
@@ -750,8 +725,7 @@ async fn migration_0009_carries_0008_rows_over(db: &TestDb) {
         ]
     );
     let cb: Vec<(i64, String, i64)> = set
-        .callback_rules
-        .iter()
+        .rules_of(CALLBACK_KIND)
         .map(|r| (r.id, r.rule.app.clone(), r.updated_at_ms))
         .collect();
     assert_eq!(cb, [(4, "live".into(), 25), (5, "*".into(), 26)]);
@@ -826,40 +800,30 @@ async fn migration_0009_carries_0008_rows_over(db: &TestDb) {
     // New rules continue above every id handed out before; the constraints came along; the
     // catalogue stays seeded.
     let next = cat
-        .insert_record_rule(&rr("edu", "*", "none"), 500)
+        .insert_rule(RECORD_KIND, &rr("edu", "*", "none"), 500)
         .await
         .unwrap();
     assert_eq!(next.id, 6);
     assert!(
-        cat.delete_record_template("hd")
+        cat.delete_template::<ServerRecord>("hd")
             .await
             .unwrap_err()
             .is_conflict()
     );
     assert!(
-        cat.insert_record_rule(&rr("live", "vip_*", "hd"), 501)
+        cat.insert_rule(RECORD_KIND, &rr("live", "vip_*", "hd"), 501)
             .await
             .unwrap_err()
             .is_conflict()
     );
     assert!(
-        cat.insert_callback_rule(
-            &CallbackRuleDef {
-                app: "edu".into(),
-                template: "hd".into()
-            },
-            502
-        )
-        .await
-        .unwrap_err()
-        .to_string()
-        .contains("no callback template named `hd`")
-    );
-    assert!(
-        !cat.seed_templates(&TemplateSeed::default(), 600)
+        cat.insert_rule(CALLBACK_KIND, &callback_rule("edu", "hd"), 502)
             .await
-            .unwrap()
+            .unwrap_err()
+            .to_string()
+            .contains("no callback template named `hd`")
     );
+    assert!(!cat.seed_all(&RawSeed::default(), 600).await.unwrap());
     cat.close().await;
 }
 
@@ -910,24 +874,18 @@ async fn migration_0009_keeps_ids_that_do_not_collide(db: &TestDb) {
 
     let cat = db.open().await;
     let record_ids: Vec<i64> = cat
-        .list_record_rules()
+        .list_rules(RECORD_KIND)
         .await
         .unwrap()
         .iter()
         .map(|r| r.id)
         .collect();
     assert_eq!(record_ids, [1, 2]);
-    let cb = cat.list_callback_rules().await.unwrap();
+    let cb = cat.list_rules(CALLBACK_KIND).await.unwrap();
     assert_eq!((cb.len(), cb[0].id, cb[0].rule.app.as_str()), (1, 3, "c"));
     // The sequence is past callback_rules' last id (5), not only past the surviving one (3).
     let next = cat
-        .insert_callback_rule(
-            &CallbackRuleDef {
-                app: "f".into(),
-                template: "hooks".into(),
-            },
-            2,
-        )
+        .insert_rule(CALLBACK_KIND, &callback_rule("f", "hooks"), 2)
         .await
         .unwrap();
     assert_eq!(next.id, 6);
@@ -938,9 +896,7 @@ async fn migration_0009_keeps_ids_that_do_not_collide(db: &TestDb) {
         TestDb::sqlite().await
     };
     let cat2: Catalog = fresh.open().await;
-    cat2.create_record_template(&record_def("hd"), 0)
-        .await
-        .unwrap();
+    cat2.create_template(&record_def("hd"), 0).await.unwrap();
     let first = cat2
         .insert_rule(RECORD_KIND, &rule("*", "*", "*", "hd"), 0)
         .await

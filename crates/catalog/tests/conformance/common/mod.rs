@@ -8,6 +8,8 @@
 
 use livetape_catalog::Catalog;
 
+pub mod kinds;
+
 pub const ENV: &str = "TEST_DATABASE_URL";
 
 pub struct TestDb {
