@@ -6,7 +6,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Database, Encode, QueryBuilder, Type};
+use sqlx::{Connection, Database, Encode, QueryBuilder, Type};
 
 use crate::backend::{Begin, Conn, Db, PG_CONNECT_TIMEOUT, PG_POOL_SIZE, redact_url};
 use crate::error::{CatalogError, Result, db_err, to_i64};
@@ -91,6 +91,7 @@ impl Catalog {
         let pool = PgPoolOptions::new()
             .max_connections(PG_POOL_SIZE)
             .acquire_timeout(PG_CONNECT_TIMEOUT)
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect_with(options)
             .await
             .map_err(open_err)?;
@@ -117,6 +118,13 @@ impl Catalog {
             .pragma("mmap_size", MMAP_BYTES.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(POOL_SIZE)
+            // A connection still inside a transaction when it comes back is broken: a COMMIT
+            // that failed on a full disk can leave SQLite rolled back while sqlx still counts
+            // the transaction, and every later BEGIN on it would fail ("attempted to call
+            // begin_with at non-zero transaction depth"). Such a connection is closed and
+            // replaced instead of reused. (A rollback still queued on a healthy one costs
+            // one reconnect; it only happens after a failed transaction.)
+            .before_acquire(|conn, _| Box::pin(async move { Ok(!conn.is_in_transaction()) }))
             .connect_with(options)
             .await
             .map_err(|source| CatalogError::Open {

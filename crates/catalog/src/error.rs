@@ -75,6 +75,28 @@ impl CatalogError {
         }
     }
 
+    /// Whether trying the same write again later can succeed: the database was away, full,
+    /// busy, read-only or its connection broke (`Commit`: the transaction itself failed).
+    /// False only where the write itself is at fault — a constraint it violates, a value the
+    /// column cannot hold, a statement the schema rejects — which no retry can fix. Unknown
+    /// failures count as transient: a write retried in vain is visible (it waits, logged and
+    /// counted), a write given up on would be lost.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CatalogError::Db { source, .. } | CatalogError::Open { source, .. } => {
+                sqlx_transient(source)
+            }
+            CatalogError::Commit { .. } => true,
+            CatalogError::Migrate(_) => true,
+            CatalogError::BadUrl { .. }
+            | CatalogError::OutOfRange { .. }
+            | CatalogError::NotFound { .. }
+            | CatalogError::Conflict { .. }
+            | CatalogError::UnknownTemplate { .. }
+            | CatalogError::Body { .. } => false,
+        }
+    }
+
     /// True for [`CatalogError::NotFound`].
     pub fn is_not_found(&self) -> bool {
         matches!(self, CatalogError::NotFound { .. })
@@ -98,4 +120,38 @@ pub(crate) fn db_err<K: std::fmt::Display>(
 
 pub(crate) fn to_i64(op: &'static str, field: &'static str, value: u64) -> Result<i64> {
     i64::try_from(value).map_err(|_| CatalogError::OutOfRange { op, field, value })
+}
+
+/// See [`CatalogError::is_transient`].
+fn sqlx_transient(e: &sqlx::Error) -> bool {
+    use sqlx::error::ErrorKind;
+    match e {
+        sqlx::Error::Database(db) => {
+            if !matches!(db.kind(), ErrorKind::Other) {
+                return false; // unique, foreign key, not null, check, exclusion
+            }
+            let code = db.code().unwrap_or_default();
+            match code.parse::<i32>() {
+                // SQLite (extended result code): only SQLITE_CONSTRAINT (19), SQLITE_MISMATCH
+                // (20), SQLITE_TOOBIG (18), SQLITE_RANGE (25) are the statement's fault; FULL,
+                // IOERR, BUSY, LOCKED, READONLY, CANTOPEN, NOMEM, … pass.
+                Ok(n) => !matches!(n & 0xff, 18 | 19 | 20 | 25),
+                // PostgreSQL SQLSTATE: 22 data exception, 23 integrity constraint, 42 syntax or
+                // access rule; 08 connection, 53 insufficient resources (disk full), 57 operator
+                // intervention (shutdown), 40 rollback (serialization), 25 read-only, 58 system
+                // error pass.
+                Err(_) => !matches!(code.get(..2), Some("22" | "23" | "42")),
+            }
+        }
+        sqlx::Error::Encode(_)
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::TypeNotFound { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::InvalidArgument(_)
+        | sqlx::Error::Configuration(_) => false,
+        // Io, Tls, Protocol, PoolTimedOut, PoolClosed, WorkerCrashed, RowNotFound, …
+        _ => true,
+    }
 }

@@ -11,7 +11,7 @@
 //!   WHIP, RTMPS — and it reads Enhanced FLV, which Debian's ffprobe 5.1 cannot.
 //! * Feature `net`: a real callback [`Receiver`], the ffmpeg [`publish`]er, a real
 //!   S3-compatible server ([`S3Server`], `s3s-fs`) and the [`Scenario`] builder of a test
-//!   server's config.
+//!   server's config, and [`Tmpfs`]: a real small file system to fill up or make read-only.
 //! * Feature `postgres`: throwaway databases ([`PgDatabase`]) through `TEST_DATABASE_URL`.
 //!
 //! Depends on nothing of livetape, so every crate can use it.
@@ -28,6 +28,8 @@ mod receiver;
 mod s3;
 #[cfg(feature = "net")]
 mod scenario;
+#[cfg(feature = "net")]
+mod tmpfs;
 
 pub use fixtures::{
     CLIP_10S, CLIP_60S, CLIPS, Clip, clip_10s, clip_60s, fixture, generated, target_dir,
@@ -43,3 +45,5 @@ pub use receiver::{Delivery, EVENT_ID_HEADER, HANG, RECEIVE_WAIT, Receiver};
 pub use s3::{S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY, S3Server, free_port};
 #[cfg(feature = "net")]
 pub use scenario::{CALLBACK_KEY, Prepared, Scenario};
+#[cfg(feature = "net")]
+pub use tmpfs::Tmpfs;
