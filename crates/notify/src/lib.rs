@@ -368,10 +368,10 @@ async fn deliver<O: Outbox, C: Clock>(
         Err(e) => Err((e.to_string(), false)),
     };
     let done_ms = clock.now_ms();
-    let recorded = match outcome {
+    let failure = match outcome {
         Ok(()) => {
             tracing::debug!(id = ev.id, event_id = %ev.event_id, attempts, "callback delivered");
-            outbox.delivered(ev.id, done_ms).await
+            None
         }
         Err((mut error, retryable)) => {
             truncate(&mut error, MAX_ERROR_LEN);
@@ -389,14 +389,35 @@ async fn deliver<O: Outbox, C: Clock>(
             } else {
                 tracing::error!(id = ev.id, url = %ev.url, attempts, %error, "callback failed, giving up");
             }
-            outbox.failed(ev.id, attempts, next, &error).await
+            Some((next, error))
         }
     };
-    if let Err(e) = recorded {
-        // The row stays due, so it is resent: at-least-once.
-        tracing::warn!(id = ev.id, error = %e, "outbox: recording delivery outcome failed");
+    // The outcome is known: recording it is retried while the catalogue is away, so a
+    // delivered event is not held (and its stream's later events behind it) until its claim
+    // runs out. Given up only after OUTCOME_RETRY_FOR: then the row stays due and is resent
+    // (at-least-once).
+    let started = std::time::Instant::now();
+    let mut wait = OUTCOME_RETRY_FIRST;
+    loop {
+        let recorded = match &failure {
+            None => outbox.delivered(ev.id, done_ms).await,
+            Some((next, error)) => outbox.failed(ev.id, attempts, *next, error).await,
+        };
+        let Err(e) = recorded else { break };
+        if started.elapsed() >= OUTCOME_RETRY_FOR {
+            tracing::warn!(id = ev.id, error = %e, "outbox: recording delivery outcome failed; the event stays due and is resent");
+            break;
+        }
+        tracing::warn!(id = ev.id, error = %e, retry_in_ms = wait.as_millis() as u64, "outbox: recording delivery outcome failed; retrying");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(OUTCOME_RETRY_MAX);
     }
 }
+
+/// Retry schedule for recording a delivery's outcome in the outbox (see [`deliver`]).
+const OUTCOME_RETRY_FIRST: Duration = Duration::from_millis(100);
+const OUTCOME_RETRY_MAX: Duration = Duration::from_secs(5);
+const OUTCOME_RETRY_FOR: Duration = Duration::from_secs(600);
 
 async fn post(client: &reqwest::Client, ev: &PendingEvent, body: String) -> Result<(), String> {
     let resp = client

@@ -85,10 +85,12 @@ impl Running {
         for c in closed {
             commit_file(st.clone(), c, None).await;
         }
-        let deadline = tokio::time::Instant::now()
-            + std::time::Duration::from_secs(st.cfg.server.shutdown_flush_s);
+        let flush = std::time::Duration::from_secs(st.cfg.server.shutdown_flush_s);
+        let deadline = tokio::time::Instant::now() + flush;
+        // Not only what is due now: a retry that falls due inside the window is waited for.
+        let deadline_ms = st.clock.now_ms() + flush.as_millis() as i64;
         loop {
-            match st.catalog.outbox_due(st.clock.now_ms()).await {
+            match st.catalog.outbox_due(deadline_ms).await {
                 Ok(0) => break,
                 Ok(n) if tokio::time::Instant::now() >= deadline => {
                     tracing::warn!(
@@ -356,6 +358,7 @@ fn leases_of(st: &AppState) -> push::leases::Leases {
         catalog: st.catalog.clone(),
         node_id: st.node_id.clone(),
         templates: st.templates.clone(),
+        hub: st.hub.clone(),
         notifier: st.notifier.clone(),
         clock: st.clock.clone(),
         stop: st.stop.clone(),

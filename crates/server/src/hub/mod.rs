@@ -67,6 +67,11 @@ impl Hub {
         self.lock().len()
     }
 
+    /// Whether the push with session id `sequence` is live on this node.
+    pub fn is_live(&self, sequence: &str) -> bool {
+        self.lock().values().any(|s| s.sequence == sequence)
+    }
+
     pub fn claim(self: &Arc<Self>, info: LiveStream) -> Result<PublishLease, AlreadyPublishing> {
         let key = StreamKey {
             app: info.app.clone(),

@@ -5,10 +5,19 @@
 //! before its session row is written and released after the session is ended; the lease is
 //! renewed every third of `[cluster] lease_s`. So an open session without a live lease is a
 //! dead node's, and any node may end it (event 0 once, whoever wins).
+//!
+//! A catalogue that was slow or away must not end live pushes. So: a node never ends a push
+//! that is live in its own hub; it judges other nodes' leases only after its own renewal
+//! succeeded, with the time read after that wait, and only once it has been connected for a
+//! whole `lease_s` — every live node renews three times in that span, so a lease still
+//! expired then belongs to a node that is really gone (or cut off from the catalogue for
+//! longer than `lease_s`: then its pushes are ended on its behalf, and its own end of them
+//! later finds them ended and sends no second event 0).
 
 use super::events;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::hub::Hub;
 use crate::rules::Templates;
 use livetape_catalog::Catalog;
 use livetape_notify::NotifierWaker;
@@ -76,6 +85,8 @@ pub(crate) struct Leases {
     pub catalog: Catalog,
     pub node_id: String,
     pub templates: Arc<Templates>,
+    /// This node's live pushes: never ended as orphans, whatever their lease says.
+    pub hub: Arc<Hub>,
     pub notifier: NotifierWaker,
     pub clock: SharedClock,
     pub stop: CancellationToken,
@@ -89,20 +100,35 @@ impl Leases {
             let every = Duration::from_millis((lease_ms(&st.cfg) / 3).max(1));
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Since when the renewals have succeeded without a break (None: the last failed).
+            let mut connected_since: Option<i64> = None;
             loop {
                 tokio::select! {
                     _ = st.stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
                 let now = st.clock.now_ms();
-                if let Err(e) = st
+                match st
                     .catalog
                     .renew_stream_leases(&st.node_id, now, lease_ms(&st.cfg))
                     .await
                 {
-                    tracing::error!(error = %e, "could not renew stream leases");
+                    Ok(_) => {
+                        // Read after the wait: the renewal may have queued for seconds.
+                        let now = st.clock.now_ms();
+                        let since = *connected_since.get_or_insert(now);
+                        if (now - since) as u64 >= lease_ms(&st.cfg) {
+                            st.end_orphaned_pushes("", "publishing node lost").await;
+                        }
+                    }
+                    Err(e) => {
+                        if connected_since.take().is_some() {
+                            tracing::error!(error = %e, "could not renew stream leases; live pushes go on, orphans are not judged until the catalogue is back for lease_s");
+                        } else {
+                            tracing::warn!(error = %e, "could not renew stream leases");
+                        }
+                    }
                 }
-                st.end_orphaned_pushes("", "publishing node lost").await;
             }
         })
     }
@@ -122,6 +148,10 @@ impl Leases {
         let snapshot = st.templates.snapshot();
         let mut ended = 0;
         for p in open {
+            if st.hub.is_live(&p.sequence) {
+                // Ours and live: its lease lapsed while the catalogue was away.
+                continue;
+            }
             let facts = events::PushFacts {
                 callbacks: snapshot.callback_template_for(&p.app, &p.appname),
                 domain: p.app,

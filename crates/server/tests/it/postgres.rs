@@ -59,3 +59,73 @@ async fn records_and_lists_on_postgres() {
     s.running.shutdown().await;
     db.drop_db().await;
 }
+
+/// The database away for longer than `lease_s` while a push records (every connection reset,
+/// new ones refused, through a proxy in front of the real PostgreSQL): `/healthz` stays 200,
+/// `/readyz` says 503, the push goes on recording, and once the database is back the node
+/// does not end its own live push as "publishing node lost" (it once did: the lease keeper saw
+/// its own lapsed lease). The push's one event 0 is its real end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_longer_than_the_lease_does_not_end_live_pushes() {
+    let db = PgDatabase::create().await;
+    let pg: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    assert!(db.url.contains("@127.0.0.1:5432/"), "{}", db.url);
+    let proxy = livetape_testkit::TcpProxy::start(pg).await;
+    let url = db
+        .url
+        .replace("@127.0.0.1:5432/", &format!("@{}/", proxy.addr));
+    let extra = format!("[cluster]\nlease_s = 3\n[catalog]\nurl = \"{url}\"\n");
+    let mut s = TestServer::start(&extra).await;
+    let (addr, clip) = (s.rtmp(), fixture(CLIP_10S));
+    let push =
+        tokio::spawn(async move { publish(addr, "live", "outage", &clip, Pace::Realtime).await });
+    let begin = s.receiver.next_of(1).await.body;
+    assert_eq!(begin["stream_id"], "outage");
+
+    proxy.cut();
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let r = client.get(s.http("/readyz")).send().await.unwrap();
+        if r.status() == 503 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readyz never said 503"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let h = client.get(s.http("/healthz")).send().await.unwrap();
+    assert_eq!(h.status(), 200, "healthz stays up: the push still records");
+    let h: Value = h.json().await.unwrap();
+    assert_eq!(h["catalogue"], "unreachable", "{h}");
+    assert_eq!(h["live_streams"], 1, "{h}");
+    // The outage itself: longer than lease_s, so every lease in the database has lapsed.
+    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
+    proxy.restore();
+
+    assert!(push.await.unwrap(), "the publisher got through the outage");
+    let end = s.receiver.next_of(0).await.body;
+    assert_ne!(
+        end["errcode"],
+        livetape_tencent::errcode::INTERNAL_ERROR,
+        "ended as lost: {end}"
+    );
+    let duration: u64 = end["push_duration"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (9_000..13_000).contains(&duration),
+        "push_duration {duration}"
+    );
+    let file = s.receiver.next_of(100).await.body;
+    let path = s.download(&file).await;
+    assert_eq!(probe_counts(&path), (300, 470), "every frame recorded");
+    // No second event 0 (a late "publishing node lost") after the real one.
+    while let Some(d) = s.receiver.try_next() {
+        assert_ne!(d.body["event_type"], 0, "a second event 0: {}", d.body);
+    }
+    let r = client.get(s.http("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    s.running.shutdown().await;
+    db.drop_db().await;
+}
