@@ -157,29 +157,39 @@ impl Objects {
             })
     }
 
-    /// Removes a recording's object(s): the key itself and, for HLS, everything under it.
+    /// Removes a recording's object(s): for HLS everything under the key (playlist and
+    /// segments), else the key itself.
+    ///
+    /// Contents first: a file-backed server (s3s-fs, MinIO in FS mode) keeps an HLS key as a
+    /// directory and refuses to delete it while it has contents ("Is a directory"), and real
+    /// S3 has no object under the bare prefix at all. So when the key has contents, the bare
+    /// key's own delete is best effort; without contents it is the recording, and its
+    /// failure is the delete's failure.
     pub async fn delete_all(&self, key: &str) -> Result<(), ObjectError> {
         let path = parse(key)?;
         let err = |source| ObjectError::Store {
             key: key.to_owned(),
             source,
         };
-        match self.store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(err(e)),
-        }
         let mut listing = self.store.list(Some(&path));
         let mut inside = Vec::new();
         while let Some(meta) = listing.next().await {
             inside.push(meta.map_err(err)?.location);
         }
-        for p in inside {
-            match self.store.delete(&p).await {
+        for p in &inside {
+            match self.store.delete(p).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(err(e)),
             }
         }
-        Ok(())
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) if !inside.is_empty() => {
+                tracing::debug!(key, error = %e, "bare HLS prefix not deletable; its contents are gone");
+                Ok(())
+            }
+            Err(e) => Err(err(e)),
+        }
     }
 }
 

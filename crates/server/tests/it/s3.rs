@@ -168,6 +168,28 @@ async fn recordings_are_uploaded_and_played_back_from_the_bucket() {
         reqwest::get(&url).await.unwrap().status(),
         StatusCode::NOT_FOUND
     );
+
+    // Deleting an HLS recording deletes its playlist and every segment (a prefix, not one
+    // key: s3s-fs keeps it as a directory and refuses to delete that before its contents).
+    let del = reqwest::Client::new()
+        .delete(s.http(&format!("/v1/recordings/{hid}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    until("HLS objects deleted", || {
+        let cat = cat.clone();
+        async move { cat.object_garbage(10).await.unwrap().is_empty() }
+    })
+    .await;
+    assert!(!s3.object_path(&format!("{hkey}/playlist.m3u8")).exists());
+    for seg in &segs {
+        assert!(!s3.object_path(&format!("{hkey}/{seg}")).exists(), "{seg}");
+    }
+    assert_eq!(
+        reqwest::get(&purl).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
     s.running.shutdown().await;
 }
 
