@@ -25,7 +25,7 @@ mod playlist;
 mod ts;
 
 pub use playlist::{parse_segment_uri, rebuild_playlist, segment_uri};
-pub use ts::{SegmentProbe, probe_segment};
+pub use ts::{SegmentProbe, probe_segment, whole_frames_len};
 
 use bytes::{Bytes, BytesMut};
 use es::{AdtsConfig, VideoConfig};

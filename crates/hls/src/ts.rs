@@ -345,6 +345,53 @@ struct PidTimes {
     step: u64,
 }
 
+/// How much of a torn segment (a write cut short, e.g. by a full disk) holds only whole
+/// frames: the length up to the start of its last PES packet, unless that PES declares a
+/// length and is all there. Only the last PES can be torn (a frame's packets are written
+/// one after another), so this drops at most one frame; a segment cut inside a packet must
+/// first be cut to whole packets. Returns `ts.len()` for a segment with no elementary PES.
+pub fn whole_frames_len(ts: &[u8]) -> usize {
+    let whole = ts.len() - ts.len() % PACKET;
+    let header = |k: usize| {
+        let pkt = &ts[k * PACKET..(k + 1) * PACKET];
+        let pid = u16::from(pkt[1] & 0x1f) << 8 | u16::from(pkt[2]);
+        let afc = (pkt[3] >> 4) & 3;
+        let start = if afc & 2 != 0 {
+            5 + usize::from(pkt[4])
+        } else {
+            4
+        };
+        let payload = if afc & 1 != 0 && start < PACKET {
+            &pkt[start..]
+        } else {
+            &[][..]
+        };
+        (pkt[0] == SYNC, pkt[1] & 0x40 != 0, pid, payload)
+    };
+    let n = whole / PACKET;
+    let Some(last) = (0..n).rev().find(|&k| {
+        let (sync, pusi, pid, _) = header(k);
+        sync && pusi && pid != PID_PAT && pid != PID_PMT
+    }) else {
+        return ts.len();
+    };
+    let (_, _, pid, first) = header(last);
+    if first.len() >= 6 && first[..3] == [0, 0, 1] {
+        let declared = usize::from(u16::from_be_bytes([first[4], first[5]]));
+        if declared > 0 {
+            let got: usize = (last..n)
+                .map(header)
+                .filter(|h| h.0 && h.2 == pid)
+                .map(|h| h.3.len())
+                .sum();
+            if got >= 6 + declared {
+                return whole;
+            }
+        }
+    }
+    last * PACKET
+}
+
 /// Measures a TS segment from its PES timestamps (for rebuilding a playlist after a crash).
 /// Uses the PCR PID named by the PMT (video when present, as the writer measures segments),
 /// else every PID. Handles 33-bit wrap within the segment. `None` when no PES timestamp is
@@ -476,6 +523,56 @@ mod tests {
             }
             assert_eq!(payload, 19 + len, "len {len}");
         }
+    }
+
+    #[test]
+    fn a_torn_last_frame_is_cut_a_whole_one_kept() {
+        let mut m = TsMuxer::new();
+        m.set_streams(Some(0x1b), true);
+        let mut out = BytesMut::new();
+        m.write_psi(&mut out);
+        let pes = |m: &mut TsMuxer, out: &mut BytesMut, pid, stream_id, len| {
+            let start = PesStart {
+                pid,
+                stream_id,
+                pts: 90_000,
+                dts: 90_000,
+                pcr: None,
+                random_access: false,
+                discontinuity: false,
+            };
+            m.write_pes(out, start, &[&vec![0x55u8; len]]);
+        };
+        pes(&mut m, &mut out, PID_VIDEO, STREAM_ID_VIDEO, 5_000);
+        let after_first = out.len();
+        pes(&mut m, &mut out, PID_VIDEO, STREAM_ID_VIDEO, 4_000);
+        let whole = out.to_vec();
+        // Frames under 64 KiB declare their PES length: a whole segment stays whole; torn
+        // inside its last frame, it is cut back to the frame before.
+        assert_eq!(whole_frames_len(&whole), whole.len());
+        assert_eq!(
+            whole_frames_len(&whole[..after_first + 3 * PACKET]),
+            after_first
+        );
+        assert_eq!(whole_frames_len(&whole[..after_first]), after_first);
+        // A bigger frame has PES length 0 (unbounded): whether it is all there cannot be
+        // told, so as the last PES of a torn segment it goes.
+        let mut big = BytesMut::from(&whole[..]);
+        pes(&mut m, &mut big, PID_VIDEO, STREAM_ID_VIDEO, 70_000);
+        assert_eq!(whole_frames_len(&big), whole.len());
+        // An audio PES declares its length: kept when all there, cut when torn.
+        let mut out = BytesMut::from(&whole[..after_first]);
+        pes(&mut m, &mut out, PID_AUDIO, STREAM_ID_AUDIO, 600);
+        let with_audio = out.to_vec();
+        assert_eq!(whole_frames_len(&with_audio), with_audio.len());
+        assert_eq!(
+            whole_frames_len(&with_audio[..with_audio.len() - PACKET]),
+            after_first
+        );
+        // Nothing but PSI: nothing to cut.
+        let mut psi = BytesMut::new();
+        m.write_psi(&mut psi);
+        assert_eq!(whole_frames_len(&psi), psi.len());
     }
 
     #[test]

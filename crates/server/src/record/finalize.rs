@@ -242,19 +242,26 @@ fn measure_segments(dir: &Path) -> io::Result<Vec<SegmentInfo>> {
         })
         .collect();
     names.sort();
+    let last = names.last().map(|(i, _)| *i);
     let mut out = Vec::new();
     for (index, name) in names {
         let path = dir.join(&name);
         let len = std::fs::metadata(&path)?.len();
-        let whole = len - len % TS_PACKET;
+        let mut whole = len - len % TS_PACKET;
+        let mut data = std::fs::read(&path)?;
+        if Some(index) == last {
+            // The segment being written when the run was cut: a write cut short (full disk,
+            // crash) can leave its last frame partial, which decoders report as corrupt.
+            // Cut back to whole frames, as FLV and MP4 recovery do.
+            whole = livetape_hls::whole_frames_len(&data[..whole as usize]) as u64;
+        }
         if whole != len {
-            // A torn last packet from a crash: keep the whole packets.
             std::fs::OpenOptions::new()
                 .write(true)
                 .open(&path)?
                 .set_len(whole)?;
+            data.truncate(whole as usize);
         }
-        let data = std::fs::read(&path)?;
         match livetape_hls::probe_segment(&data) {
             Some(p) => out.push(SegmentInfo {
                 index,

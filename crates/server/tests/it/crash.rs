@@ -46,6 +46,48 @@ async fn fetch(http: SocketAddr, video_url: &str, to: &Path) {
     std::fs::write(to, &b).unwrap();
 }
 
+/// Truncates the newest segment of the HLS spool in `spool` one packet into its last
+/// multi-packet PES (audio or video), so that frame is partial.
+fn tear_last_hls_frame(spool: &Path) {
+    const PACKET: usize = 188;
+    let dir = std::fs::read_dir(spool)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.is_dir())
+        .expect("an HLS spool directory");
+    let seg = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "ts"))
+        .max_by_key(|p| livetape_hls::parse_segment_uri(p.file_name().unwrap().to_str().unwrap()))
+        .expect("a segment");
+    let data = std::fs::read(&seg).unwrap();
+    let n = data.len() / PACKET;
+    let head = |k: usize| {
+        let p = &data[k * PACKET..];
+        (
+            p[1] & 0x40 != 0,
+            u16::from(p[1] & 0x1f) << 8 | u16::from(p[2]),
+        )
+    };
+    let cut = (0..n.saturating_sub(1))
+        .rev()
+        .find(|&k| {
+            let (pusi, pid) = head(k);
+            let (next_pusi, next_pid) = head(k + 1);
+            pusi && pid != 0 && pid != 0x1000 && next_pid == pid && !next_pusi
+        })
+        .expect("a multi-packet PES");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(((cut + 2) * PACKET) as u64)
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_recording_loses_at_most_a_second() {
     let dir = tempfile::tempdir().unwrap();
@@ -79,6 +121,9 @@ async fn kill_9_while_recording_loses_at_most_a_second() {
     }
     server.kill(); // SIGKILL
     let _ = pushing.await;
+    // And a write cut short, as a full disk leaves it: the HLS spool's last segment ends
+    // inside a frame (whole TS packets, a partial PES). Recovery must cut that frame.
+    tear_last_hls_frame(&spool);
 
     let mut server = spawn(&cfg, None);
     let mut files = Vec::new();
