@@ -264,7 +264,7 @@ async fn watch_disk(st: Arc<AppState>) {
             } else {
                 tracing::info!(
                     free,
-                    "free space back above min_free_bytes: new pushes are recorded"
+                    "free space back above min_free_bytes: pushes are recorded again"
                 );
             }
             was_low = low;

@@ -331,6 +331,14 @@ impl Push {
             );
             tracing::warn!(stream = rec.context().stream, reason, "recording stopped");
             rec.stop(&reason, now, &mut self.closed, &mut self.errors);
+        } else if rec.paused() && !st.disk.low() {
+            // The space is back: this push is recorded again, from its next keyframe.
+            tracing::info!(
+                stream = rec.context().stream,
+                free = st.disk.free(),
+                "free space back above min_free_bytes; recording resumes"
+            );
+            rec.resume_after_floor();
         }
         rec.push(frame, now, &mut self.closed, &mut self.errors);
         for e in self.errors.drain(..) {

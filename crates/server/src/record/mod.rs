@@ -167,6 +167,10 @@ struct Output {
     file: Option<OpenFile>,
     /// Set when a write failed: the format stops for the rest of this push.
     failed: bool,
+    /// Stopped (or never started) for the free-space floor, not for an error of its own: it
+    /// opens a new file at the next split point once [`Recorder::resume_after_floor`] says
+    /// the space is back.
+    paused: bool,
     /// The first file of this format was opened.
     started: bool,
     /// A track joined or a configuration changed: split at the next split point (HLS: the
@@ -332,6 +336,7 @@ impl Recorder {
                     format,
                     file: None,
                     failed: false,
+                    paused: false,
                     started: false,
                     split_pending: false,
                     blocked: false,
@@ -925,6 +930,7 @@ impl Recorder {
         self.gate = None;
         for out in &mut self.outputs {
             out.failed = true;
+            out.paused = true;
             self.statuses.push(RecordStatus {
                 format: out.format,
                 kind: StatusKind::StartFailed,
@@ -949,6 +955,7 @@ impl Recorder {
                 continue;
             }
             out.failed = true;
+            out.paused = true;
             let file_id = out.file.as_ref().map(|f| f.file_id.clone());
             if let Some(f) = out.file.take() {
                 match close_file(&self.ctx, out.format, f, now_ms, &self.meters) {
@@ -967,6 +974,23 @@ impl Recorder {
                     file_id,
                     error: Some(reason.to_owned()),
                 });
+            }
+        }
+    }
+
+    /// Whether some format waits for free space (see [`Recorder::stop`], [`Recorder::refuse`]).
+    pub fn paused(&self) -> bool {
+        self.outputs.iter().any(|o| o.paused)
+    }
+
+    /// The space is back: every format stopped by the floor records again, in a new file from
+    /// the next split point (a keyframe), announced with its `record_start_succeeded`.
+    pub fn resume_after_floor(&mut self) {
+        for out in &mut self.outputs {
+            if out.paused {
+                out.paused = false;
+                out.failed = false;
+                out.started = false;
             }
         }
     }

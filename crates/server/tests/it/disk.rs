@@ -119,3 +119,62 @@ async fn below_the_free_space_floor_recording_stops_cleanly_and_resumes_when_spa
     assert_eq!(v["total"], 0, "the refused push recorded nothing");
     s.running.shutdown().await;
 }
+
+/// A push that stays connected through the floor is recorded again once the space is back:
+/// the file closed at the floor, then a new file from the next keyframe (with its
+/// `record_start_succeeded`), both catalogued and playable. (It once stayed unrecorded until
+/// the publisher reconnected.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_push_is_recorded_again_when_space_returns() {
+    let fs = Tmpfs::mount("48m");
+    let data = fs.0.join("data");
+    const FLOOR: u64 = 16 << 20;
+    let mut s = TestServer::start_with(
+        &format!("data_dir = \"{}\"", data.display()),
+        &format!("[storage]\nmin_free_bytes = {FLOOR}\n"),
+        true,
+    )
+    .await;
+    let filler = fs.0.join("filler");
+    let room = free(&fs.0) - FLOOR - (4 << 20);
+    std::fs::write(&filler, vec![0u8; room as usize]).unwrap();
+
+    let (addr, clip) = (s.rtmp(), fixture(CLIP_60S));
+    let push =
+        tokio::spawn(async move { publish(addr, "live", "247", &clip, Pace::Rate(3)).await });
+    // The floor is crossed: the first file is closed (event 332 record_error); then the
+    // space comes back and recording resumes on the same connection (a new
+    // record_start_succeeded), and both files are announced.
+    let (mut errored, mut resumed, mut files) = (false, false, Vec::new());
+    while !resumed || files.len() < 2 {
+        let d = s.receiver.next().await;
+        if d.status != 200 {
+            continue;
+        }
+        let b = d.body;
+        match (b["event_type"].as_i64(), b["record_event"].as_str()) {
+            (Some(332), Some("record_error")) if !errored => {
+                errored = true;
+                std::fs::remove_file(&filler).unwrap();
+            }
+            (Some(332), Some("record_start_succeeded")) if errored => resumed = true,
+            (Some(100), _) => {
+                assert_eq!(b["stream_id"], "247");
+                files.push(b);
+            }
+            _ => {}
+        }
+    }
+    assert!(push.await.unwrap(), "the publisher stayed connected");
+    files.sort_by_key(|f| f["start_time"].as_i64());
+    let mut video = Vec::new();
+    for f in &files {
+        let p = s.download(f).await;
+        assert_eq!(decode_errors(&p), "", "{f}");
+        video.push(probe_counts(&p).0);
+    }
+    assert!(video[0] > 30, "before the floor: {video:?}");
+    assert!(video[1] > 300, "after the space came back: {video:?}");
+    assert!(video[0] + video[1] <= 1800, "{video:?}");
+    s.running.shutdown().await;
+}
