@@ -170,6 +170,7 @@ pub struct Metrics {
     playback_bytes: Counter,
     record: RecordMeters,
     quarantined: Counter,
+    catalogue_retries: Counter,
     finished: Family<FormatLabel, Counter>,
     failed: Family<FormatLabel, Counter>,
     outbox_pending: Gauge,
@@ -202,6 +203,7 @@ impl Metrics {
             playback_bytes: Counter::default(),
             record: RecordMeters::default(),
             quarantined: Counter::default(),
+            catalogue_retries: Counter::default(),
             finished: Family::default(),
             failed: Family::default(),
             outbox_pending: Gauge::default(),
@@ -283,6 +285,11 @@ impl Metrics {
             "recording_dropped_frames",
             "Frames left out of recordings, by reason: before_keyframe (a file starts at the first video keyframe), track_joining (a track that appeared mid-file in a format with a fixed track list, until the split that takes it)",
             m.record.dropped.clone(),
+        );
+        r.register(
+            "catalogue_write_retries",
+            "Catalogue writes of a push (session end, status events, a file's row and event 100) that failed and were tried again (push/retry.rs); rising while the catalogue is away",
+            m.catalogue_retries.clone(),
         );
         r.register(
             "spools_quarantined",
@@ -394,6 +401,11 @@ impl Metrics {
     /// A spool that can never be finalized was moved aside.
     pub(crate) fn spool_quarantined(&self) {
         self.quarantined.inc();
+    }
+
+    /// A push's catalogue write failed and will be tried again.
+    pub(crate) fn catalogue_retry(&self) {
+        self.catalogue_retries.inc();
     }
 
     pub(crate) fn delivery(&self, ok: bool) {

@@ -77,20 +77,23 @@ pub(crate) async fn commit_file(
     }
     let now = st.clock.now_ms();
     let event = super::events::record_file(&st.cfg, callbacks.as_ref(), &done.recording, now);
+    let events: Vec<_> = event.into_iter().collect();
     let res = match &st.objects {
         // Not catalogued yet: queued for upload, its event 100 held until the object is in
         // the bucket (`upload`).
         Some(objects) => {
             let key = objects.key_for(&done.recording.path);
-            let events = event.into_iter().collect();
-            st.catalog
-                .insert_upload(&done.recording, &key, &st.node_id, events, now)
-                .await
+            super::until_written(&st, "insert_upload", &file_id, || {
+                st.catalog
+                    .insert_upload(&done.recording, &key, &st.node_id, events.clone(), now)
+            })
+            .await
         }
         None => {
-            st.catalog
-                .insert_recording(&done.recording, event.into_iter().collect())
-                .await
+            super::until_written(&st, "insert_recording", &file_id, || {
+                st.catalog.insert_recording(&done.recording, events.clone())
+            })
+            .await
         }
     };
     if let Err(e) = res {

@@ -19,9 +19,11 @@ mod commit;
 pub(crate) mod events;
 pub(crate) mod leases;
 pub(crate) mod notifier;
+mod retry;
 mod status;
 
 pub(crate) use commit::{commit_file, is_known};
+pub(crate) use retry::until_written;
 pub(crate) use status::{emit_statuses, status_events};
 
 use crate::hub::{LiveStream, PublishLease};
@@ -432,18 +434,19 @@ impl Push {
         let duration = (now - self.started_ms).max(0) as u64;
         let p = &self.facts;
         let ev = events::push_end(&st.cfg, p, duration, errcode, reason, now);
-        if let Err(e) = st
-            .catalog
-            .end_push_after(
+        let events: Vec<_> = ev.into_iter().collect();
+        let ended = until_written(&st, "end_push", &p.sequence, || {
+            st.catalog.end_push_after(
                 &p.sequence,
                 now,
                 errcode,
                 reason,
-                statuses,
-                ev.into_iter().collect(),
+                statuses.clone(),
+                events.clone(),
             )
-            .await
-        {
+        })
+        .await;
+        if let Err(e) = ended {
             tracing::error!(sequence = p.sequence, error = %e, "could not record push end");
         }
         pushed_end.cancel();

@@ -2,10 +2,11 @@
 
 use crate::record;
 use crate::state::AppState;
+use std::sync::Arc;
 
 /// Queues event 332 for each recording status change.
 pub(crate) async fn emit_statuses(
-    st: &AppState,
+    st: &Arc<AppState>,
     ctx: &record::RecordContext,
     statuses: Vec<record::RecordStatus>,
 ) {
@@ -13,10 +14,30 @@ pub(crate) async fn emit_statuses(
     if events.is_empty() {
         return;
     }
-    if let Err(e) = st.catalog.insert_events(events).await {
-        tracing::error!(stream = ctx.stream, error = %e, "could not queue record status events");
+    match st.catalog.insert_events(events.clone()).await {
+        Ok(()) => st.notifier.wake(),
+        Err(e) if e.is_transient() => {
+            // Not on the media path: retried in the background until written.
+            tracing::error!(stream = ctx.stream, error = %e, "could not queue record status events; retrying");
+            let st = st.clone();
+            let stream = ctx.stream.clone();
+            st.tasks.clone().spawn(async move {
+                let r = super::until_written(&st, "insert_events", &stream, || {
+                    st.catalog.insert_events(events.clone())
+                })
+                .await;
+                match r {
+                    Ok(()) => st.notifier.wake(),
+                    Err(e) => {
+                        tracing::error!(stream, error = %e, "could not queue record status events")
+                    }
+                }
+            });
+        }
+        Err(e) => {
+            tracing::error!(stream = ctx.stream, error = %e, "could not queue record status events")
+        }
     }
-    st.notifier.wake();
 }
 
 /// Logs and counts recording status changes; returns their events 332 (for the streams

@@ -129,3 +129,67 @@ async fn a_database_outage_longer_than_the_lease_does_not_end_live_pushes() {
     s.running.shutdown().await;
     db.drop_db().await;
 }
+
+/// The database away when a push ends (cut before the end, back seconds after it): the
+/// push's end and its file are written once the database is back — retried, not dropped —
+/// with their true facts: event 0 with the publisher's errcode and real duration, then event
+/// 100 for the whole file. (Before, both were only logged as failed and waited for the next
+/// start, whose recovery reported errcode 5 "server restart".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_that_ends_while_the_database_is_away_is_written_when_it_is_back() {
+    let db = PgDatabase::create().await;
+    let pg: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+    let proxy = livetape_testkit::TcpProxy::start(pg).await;
+    let url = db
+        .url
+        .replace("@127.0.0.1:5432/", &format!("@{}/", proxy.addr));
+    let extra = format!("[catalog]\nurl = \"{url}\"\n");
+    let mut s = TestServer::start(&extra).await;
+    let (addr, clip) = (s.rtmp(), fixture(CLIP_10S));
+    let push =
+        tokio::spawn(async move { publish(addr, "live", "ending", &clip, Pace::Realtime).await });
+    s.receiver.next_of(1).await;
+    proxy.cut();
+    assert!(
+        push.await.unwrap(),
+        "the publisher finished during the outage"
+    );
+    // The end and the file happened while the database was away; it stays away longer than
+    // the pool waits for a connection (5 s) twice over, so their first writes fail.
+    tokio::time::sleep(std::time::Duration::from_secs(12)).await;
+    proxy.restore();
+
+    let (mut end, mut file) = (None, None);
+    while end.is_none() || file.is_none() {
+        let d = s.receiver.next().await;
+        if d.status != 200 {
+            continue;
+        }
+        match d.body["event_type"].as_i64() {
+            Some(0) => end = Some(d.body),
+            Some(100) => {
+                assert!(end.is_some(), "event 100 before event 0");
+                file = Some(d.body);
+            }
+            _ => {}
+        }
+    }
+    let end = end.unwrap();
+    assert_eq!(end["errcode"], 1, "the publisher's own end: {end}");
+    let duration: u64 = end["push_duration"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (9_000..12_000).contains(&duration),
+        "push_duration {duration}"
+    );
+    let path = s.download(&file.unwrap()).await;
+    assert_eq!(probe_counts(&path), (300, 470), "every frame recorded");
+    assert!(
+        std::fs::read_dir(s.data_path("spool"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .all(|e| e.file_type().unwrap().is_dir()),
+        "no spool left behind"
+    );
+    s.running.shutdown().await;
+    db.drop_db().await;
+}
