@@ -88,6 +88,9 @@ pub(crate) struct Push {
     live: Option<crate::hub::live::Publisher>,
     closed: Vec<ClosedFile>,
     errors: Vec<RecordError>,
+    /// The free-space reading that stopped (or refused) the recording: only a later reading
+    /// above the floor resumes it, never the cached one it was judged against.
+    floor_reading: u64,
 }
 
 /// Tencent-style push session id: a decimal u63.
@@ -286,6 +289,7 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
                 .with_meters(st.metrics.record_meters())
             }),
     };
+    let mut floor_reading = 0;
     if let Some(rec) = recorder.as_mut()
         && rec.last_dts_is_none()
         && st.disk.refresh() < st.disk.floor()
@@ -296,6 +300,7 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
             st.disk.floor()
         );
         tracing::warn!(app, stream, reason, "push not recorded");
+        floor_reading = st.disk.reading();
         rec.refuse(&reason);
         let (ctx, statuses) = (rec.context().clone(), rec.take_statuses());
         emit_statuses(st, &ctx, statuses).await;
@@ -311,6 +316,7 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
         live,
         closed: Vec::new(),
         errors: Vec::new(),
+        floor_reading,
     })
 }
 
@@ -332,8 +338,9 @@ impl Push {
                 st.disk.floor()
             );
             tracing::warn!(stream = rec.context().stream, reason, "recording stopped");
+            self.floor_reading = st.disk.reading();
             rec.stop(&reason, now, &mut self.closed, &mut self.errors);
-        } else if rec.paused() && !st.disk.low() {
+        } else if rec.paused() && st.disk.reading() > self.floor_reading && !st.disk.low() {
             // The space is back: this push is recorded again, from its next keyframe.
             tracing::info!(
                 stream = rec.context().stream,

@@ -156,6 +156,8 @@ pub struct DiskGuard {
     root: PathBuf,
     floor: u64,
     free: std::sync::atomic::AtomicU64,
+    /// How many readings were taken: a reading after a given one is news.
+    readings: std::sync::atomic::AtomicU64,
 }
 
 impl DiskGuard {
@@ -164,6 +166,7 @@ impl DiskGuard {
             root: root.to_path_buf(),
             floor,
             free: std::sync::atomic::AtomicU64::new(u64::MAX),
+            readings: std::sync::atomic::AtomicU64::new(0),
         };
         g.refresh();
         g
@@ -174,7 +177,14 @@ impl DiskGuard {
         // If statvfs fails we cannot know: do not block recording on it.
         let free = free_bytes(&self.root).unwrap_or(u64::MAX);
         self.free.store(free, std::sync::atomic::Ordering::Relaxed);
+        self.readings
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         free
+    }
+
+    /// The number of the latest reading (see [`DiskGuard::refresh`]).
+    pub fn reading(&self) -> u64 {
+        self.readings.load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn free(&self) -> u64 {

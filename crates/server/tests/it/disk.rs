@@ -90,6 +90,10 @@ async fn below_the_free_space_floor_recording_stops_cleanly_and_resumes_when_spa
         }
     };
     assert_eq!(failed["stream_id"], "refused");
+    // Over on the server too (it may still be reading what ffmpeg sent when ffmpeg exits):
+    // a push still live when space returns is recorded again, from its next keyframe.
+    let end = s.receiver.next_of(0).await.body;
+    assert_eq!(end["stream_id"], "refused");
     // The server still answers queries.
     let h: Value = reqwest::get(s.http("/healthz"))
         .await
