@@ -74,8 +74,9 @@ impl Deletes {
             return Ok(None);
         };
         let removed = self.finish(&rec.file_id, &rec.path).await;
-        // Its object too, if it was uploaded (queued by the tombstone).
-        self.sweep_objects().await;
+        // Its object too, if it was uploaded (queued by the tombstone). Only its own: objects
+        // that failed before are retried by the periodic sweep, not by every later delete.
+        self.sweep_objects_of(Some(&rec.file_id)).await;
         tracing::info!(
             file_id,
             reason = reason.as_str(),
@@ -87,8 +88,10 @@ impl Deletes {
         Ok(Some(rec))
     }
 
-    /// Start-up: finishes every deletion a crash interrupted (file removed if still there, garbage
-    /// row forgotten). Runs before any listener serves.
+    /// Finishes every deletion still pending (file removed if still there, garbage row
+    /// forgotten; objects deleted from the bucket): at start-up, before any listener serves (a
+    /// crash interrupted them), and at every retention check (a file or object that could not
+    /// be removed then — a bucket that was down — is retried there).
     pub(crate) async fn sweep_garbage(&self) {
         let rows = match self.catalog.garbage().await {
             Ok(rows) => rows,
@@ -138,6 +141,11 @@ impl Deletes {
     /// Removes the objects of deleted recordings (`object_garbage`); what fails stays queued for
     /// the next call. Returns how many recordings' objects went.
     pub(crate) async fn sweep_objects(&self) -> usize {
+        self.sweep_objects_of(None).await
+    }
+
+    /// [`Deletes::sweep_objects`] for one recording's object, or all (`None`).
+    async fn sweep_objects_of(&self, only: Option<&str>) -> usize {
         let Some(objects) = &self.objects else {
             return 0;
         };
@@ -150,6 +158,9 @@ impl Deletes {
         };
         let mut n = 0;
         for (file_id, key) in rows {
+            if only.is_some_and(|id| id != file_id) {
+                continue;
+            }
             match objects.delete_all(&key).await {
                 Ok(()) => {
                     n += 1;
@@ -158,7 +169,7 @@ impl Deletes {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(file_id, error = %e, "could not delete object; retried later")
+                    tracing::warn!(file_id, error = %e, "could not delete object; retried at the next retention check")
                 }
             }
         }

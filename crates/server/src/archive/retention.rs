@@ -117,6 +117,8 @@ impl Retention {
                 if n > 0 {
                     tracing::info!(deleted = n, "retention check done");
                 }
+                // The retry timer of deletes that failed (a file, a bucket object).
+                self.deletes.sweep_garbage().await;
             }
         });
     }

@@ -469,3 +469,50 @@ async fn bench_upload_throughput_and_callback_latency() {
         s.running.shutdown().await;
     }
 }
+
+/// The bucket down while a recording is deleted: the delete itself succeeds (the row goes,
+/// the object is queued), and the object is deleted by the next retention check once the
+/// bucket is back — it has a retry timer of its own, not only later deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_whose_delete_failed_is_deleted_when_the_bucket_is_back() {
+    let bucket_dir = tempfile::tempdir().unwrap();
+    let port = S3Server::free_port();
+    let s3 = S3Server::start_on(bucket_dir.path(), port).await;
+    let mut s = TestServer::start(&S3Server::toml(port, "retention_check_s = 1")).await;
+    assert!(s.publish("live", "gone", &fixture(CLIP_10S)).await);
+    let file = s.receiver.next_of(100).await.body;
+    let id = file["file_id"].as_str().unwrap().to_owned();
+    let cat = s.running.catalog().clone();
+    let key = cat.object_key(&id).await.unwrap().unwrap();
+    assert!(s3.object_path(&key).exists());
+
+    drop(s3); // the bucket goes away
+    let del = reqwest::Client::new()
+        .delete(s.http(&format!("/v1/recordings/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        del.status(),
+        StatusCode::NO_CONTENT,
+        "the delete itself succeeds"
+    );
+    assert_eq!(
+        cat.object_garbage(10).await.unwrap().len(),
+        1,
+        "the object is queued"
+    );
+    assert!(
+        bucket_dir.path().join(S3_BUCKET).join(&key).exists(),
+        "the object is still in the bucket"
+    );
+
+    let s3 = S3Server::start_on(bucket_dir.path(), port).await; // back, same data
+    until("the queued object deleted", || {
+        let cat = cat.clone();
+        async move { cat.object_garbage(10).await.unwrap().is_empty() }
+    })
+    .await;
+    assert!(!s3.object_path(&key).exists());
+    s.running.shutdown().await;
+}
