@@ -88,10 +88,9 @@ impl Deletes {
         Ok(Some(rec))
     }
 
-    /// Finishes every deletion still pending (file removed if still there, garbage row
-    /// forgotten; objects deleted from the bucket): at start-up, before any listener serves (a
-    /// crash interrupted them), and at every retention check (a file or object that could not
-    /// be removed then — a bucket that was down — is retried there).
+    /// Start-up: finishes every deletion a crash interrupted (file removed if still there, garbage
+    /// row forgotten), and the bucket objects still queued. Runs before any listener serves.
+    /// (Queued objects are also retried at every retention check: [`Deletes::sweep_objects`].)
     pub(crate) async fn sweep_garbage(&self) {
         let rows = match self.catalog.garbage().await {
             Ok(rows) => rows,

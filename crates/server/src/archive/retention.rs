@@ -117,8 +117,10 @@ impl Retention {
                 if n > 0 {
                     tracing::info!(deleted = n, "retention check done");
                 }
-                // The retry timer of deletes that failed (a file, a bucket object).
-                self.deletes.sweep_garbage().await;
+                // The retry timer of object deletes that failed (the bucket was down). Bucket
+                // objects are every node's to delete; local files stay with the start-up sweep
+                // of the node that has them (another node's data dir is not ours to judge).
+                self.deletes.sweep_objects().await;
             }
         });
     }
