@@ -1,52 +1,37 @@
 //! A full disk, for real: the data dir is a small tmpfs (mounting needs root, as in CI).
 
 use crate::common::*;
+use livetape_testkit::Tmpfs;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A tmpfs mounted for the test, unmounted when dropped.
-struct Tmpfs(PathBuf, #[allow(dead_code)] tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "mounting a tmpfs needs root (CI runs as root)");
-        Self(dir.path().to_path_buf(), dir)
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn free(p: &Path) -> u64 {
     livetape::store::disk::free_bytes(p).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn below_the_free_space_floor_recording_stops_cleanly_and_resumes_when_space_returns() {
-    let fs = Tmpfs::mount("48m");
-    let data = fs.0.join("data");
-    const FLOOR: u64 = 16 << 20;
-    let mut s = TestServer::start_with(
+const FLOOR: u64 = 16 << 20;
+
+/// A server whose data dir is on a fresh 48 MB tmpfs with a 16 MB free-space floor, and a
+/// filler file leaving `room` bytes above the floor.
+async fn server_near_the_floor(room: u64) -> (Tmpfs, TestServer, PathBuf) {
+    let fs = Tmpfs::mount(48 << 20);
+    let data = fs.path().join("data");
+    let s = TestServer::start_with(
         &format!("data_dir = \"{}\"", data.display()),
         &format!("[storage]\nmin_free_bytes = {FLOOR}\n"),
         true,
     )
     .await;
+    let filler = fs.path().join("filler");
+    let fill = free(fs.path()) - FLOOR - room;
+    std::fs::write(&filler, vec![0u8; fill as usize]).unwrap();
+    (fs, s, filler)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_free_space_floor_recording_stops_cleanly_and_resumes_when_space_returns() {
     // Leave ~6 MB above the floor: a 20 MB push crosses it about a third of the way in.
-    let filler = fs.0.join("filler");
-    let room = free(&fs.0) - FLOOR - (6 << 20);
-    std::fs::write(&filler, vec![0u8; room as usize]).unwrap();
+    let (fs, mut s, filler) = server_near_the_floor(6 << 20).await;
 
     let pushed = publish(s.rtmp(), "live", "big", &fixture(CLIP_60S), Pace::Rate(12)).await;
     assert!(
@@ -78,10 +63,10 @@ async fn below_the_free_space_floor_recording_stops_cleanly_and_resumes_when_spa
 
     // While below the floor, a new push is accepted but not recorded. (Finalizing and dropping
     // the spool moved the free space around the floor; pin it below.)
-    let filler2 = fs.0.join("filler2");
-    let more = (free(&fs.0) + (2 << 20)).saturating_sub(FLOOR);
+    let filler2 = fs.path().join("filler2");
+    let more = (free(fs.path()) + (2 << 20)).saturating_sub(FLOOR);
     std::fs::write(&filler2, vec![0u8; more as usize]).unwrap();
-    assert!(free(&fs.0) < FLOOR);
+    assert!(free(fs.path()) < FLOOR);
     assert!(s.publish("live", "refused", &fixture(CLIP_10S)).await);
     let failed = loop {
         let d = s.receiver.next_of(332).await.body;
@@ -130,18 +115,7 @@ async fn below_the_free_space_floor_recording_stops_cleanly_and_resumes_when_spa
 /// the publisher reconnected.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connected_push_is_recorded_again_when_space_returns() {
-    let fs = Tmpfs::mount("48m");
-    let data = fs.0.join("data");
-    const FLOOR: u64 = 16 << 20;
-    let mut s = TestServer::start_with(
-        &format!("data_dir = \"{}\"", data.display()),
-        &format!("[storage]\nmin_free_bytes = {FLOOR}\n"),
-        true,
-    )
-    .await;
-    let filler = fs.0.join("filler");
-    let room = free(&fs.0) - FLOOR - (4 << 20);
-    std::fs::write(&filler, vec![0u8; room as usize]).unwrap();
+    let (_fs, mut s, filler) = server_near_the_floor(4 << 20).await;
 
     let (addr, clip) = (s.rtmp(), fixture(CLIP_60S));
     let push =
