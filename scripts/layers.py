@@ -8,7 +8,7 @@ from collections import defaultdict
 
 # Bottom first. A module may import its own layer and anything below it.
 LAYERS = [
-    ["model", "clock", "failpoint"],
+    ["model", "clock", "failpoint", "net"],
     ["config", "metrics"],
     ["store"],
     ["record", "hub", "rules"],

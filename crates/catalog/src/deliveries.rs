@@ -119,4 +119,48 @@ impl Catalog {
             Some(row) => Ok(row),
         }
     }
+
+    /// Makes every dead row of `url` pending and due at `now_ms`, each with one more attempt
+    /// (as [`Catalog::retry_delivery_now`]): the receiver answered again, so what was given up
+    /// while it was away goes out now. Returns how many rows were revived.
+    pub async fn revive_dead(&self, url: &str, now_ms: i64) -> Result<u64> {
+        on_pool!(&self.db, |pool| sqlx::query(
+            "UPDATE outbox SET state = 'pending', next_attempt_at_ms = $1 \
+             WHERE state = 'dead' AND url = $2",
+        )
+        .bind(now_ms)
+        .bind(url)
+        .execute(pool)
+        .await
+        .map(|d| d.rows_affected()))
+        .map_err(db_err("revive_dead", ""))
+    }
+
+    /// The receivers with dead rows: `(url, oldest dead row's id, dead rows)`, by url. Walks
+    /// only the dead rows (`idx_outbox_state_due`).
+    pub async fn dead_receivers(&self) -> Result<Vec<DeadReceiver>> {
+        let rows: Vec<(String, i64, i64)> = on_pool!(&self.db, |pool| sqlx::query_as(
+            "SELECT url, MIN(id), COUNT(*) FROM outbox WHERE state = 'dead' \
+             GROUP BY url ORDER BY url",
+        )
+        .fetch_all(pool)
+        .await)
+        .map_err(db_err("dead_receivers", ""))?;
+        Ok(rows
+            .into_iter()
+            .map(|(url, oldest_id, n)| DeadReceiver {
+                url,
+                oldest_id,
+                dead: u64::try_from(n).unwrap_or(0),
+            })
+            .collect())
+    }
+}
+
+/// A receiver some events were given up for (see [`Catalog::dead_receivers`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadReceiver {
+    pub url: String,
+    pub oldest_id: i64,
+    pub dead: u64,
 }

@@ -39,7 +39,7 @@ mod writer;
 pub use backend::redact_url;
 pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
 pub use cluster::stream_lease_key;
-pub use deliveries::DeliveryQuery;
+pub use deliveries::{DeadReceiver, DeliveryQuery};
 pub use error::{CatalogError, Result};
 pub use model::{
     KindRule, NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, RawSeed, RawTemplate,

@@ -68,10 +68,11 @@ pub trait Outbox: Send + Sync + 'static {
     /// Earliest `next_at` of any undelivered, not-dead event.
     fn next_due_at(&self) -> impl Future<Output = Result<Option<i64>, Self::Error>> + Send;
 
-    /// The receiver answered HTTP 200.
+    /// The receiver at `url` answered HTTP 200.
     fn delivered(
         &self,
         id: i64,
+        url: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send;
 
@@ -79,6 +80,7 @@ pub trait Outbox: Send + Sync + 'static {
     fn failed(
         &self,
         id: i64,
+        url: &str,
         attempts: u32,
         next_at_ms: Option<i64>,
         error: &str,
@@ -387,7 +389,7 @@ async fn deliver<O: Outbox, C: Clock>(
             if next.is_some() {
                 tracing::warn!(id = ev.id, url = %ev.url, attempts, %error, "callback failed, will retry");
             } else {
-                tracing::error!(id = ev.id, url = %ev.url, attempts, %error, "callback failed, giving up");
+                tracing::error!(id = ev.id, event_id = %ev.event_id, url = %ev.url, attempts, %error, "callback given up after its last retry: listed as dead; resent when this receiver answers again");
             }
             Some((next, error))
         }
@@ -400,8 +402,8 @@ async fn deliver<O: Outbox, C: Clock>(
     let mut wait = OUTCOME_RETRY_FIRST;
     loop {
         let recorded = match &failure {
-            None => outbox.delivered(ev.id, done_ms).await,
-            Some((next, error)) => outbox.failed(ev.id, attempts, *next, error).await,
+            None => outbox.delivered(ev.id, &ev.url, done_ms).await,
+            Some((next, error)) => outbox.failed(ev.id, &ev.url, attempts, *next, error).await,
         };
         let Err(e) = recorded else { break };
         if started.elapsed() >= OUTCOME_RETRY_FOR {

@@ -122,7 +122,7 @@ impl Outbox for MemOutbox {
         Ok(())
     }
 
-    async fn delivered(&self, id: i64, _now_ms: i64) -> Result<(), String> {
+    async fn delivered(&self, id: i64, _url: &str, _now_ms: i64) -> Result<(), String> {
         self.update(id, |r| r.state = RowState::Delivered);
         Ok(())
     }
@@ -130,6 +130,7 @@ impl Outbox for MemOutbox {
     async fn failed(
         &self,
         id: i64,
+        _url: &str,
         attempts: u32,
         next_at_ms: Option<i64>,
         error: &str,

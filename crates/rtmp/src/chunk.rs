@@ -50,6 +50,7 @@ pub(crate) struct ChunkDecoder {
     streams: HashMap<u32, ChunkStream>,
     partial_messages: usize,
     partial_bytes: usize,
+    max_partial_bytes: usize,
 }
 
 impl ChunkDecoder {
@@ -60,7 +61,14 @@ impl ChunkDecoder {
             streams: HashMap::new(),
             partial_messages: 0,
             partial_bytes: 0,
+            max_partial_bytes: MAX_PARTIAL_BYTES,
         }
+    }
+
+    /// Replaces the message-size and partial-bytes bounds (tighter before `publish`).
+    pub(crate) fn set_limits(&mut self, max_message_size: u32, max_partial_bytes: usize) {
+        self.max_message_size = max_message_size;
+        self.max_partial_bytes = max_partial_bytes;
     }
 
     /// Applies a peer's Set Chunk Size (the caller validated 1..=0x7fffffff).
@@ -104,9 +112,9 @@ impl ChunkDecoder {
                         max: MAX_PARTIAL_MESSAGES,
                     });
                 }
-                if self.partial_bytes + h.payload_len > MAX_PARTIAL_BYTES {
+                if self.partial_bytes + h.payload_len > self.max_partial_bytes {
                     return Err(RtmpError::PartialBytesExceeded {
-                        max: MAX_PARTIAL_BYTES,
+                        max: self.max_partial_bytes,
                     });
                 }
             }

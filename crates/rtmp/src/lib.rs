@@ -56,6 +56,12 @@ pub const MAX_CHUNK_STREAMS: usize = 128;
 pub const MAX_PARTIAL_MESSAGES: usize = 64;
 /// Total bytes held in partially received messages.
 pub const MAX_PARTIAL_BYTES: usize = 2 * MAX_MESSAGE_SIZE as usize;
+/// Until the peer has sent its `publish` command (nothing authenticated yet) it sends only
+/// commands, which are small: messages above this are refused, which also bounds a chunk and
+/// so the driver's read buffer. A peer cannot make the server hold megabytes before auth.
+pub const PRE_PUBLISH_MAX_MESSAGE_SIZE: u32 = 64 * 1024;
+/// Bytes of partially received messages held before the `publish` command.
+pub const PRE_PUBLISH_MAX_PARTIAL_BYTES: usize = 2 * PRE_PUBLISH_MAX_MESSAGE_SIZE as usize;
 /// Message streams whose timestamps we track for unwrapping (publishers use one).
 pub const MAX_MESSAGE_STREAMS: usize = 8;
 pub use livetape_media::amf0::MAX_AMF0_DEPTH;

@@ -6,7 +6,8 @@ use crate::handshake::Handshake;
 use crate::wire::Reader;
 use crate::{
     DEFAULT_OUT_CHUNK_SIZE, DEFAULT_WINDOW_ACK_SIZE, HANDSHAKE_RANDOM_LEN, MAX_MESSAGE_SIZE,
-    MAX_MESSAGE_STREAMS, RtmpError,
+    MAX_MESSAGE_STREAMS, MAX_PARTIAL_BYTES, PRE_PUBLISH_MAX_MESSAGE_SIZE,
+    PRE_PUBLISH_MAX_PARTIAL_BYTES, RtmpError,
 };
 use bytes::{Bytes, BytesMut};
 use livetape_media::{MediaFrame, MediaKind};
@@ -163,7 +164,14 @@ impl ServerSession {
             state: State::AwaitingConnect,
             inbuf: BytesMut::new(),
             out: BytesMut::new(),
-            chunks: ChunkDecoder::new(max_message_size),
+            chunks: {
+                let mut c = ChunkDecoder::new(max_message_size);
+                c.set_limits(
+                    max_message_size.min(PRE_PUBLISH_MAX_MESSAGE_SIZE),
+                    PRE_PUBLISH_MAX_PARTIAL_BYTES,
+                );
+                c
+            },
             out_chunk_size: INITIAL_CHUNK_SIZE,
             bytes_received: 0,
             ack_window: config.window_ack_size,
@@ -477,6 +485,11 @@ impl ServerSession {
                     .unwrap_or("live");
                 let (stream_name, stream_param) = split_query(name);
                 self.state = State::PublishPending;
+                // Media may follow: the full bounds apply from here on.
+                self.chunks.set_limits(
+                    self.config.max_message_size.min(MAX_MESSAGE_SIZE),
+                    MAX_PARTIAL_BYTES,
+                );
                 self.publish_stream_id = stream_id;
                 events.push(Event::PublishRequested {
                     app: self.app.clone(),

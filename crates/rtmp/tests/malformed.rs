@@ -1,7 +1,10 @@
 //! Replays hand-written hostile/malformed inputs through the public API: each must produce the
 //! expected error (never a panic or an unbounded allocation).
 
-use livetape_rtmp::{HANDSHAKE_SIZE, RtmpError, ServerSession, SessionConfig};
+use livetape_rtmp::{
+    HANDSHAKE_SIZE, PRE_PUBLISH_MAX_MESSAGE_SIZE, PRE_PUBLISH_MAX_PARTIAL_BYTES, RtmpError,
+    ServerSession, SessionConfig,
+};
 
 fn handshake() -> Vec<u8> {
     let mut b = vec![3u8];
@@ -127,6 +130,31 @@ fn malformed_inputs_replay() {
             Err(e) if expected(&e) => {}
             other => panic!("{name}: unexpected {other:?}"),
         }
+    }
+
+    // Before `publish` (no auth yet) the peer gets small bounds, whatever its chunk size:
+    // the attack (Set Chunk Size 4 MiB, then the first chunks of 8 MiB messages).
+    let mut big_chunks = message(2, 1, &(4u32 << 20).to_be_bytes());
+    big_chunks.extend(fmt0(4, 8 << 20, 9));
+    big_chunks.extend(vec![0u8; 64]);
+    match run(&big_chunks) {
+        Err(RtmpError::MessageTooLarge { max, .. }) => {
+            assert_eq!(max, PRE_PUBLISH_MAX_MESSAGE_SIZE)
+        }
+        other => panic!("8 MiB message before publish: {other:?}"),
+    }
+    // Messages just under the bound, left partial on three chunk streams: the partial budget.
+    let chunk = 60_000u32;
+    let mut partials = message(2, 1, &chunk.to_be_bytes());
+    for csid in 4..7u8 {
+        partials.extend(fmt0(csid, PRE_PUBLISH_MAX_MESSAGE_SIZE, 9));
+        partials.extend(vec![0u8; chunk as usize]);
+    }
+    match run(&partials) {
+        Err(RtmpError::PartialBytesExceeded { max }) => {
+            assert_eq!(max, PRE_PUBLISH_MAX_PARTIAL_BYTES)
+        }
+        other => panic!("partial messages before publish: {other:?}"),
     }
 
     // Non-RTMP first bytes fail at C0.

@@ -70,7 +70,19 @@ impl Running {
         let st = &self.state;
         st.stop.cancel();
         st.tasks.close();
-        st.tasks.wait().await;
+        // Connections end their pushes (each write is bounded by WRITE_TIMEOUT); one stuck on
+        // an unreachable catalogue must not keep the process alive: its spools are recovered
+        // by the next start.
+        if tokio::time::timeout(crate::config::SHUTDOWN_DRAIN, st.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = st.tasks.len(),
+                "connections still ending after {} s; stopping without them (the next start recovers their recordings)",
+                crate::config::SHUTDOWN_DRAIN.as_secs()
+            );
+        }
         // Recordings waiting for a reconnect will not get one from this process.
         let (mut closed, mut errors) = (Vec::new(), Vec::new());
         for (ctx, statuses) in st
@@ -164,11 +176,13 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     // crash are void.
     catalog.release_node_leases(&node_id).await?;
     catalog.release_node_claims(&node_id).await?;
+    let dead = Arc::new(push::dead::DeadLetters::default());
     let notifier = push::notifier::spawn_notifier(
         catalog.clone(),
         clock.clone(),
         metrics.clone(),
         push::notifier::Claims::new(&node_id, &cfg),
+        dead.clone(),
     )?;
     let node = if cfg.server.node.is_empty() {
         rtmp_addr.ip().to_string()
@@ -207,6 +221,18 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(watch_disk(state.clone())));
     tasks.push(leases_of(&state).spawn_keeper());
+    tasks.push(
+        push::dead::DeadProbe {
+            catalog: state.catalog.clone(),
+            dead,
+            metrics: state.metrics.clone(),
+            notifier: state.notifier.clone(),
+            clock: state.clock.clone(),
+            every: std::time::Duration::from_secs(state.cfg.callbacks.dead_probe_s),
+            stop: state.stop.clone(),
+        }
+        .spawn(),
+    );
     if let Some(objects) = state.objects.clone() {
         let uploader = archive::Uploader {
             catalog: state.catalog.clone(),
@@ -222,16 +248,12 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     }
     tasks.push(tokio::spawn(ingest::rtmp::serve(state.clone(), rtmp)));
     let app = http::router(state.clone());
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(
-            http,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        {
-            tracing::error!(error = %e, "http server stopped");
-        }
-    }));
+    let limits = http::serve::Limits {
+        max_connections: state.cfg.server.http_max_connections,
+        max_connections_per_ip: state.cfg.server.http_max_connections_per_ip,
+        idle: std::time::Duration::from_secs(state.cfg.server.http_idle_timeout_s),
+    };
+    tasks.push(tokio::spawn(http::serve::serve(http, app, limits)));
     retention_of(&state).spawn(&state.tasks);
     tracing::info!(%rtmp_addr, %http_addr, "livetape serving");
     Ok(Running {

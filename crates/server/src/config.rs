@@ -32,6 +32,25 @@ pub struct Config {
     pub live: LiveConfig,
     pub catalog: CatalogConfig,
     pub cluster: ClusterConfig,
+    pub callbacks: CallbacksConfig,
+}
+
+/// Valid `[callbacks] dead_probe_s`.
+pub const DEAD_PROBE_RANGE_S: std::ops::RangeInclusive<u64> = 1..=86_400;
+
+/// What happens to callbacks after their template's retries (Tencent's schedule).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbacksConfig {
+    /// Every this many seconds, each receiver with given-up ("dead") events is sent its
+    /// oldest one again; once it answers 200, all its dead events are resent.
+    pub dead_probe_s: u64,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        Self { dead_probe_s: 300 }
+    }
 }
 
 /// Where the catalogue lives.
@@ -207,7 +226,40 @@ pub struct ServerConfig {
     pub idle_timeout_s: u64,
     /// On SIGTERM/SIGINT, how long to keep delivering queued callbacks before exiting.
     pub shutdown_flush_s: u64,
+    /// Open RTMP connections at most (0 = no cap); more are closed at accept.
+    pub rtmp_max_connections: usize,
+    /// Open RTMP connections from one address at most (0 = no cap).
+    pub rtmp_max_connections_per_ip: usize,
+    /// Open HTTP connections at most (0 = no cap).
+    pub http_max_connections: usize,
+    /// Open HTTP connections from one address at most (0 = no cap).
+    pub http_max_connections_per_ip: usize,
+    /// A request's head must arrive within this many seconds, and a keep-alive connection
+    /// with no request for this long is closed (1..=3600).
+    pub http_idle_timeout_s: u64,
 }
+
+/// An RTMP connection must have sent its `publish` this soon after accept (handshake,
+/// connect, createStream, publish take a few round trips): a slow-loris handshake or an idle
+/// socket is closed instead of holding a slot until `idle_timeout_s`.
+pub const PUBLISH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+/// A socket write (RTMP replies, HTTP responses) that makes no progress for this long ends
+/// the connection: a peer that stops reading cannot wedge its task.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// On a stop, how long connections get to end their pushes before the process goes on
+/// without them (parked recordings, the callback flush).
+pub const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Default `[server] rtmp_max_connections`.
+pub const DEFAULT_RTMP_MAX_CONNECTIONS: usize = 4096;
+/// Default `[server] rtmp_max_connections_per_ip`: one relay or load generator may push many
+/// streams from one address.
+pub const DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP: usize = 1024;
+/// Default `[server] http_max_connections`.
+pub const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 4096;
+/// Default `[server] http_max_connections_per_ip` (a browser opens about 6 per host).
+pub const DEFAULT_HTTP_MAX_CONNECTIONS_PER_IP: usize = 256;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -221,6 +273,11 @@ impl Default for ServerConfig {
             node: String::new(),
             idle_timeout_s: DEFAULT_IDLE_TIMEOUT_S,
             shutdown_flush_s: 10,
+            rtmp_max_connections: DEFAULT_RTMP_MAX_CONNECTIONS,
+            rtmp_max_connections_per_ip: DEFAULT_RTMP_MAX_CONNECTIONS_PER_IP,
+            http_max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
+            http_max_connections_per_ip: DEFAULT_HTTP_MAX_CONNECTIONS_PER_IP,
+            http_idle_timeout_s: 30,
         }
     }
 }
@@ -240,6 +297,10 @@ pub struct PushAuthConfig {
 pub struct ApiConfig {
     /// Live_Tape_GetFilelist signing key and the REST API's bearer token. Unset: both are open.
     pub key: Option<String>,
+    /// Web origins (`https://admin.example.com`) whose pages may call `/v1` from a browser.
+    /// Empty (the default): none — another site's page cannot read the API through a
+    /// visitor's browser. Playback routes allow every origin.
+    pub cors_origins: Vec<String>,
 }
 
 /// A configuration problem, naming the key.
@@ -316,6 +377,39 @@ impl StorageConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The configuration as `check-config` prints it: every secret (keys, the bucket secret,
+    /// a database password) replaced by `***`, so the output can be pasted into a ticket.
+    pub fn redacted(&self) -> Config {
+        let hide = |v: &mut String| {
+            if !v.is_empty() {
+                *v = crate::model::REDACTED.into();
+            }
+        };
+        let hide_opt = |v: &mut Option<String>| {
+            if let Some(v) = v {
+                hide(v);
+            }
+        };
+        let mut c = self.clone();
+        if let Some(p) = &mut c.push_auth {
+            hide(&mut p.key);
+            hide_opt(&mut p.backup_key);
+        }
+        hide_opt(&mut c.api.key);
+        hide_opt(&mut c.live.play_key);
+        hide_opt(&mut c.live.play_backup_key);
+        hide_opt(&mut c.storage.secret_access_key);
+        for t in &mut c.callback_template {
+            hide(&mut t.key);
+        }
+        if let Some(u) = &mut c.catalog.url {
+            *u = livetape_catalog::redact_url(u);
+        }
+        c
     }
 }
 
@@ -434,6 +528,26 @@ impl Config {
             return Err(invalid(
                 "cluster.lease_s",
                 format!("must be in {LEASE_RANGE_S:?}"),
+            ));
+        }
+        if !(1..=3600).contains(&self.server.http_idle_timeout_s) {
+            return Err(invalid("server.http_idle_timeout_s", "must be in 1..=3600"));
+        }
+        for o in &self.api.cors_origins {
+            if axum::http::HeaderValue::from_str(o).is_err()
+                || !(o.starts_with("http://") || o.starts_with("https://"))
+                || o.ends_with('/')
+            {
+                return Err(invalid(
+                    "api.cors_origins",
+                    format!("`{o}` is not an origin like https://host[:port]"),
+                ));
+            }
+        }
+        if !DEAD_PROBE_RANGE_S.contains(&self.callbacks.dead_probe_s) {
+            return Err(invalid(
+                "callbacks.dead_probe_s",
+                format!("must be in {DEAD_PROBE_RANGE_S:?}"),
             ));
         }
         if !CLAIM_RANGE_S.contains(&self.cluster.claim_s) {

@@ -2,7 +2,7 @@
 //! read the catalogue and storage. The modules, from the bottom of that flow up (who may import
 //! whom: ARCHITECTURE.md, "Layers"):
 //!
-//! - `model` (the vocabulary), `clock`, `failpoint`; `config` (the file schema); `metrics`
+//! - `model` (the vocabulary), `clock`, `failpoint`, `net` (connection caps, write deadlines); `config` (the file schema); `metrics`
 //! - `store` (local disk, the bucket)
 //! - `record` (recorders, spools, finalize, recovery), `hub` (who publishes what, live feeds),
 //!   `rules` (the live template/rule set)
@@ -21,6 +21,7 @@ pub(crate) mod hub;
 pub(crate) mod ingest;
 pub mod metrics;
 pub mod model;
+pub(crate) mod net;
 pub(crate) mod push;
 pub(crate) mod record;
 pub(crate) mod rules;

@@ -307,6 +307,8 @@ fn main() -> std::process::ExitCode {
     // Logs go to stderr: stdout carries only the bound addresses (scripts and tests read them).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: journald and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LIVETAPE_LOG")
                 .unwrap_or_else(|_| "info".into()),
@@ -328,7 +330,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     if !serve {
-        match serde_json::to_string_pretty(&cfg) {
+        match serde_json::to_string_pretty(&cfg.redacted()) {
             Ok(s) => {
                 println!("{s}");
                 return std::process::ExitCode::SUCCESS;

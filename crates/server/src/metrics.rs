@@ -61,6 +61,10 @@ pub enum Refusal {
     BadName,
     /// The catalogue could not record the push.
     Internal,
+    /// Over a connection cap (`[server] rtmp_max_connections*`), closed at accept.
+    ConnectionLimit,
+    /// No `publish` within [`crate::config::PUBLISH_DEADLINE`] of accept.
+    PublishDeadline,
 }
 
 impl Refusal {
@@ -70,6 +74,8 @@ impl Refusal {
             Self::Duplicate => "duplicate",
             Self::BadName => "bad_name",
             Self::Internal => "internal",
+            Self::ConnectionLimit => "connection_limit",
+            Self::PublishDeadline => "publish_deadline",
         }
     }
 }
@@ -174,6 +180,7 @@ pub struct Metrics {
     finished: Family<FormatLabel, Counter>,
     failed: Family<FormatLabel, Counter>,
     outbox_pending: Gauge,
+    outbox_dead: Gauge,
     outbox_oldest_age: Gauge<f64, AtomicU64>,
     deliveries: Family<ResultLabel, Counter>,
     given_up: Counter,
@@ -207,6 +214,7 @@ impl Metrics {
             finished: Family::default(),
             failed: Family::default(),
             outbox_pending: Gauge::default(),
+            outbox_dead: Gauge::default(),
             outbox_oldest_age: Gauge::default(),
             deliveries: Family::default(),
             given_up: Counter::default(),
@@ -237,6 +245,8 @@ impl Metrics {
             Refusal::Duplicate,
             Refusal::BadName,
             Refusal::Internal,
+            Refusal::ConnectionLimit,
+            Refusal::PublishDeadline,
         ] {
             let _ = m.rtmp_refused.get_or_create(&ReasonLabel {
                 reason: why.as_str(),
@@ -301,6 +311,11 @@ impl Metrics {
             "Callback events not yet delivered nor given up (read at scrape time)",
             m.outbox_pending.clone(),
         );
+        r.register(
+            "outbox_dead",
+            "Callback events given up after their template's retries and not delivered since (resent when their receiver answers again; read at scrape time)",
+            m.outbox_dead.clone(),
+        );
         r.register_with_unit(
             "outbox_oldest_pending_age",
             "Age of the oldest pending callback event, 0 when none (read at scrape time)",
@@ -335,7 +350,7 @@ impl Metrics {
         );
         r.register(
             "rtmp_publish_refused",
-            "RTMP publishes refused, by reason",
+            "RTMP publishes refused, by reason (connection_limit and publish_deadline: connections closed before any publish)",
             m.rtmp_refused.clone(),
         );
         r.register(
@@ -460,6 +475,10 @@ impl Metrics {
     pub(crate) fn set_uploads_pending(&self, n: u64) {
         self.uploads_pending
             .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn set_outbox_dead(&self, n: u64) {
+        self.outbox_dead.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets the gauges read at scrape time.

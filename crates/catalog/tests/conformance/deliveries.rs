@@ -6,6 +6,7 @@ use crate::common::TestDb;
 conformance!(
     lists_newest_first_filtered_and_paged,
     retry_now_revives_dead_and_hurries_pending_but_not_delivered,
+    a_receiver_that_answers_again_gets_its_dead_rows_back,
 );
 
 fn ev(stream_id: &str, event_id: &str, created_at_ms: i64) -> NewEvent {
@@ -132,4 +133,56 @@ async fn retry_now_revives_dead_and_hurries_pending_but_not_delivered(db: &TestD
     let e = cat.retry_delivery_now(12_345, 1_000).await.unwrap_err();
     assert!(e.is_not_found(), "unknown row: {e}");
     assert!(cat.get_delivery(12_345).await.unwrap().is_none());
+}
+
+async fn a_receiver_that_answers_again_gets_its_dead_rows_back(db: &TestDb) {
+    let cat = db.open().await;
+    let mut other = ev("c", "c1", 6);
+    other.url = "http://other.example/cb".into();
+    cat.insert_events(vec![ev("a", "a1", 1), ev("b", "b1", 2), other])
+        .await
+        .unwrap();
+    let (_, all) = cat
+        .list_deliveries(&DeliveryQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = all.iter().map(|e| e.id).collect();
+    ids.reverse();
+    for id in &ids {
+        assert!(cat.mark_failed(*id, 2, None, "refused").await.unwrap());
+    }
+    let dead = cat.dead_receivers().await.unwrap();
+    assert_eq!(
+        dead.iter()
+            .map(|d| (d.url.as_str(), d.oldest_id, d.dead))
+            .collect::<Vec<_>>(),
+        [
+            ("http://hook.example/cb", ids[0], 2),
+            ("http://other.example/cb", ids[2], 1)
+        ]
+    );
+    assert_eq!(
+        cat.revive_dead("http://hook.example/cb", 500)
+            .await
+            .unwrap(),
+        2
+    );
+    let due: Vec<i64> = cat
+        .due_events(500, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(due, [ids[0], ids[1]], "the other receiver's row stays dead");
+    assert_eq!(cat.dead_receivers().await.unwrap().len(), 1);
+    assert_eq!(
+        cat.revive_dead("http://hook.example/cb", 500)
+            .await
+            .unwrap(),
+        0
+    );
 }

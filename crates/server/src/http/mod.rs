@@ -23,6 +23,7 @@ mod health;
 mod live;
 mod metrics;
 mod recordings;
+pub(crate) mod serve;
 mod streams;
 mod templates;
 mod vod;
@@ -32,7 +33,7 @@ pub use error::ApiError;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use std::sync::Arc;
@@ -40,6 +41,9 @@ use tower_http::cors::{Any, CorsLayer};
 
 /// Largest page the REST API returns.
 pub const MAX_PAGE_SIZE: u32 = 100;
+/// Highest page number: 10^9 pages of 100 is far past any catalogue, and the offset it makes
+/// always fits the databases' 64-bit integers.
+pub const MAX_PAGE: u64 = 1_000_000_000;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let rest = Router::new()
@@ -48,6 +52,33 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(templates::routes())
         .merge(deliveries::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), bearer_auth));
+    // The API answers browsers of the configured origins only (none by default): a page on
+    // another site must not read recordings, stream parameters or templates through a
+    // visitor's browser on the LAN.
+    let rest = if state.cfg.api.cors_origins.is_empty() {
+        rest
+    } else {
+        let origins: Vec<HeaderValue> = state
+            .cfg
+            .api
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        rest.layer(
+            CorsLayer::new()
+                .allow_origin(origins)
+                .allow_methods([
+                    Method::GET,
+                    Method::HEAD,
+                    Method::POST,
+                    Method::PUT,
+                    Method::DELETE,
+                    Method::OPTIONS,
+                ])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+        )
+    };
     // Players on other origins (web apps, the Tencent-style player pages) fetch recordings
     // cross-origin, and need the range headers exposed to scrub.
     let cors = CorsLayer::new()
@@ -66,15 +97,17 @@ pub fn router(state: Arc<AppState>) -> Router {
     } else {
         scrape
     };
-    Router::new()
-        .merge(health::routes())
+    let playback = Router::new()
         .merge(common_access::routes())
         .merge(vod::routes())
-        .merge(console::routes())
         .merge(live::routes())
+        .layer(cors);
+    Router::new()
+        .merge(health::routes())
+        .merge(console::routes())
+        .merge(playback)
         .merge(rest)
         .merge(scrape)
-        .layer(cors)
         // Outermost: latency as the client sees it, for every route (by its template).
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -112,8 +145,8 @@ async fn bearer_auth(
 /// paged `/v1` listing.
 pub(crate) fn paging(page: Option<u64>, page_size: Option<u32>) -> Result<(u64, u32), ApiError> {
     let page = page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::BadRequest("page starts at 1".into()));
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(ApiError::BadRequest(format!("page must be 1..={MAX_PAGE}")));
     }
     let page_size = page_size.unwrap_or(20);
     if !(1..=MAX_PAGE_SIZE).contains(&page_size) {

@@ -13,7 +13,8 @@
 use super::ApiError;
 use crate::model::{
     CallbackRule, CallbackTemplate, DEFAULT_FORMATS, DEFAULT_HLS_TARGET_S, DEFAULT_INTERVAL_S,
-    DEFAULT_RETRY_COUNT, DEFAULT_RETRY_INTERVAL_S, Format, RecordRule, RecordTemplate,
+    DEFAULT_RETRY_COUNT, DEFAULT_RETRY_INTERVAL_S, Format, MAX_TEMPLATES, REDACTED, RecordRule,
+    RecordTemplate,
 };
 use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
@@ -43,6 +44,10 @@ pub(crate) trait TemplateResource: TemplateBody + Serialize {
     /// The template a body describes (defaults filled in, limits checked); the name comes
     /// from the path (PUT) or the body (POST), and both given must agree.
     fn from_body(body: Self::Body, path_name: Option<&str>) -> Result<Self, ApiError>;
+    /// Secrets are write-only: what the API shows in their place ([`REDACTED`]).
+    fn redact(&mut self) {}
+    /// A PUT that sends [`REDACTED`] back for a secret keeps the stored one.
+    fn restore_secrets(_body: &mut Self::Body, _stored: &Self) {}
 }
 
 /// A kind of rule over REST.
@@ -67,10 +72,12 @@ pub struct TemplateJson<T> {
     pub updated_at_ms: i64,
 }
 
-impl<T> From<StoredTemplate<T>> for TemplateJson<T> {
+impl<T: TemplateResource> From<StoredTemplate<T>> for TemplateJson<T> {
     fn from(s: StoredTemplate<T>) -> Self {
+        let mut template = s.template;
+        template.redact();
         Self {
-            template: s.template,
+            template,
             created_at_ms: s.created_at_ms,
             updated_at_ms: s.updated_at_ms,
         }
@@ -181,6 +188,7 @@ async fn create_template<T: TemplateResource>(
     b: Result<Json<T::Body>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TemplateJson<T>>), ApiError> {
     let t = T::from_body(body(b)?, None)?;
+    room_for_one::<T>(&st).await?;
     let t = st.catalog.create_template(&t, st.clock.now_ms()).await?;
     applied(&st).await?;
     Ok((StatusCode::CREATED, Json(t.into())))
@@ -191,10 +199,28 @@ async fn put_template<T: TemplateResource>(
     Path(name): Path<String>,
     b: Result<Json<T::Body>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TemplateJson<T>>), ApiError> {
-    let t = T::from_body(body(b)?, Some(&name))?;
+    let mut b = body(b)?;
+    let stored = st.catalog.get_template::<T>(&name).await?;
+    match &stored {
+        Some(old) => T::restore_secrets(&mut b, &old.template),
+        None => room_for_one::<T>(&st).await?,
+    }
+    let t = T::from_body(b, Some(&name))?;
     let (t, created) = st.catalog.put_template(&t, st.clock.now_ms()).await?;
     applied(&st).await?;
     Ok((created_or_ok(created), Json(t.into())))
+}
+
+/// Refuses a new template once its kind has [`MAX_TEMPLATES`].
+async fn room_for_one<T: TemplateResource>(st: &AppState) -> Result<(), ApiError> {
+    let n = st.catalog.list_templates::<T>().await?.len() as u64;
+    if n >= MAX_TEMPLATES {
+        let what = livetape_catalog::template_what(T::KIND);
+        return Err(ApiError::Conflict(format!(
+            "{n} {what}s exist, the most there may be ({MAX_TEMPLATES}); delete one first"
+        )));
+    }
+    Ok(())
 }
 
 async fn delete_template<T: TemplateResource>(
@@ -224,6 +250,13 @@ async fn create_rule<R: RuleResource>(
     b: Result<Json<R::Body>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RuleJson<R>>), ApiError> {
     let def = R::from_body(body(b)?)?;
+    let n = st.catalog.list_rules(R::KIND).await?.len() as u64;
+    if n >= MAX_TEMPLATES {
+        return Err(ApiError::Conflict(format!(
+            "{n} {}s exist, the most there may be ({MAX_TEMPLATES}); delete one first",
+            R::WHAT
+        )));
+    }
     let r = st
         .catalog
         .insert_rule(R::KIND, &def, st.clock.now_ms())
@@ -368,6 +401,18 @@ impl TemplateResource for CallbackTemplate {
         };
         t.check()?;
         Ok(t)
+    }
+
+    fn redact(&mut self) {
+        if !self.key.is_empty() {
+            self.key = REDACTED.into();
+        }
+    }
+
+    fn restore_secrets(body: &mut CallbackTemplateBody, stored: &Self) {
+        if body.key.as_deref() == Some(REDACTED) {
+            body.key = Some(stored.key.clone());
+        }
     }
 }
 

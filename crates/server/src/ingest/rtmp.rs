@@ -4,6 +4,9 @@
 //! `Push::media`) → one write-out per read (`Push::after_read`) → replies. A push ends
 //! (`Push::end`) however the connection does.
 
+use crate::config::{PUBLISH_DEADLINE, WRITE_TIMEOUT};
+use crate::metrics::Refusal;
+use crate::net::{ConnLimits, WriteTimeout};
 use crate::push::{self, PublishRequest, Push};
 use crate::state::AppState;
 use bytes::BytesMut;
@@ -29,6 +32,10 @@ pub const READ_BUFFER_MAX: usize = 256 * 1024;
 pub const READ_COALESCE: Duration = Duration::from_millis(40);
 
 pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener) {
+    let limits = ConnLimits::new(
+        state.cfg.server.rtmp_max_connections,
+        state.cfg.server.rtmp_max_connections_per_ip,
+    );
     loop {
         let accepted = tokio::select! {
             _ = state.stop.cancelled() => return,
@@ -43,12 +50,21 @@ pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener) {
                 continue;
             }
         };
+        let permit = match limits.try_open(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                state.metrics.rtmp_refused(Refusal::ConnectionLimit);
+                tracing::warn!(%peer, reason = %why, "rtmp connection refused");
+                continue;
+            }
+        };
         let _ = sock.set_nodelay(true);
         state.metrics.rtmp_connection();
         let st = state.clone();
         state.tasks.spawn(async move {
+            let _permit = permit;
             let mut conn = Connection::new(st, peer);
-            let (errcode, reason) = conn.run(sock).await;
+            let (errcode, reason) = conn.run(WriteTimeout::new(sock, WRITE_TIMEOUT)).await;
             if let Some(p) = conn.push.take() {
                 p.end(errcode, &reason).await;
             }
@@ -72,8 +88,9 @@ impl Connection {
     }
 
     /// Runs the connection until it ends; returns the Tencent errcode and message for event 0.
-    async fn run(&mut self, mut sock: TcpStream) -> (i32, String) {
+    async fn run(&mut self, mut sock: WriteTimeout<TcpStream>) -> (i32, String) {
         let idle = Duration::from_secs(self.st.cfg.server.idle_timeout_s);
+        let publish_by = tokio::time::Instant::now() + PUBLISH_DEADLINE;
         let mut session = ServerSession::new(SessionConfig {
             handshake_random: rand::random(),
             ..SessionConfig::default()
@@ -98,6 +115,11 @@ impl Connection {
                     return (errcode::INTERNAL_ERROR, "server shutting down".into());
                 }
                 r = tokio::time::timeout(idle, sock.read_buf(&mut buf)) => r,
+                () = tokio::time::sleep_until(publish_by), if self.push.is_none() => {
+                    self.st.metrics.rtmp_refused(Refusal::PublishDeadline);
+                    tracing::info!(peer = %self.peer, "rtmp: no publish within {} s; closed", PUBLISH_DEADLINE.as_secs());
+                    return (errcode::NO_DATA_TIMEOUT, format!("no publish within {} s", PUBLISH_DEADLINE.as_secs()));
+                }
             };
             let n = match read {
                 Err(_) => {

@@ -26,6 +26,14 @@ pub const DEFAULT_RETRY_COUNT: u32 = 12;
 pub const DEFAULT_RETRY_INTERVAL_S: u64 = 60;
 /// The name of the built-in record template (and of the config file's catch-all rule's).
 pub const DEFAULT_TEMPLATE: &str = "default";
+/// Longest callback signing key (Tencent's keys are 32 characters).
+pub const MAX_CALLBACK_KEY_LEN: usize = 256;
+/// Longest callback URL.
+pub const MAX_URL_LEN: usize = 2048;
+/// Templates of one kind, and rules of one kind, at most: each push reads the whole set.
+pub const MAX_TEMPLATES: u64 = 1000;
+/// What the API shows in place of a secret; sent back in a PUT, it keeps the stored one.
+pub const REDACTED: &str = "***";
 
 /// A field outside its limits: which field (as the face that checked it names it) and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +185,18 @@ fn default_retry_interval() -> u64 {
 impl CallbackTemplate {
     pub fn check(&self) -> Result<(), FieldError> {
         check_template_name("name", &self.name)?;
+        if self.key.len() > MAX_CALLBACK_KEY_LEN {
+            return Err(FieldError::new(
+                "key",
+                format!("must be at most {MAX_CALLBACK_KEY_LEN} bytes"),
+            ));
+        }
+        if self.key == REDACTED {
+            return Err(FieldError::new(
+                "key",
+                format!("`{REDACTED}` stands for a stored key; send the key itself"),
+            ));
+        }
         let urls = [
             ("stream_begin_url", &self.stream_begin_url),
             ("stream_end_url", &self.stream_end_url),
@@ -275,6 +295,12 @@ pub fn check_pattern(field: &str, v: &str) -> Result<(), FieldError> {
 
 /// An `http://` or `https://` URL with a host and no whitespace.
 pub fn check_http_url(field: &str, u: &str) -> Result<(), FieldError> {
+    if u.len() > MAX_URL_LEN {
+        return Err(FieldError::new(
+            field,
+            format!("must be at most {MAX_URL_LEN} bytes"),
+        ));
+    }
     let host = u
         .strip_prefix("http://")
         .or_else(|| u.strip_prefix("https://"));

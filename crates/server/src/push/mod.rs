@@ -16,6 +16,7 @@
 //! event 0 committed with the last statuses, files catalogued after it, the lease released.
 
 mod commit;
+pub(crate) mod dead;
 pub(crate) mod events;
 pub(crate) mod leases;
 pub(crate) mod notifier;

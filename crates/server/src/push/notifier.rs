@@ -1,5 +1,6 @@
 //! The catalogue's outbox table as the notifier's [`Outbox`].
 
+use super::dead::DeadLetters;
 use crate::clock::{DynClock, SharedClock};
 use crate::metrics::Metrics;
 use livetape_catalog::{Catalog, CatalogError};
@@ -29,16 +30,22 @@ impl Claims {
     }
 }
 
-/// Also counts delivery outcomes for `/metrics` (the notifier reports every attempt here).
-pub(crate) struct CatalogOutbox(pub Catalog, pub Arc<Metrics>, pub Claims);
+/// Also counts delivery outcomes for `/metrics` (the notifier reports every attempt here)
+/// and keeps the dead letters' receivers (see [`super::dead`]).
+pub(crate) struct CatalogOutbox {
+    catalog: Catalog,
+    metrics: Arc<Metrics>,
+    claims: Claims,
+    dead: Arc<DeadLetters>,
+}
 
 impl Outbox for CatalogOutbox {
     type Error = CatalogError;
 
     async fn due(&self, now_ms: i64, limit: u32) -> Result<Vec<PendingEvent>, CatalogError> {
         Ok(self
-            .0
-            .claim_due_events(&self.2.node, now_ms, self.2.lease_ms, limit)
+            .catalog
+            .claim_due_events(&self.claims.node, now_ms, self.claims.lease_ms, limit)
             .await?
             .into_iter()
             .map(|e| PendingEvent {
@@ -57,34 +64,41 @@ impl Outbox for CatalogOutbox {
     }
 
     async fn release(&self, ids: &[i64]) -> Result<(), CatalogError> {
-        self.0.release_claims(&self.2.node, ids).await.map(drop)
+        self.catalog
+            .release_claims(&self.claims.node, ids)
+            .await
+            .map(drop)
     }
 
     async fn next_due_at(&self) -> Result<Option<i64>, CatalogError> {
-        self.0.next_due_at().await
+        self.catalog.next_due_at().await
     }
 
-    async fn delivered(&self, id: i64, now_ms: i64) -> Result<(), CatalogError> {
-        self.1.delivery(true);
+    async fn delivered(&self, id: i64, url: &str, now_ms: i64) -> Result<(), CatalogError> {
+        self.metrics.delivery(true);
         crate::failpoint::hit("notify.acked");
-        self.0.mark_delivered(id, now_ms).await.map(drop)
+        self.catalog.mark_delivered(id, now_ms).await?;
+        self.dead.answered(&self.catalog, url, now_ms).await;
+        Ok(())
     }
 
     async fn failed(
         &self,
         id: i64,
+        url: &str,
         attempts: u32,
         next_at_ms: Option<i64>,
         error: &str,
     ) -> Result<(), CatalogError> {
-        self.1.delivery(false);
-        if next_at_ms.is_none() {
-            self.1.delivery_given_up();
-        }
-        self.0
+        self.metrics.delivery(false);
+        self.catalog
             .mark_failed(id, attempts, next_at_ms, error)
-            .await
-            .map(drop)
+            .await?;
+        if next_at_ms.is_none() {
+            self.metrics.delivery_given_up();
+            self.dead.given_up(url);
+        }
+        Ok(())
     }
 }
 
@@ -93,13 +107,19 @@ pub(crate) fn spawn_notifier(
     clock: SharedClock,
     metrics: Arc<Metrics>,
     claims: Claims,
+    dead: Arc<DeadLetters>,
 ) -> Result<NotifierHandle, livetape_notify::NotifyError> {
     let config = NotifierConfig {
         request_timeout: claims.request_timeout(),
         ..NotifierConfig::default()
     };
     Notifier::spawn(
-        Arc::new(CatalogOutbox(catalog, metrics, claims)),
+        Arc::new(CatalogOutbox {
+            catalog,
+            metrics,
+            claims,
+            dead,
+        }),
         Arc::new(DynClock(clock)),
         config,
     )

@@ -60,6 +60,12 @@ pub const START_WAIT_DECLARED_MS: u64 = 10_000;
 pub const START_WAIT_MS: u64 = 3_000;
 /// Past this many bytes held at the start, the files open with the tracks known so far.
 pub const MAX_HELD_BYTES: usize = 16 << 20;
+/// Splits follow the publisher's timestamps, which a hostile (or broken) publisher controls:
+/// a file is closed at its interval only once at least `interval / MAX_SPLIT_SPEEDUP` of wall
+/// time has passed since it opened. Media pushed up to 50× faster than real time splits as
+/// usual; keyframes 30 minutes apart every few milliseconds no longer make a file, a row, an
+/// fsync and an event 100 each (at the default 1800 s interval: at most one file per 36 s).
+pub const MAX_SPLIT_SPEEDUP: u64 = 50;
 
 /// Who a recording belongs to; shared by every file of one push.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -737,7 +743,9 @@ impl Recorder {
                 && split_point
                 && (out.split_pending
                     || (out.format != Format::Hls
-                        && frame.dts_ms.saturating_sub(f.first_dts) >= self.interval_ms))
+                        && frame.dts_ms.saturating_sub(f.first_dts) >= self.interval_ms
+                        && now_ms.saturating_sub(f.started_wall_ms)
+                            >= (self.interval_ms / MAX_SPLIT_SPEEDUP) as i64))
                 && let Some(f) = out.file.take()
             {
                 out.split_pending = false;
@@ -1319,6 +1327,57 @@ mod tests {
             total = (total.0 + c.0, total.1 + c.1);
         }
         assert_eq!(total, want);
+    }
+
+    /// Files made from a clip whose timestamps run 1000× too fast, pushed at `wall_per_frame`.
+    fn files_of_stretched_clip(wall_per_frame_ms: i64) -> usize {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let template = RecordTemplate {
+            name: "t".into(),
+            formats: vec![Format::Flv],
+            interval_s: 30,
+            resume_s: 0,
+            hls_target_s: 10,
+            storage_days: 0,
+        };
+        let ctx = RecordContext {
+            appid: 1,
+            domain: String::new(),
+            appname: "live".into(),
+            stream: "s".into(),
+            sequence: "1".into(),
+            stream_param: String::new(),
+            callbacks: None,
+            storage_days: 0,
+        };
+        let mut rec = Recorder::new(ctx, &template, storage.spool_dir());
+        let (mut closed, mut errors) = (Vec::new(), Vec::new());
+        for (i, f) in fixture_frames(&livetape_testkit::CLIP_10S)
+            .iter()
+            .enumerate()
+        {
+            let f = MediaFrame::new(f.kind, f.dts_ms * 1000, f.payload.clone());
+            rec.push(
+                &f,
+                1_000_000 + i as i64 * wall_per_frame_ms,
+                &mut closed,
+                &mut errors,
+            );
+        }
+        rec.finish(i64::MAX / 2, &mut closed, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        closed.len()
+    }
+
+    #[test]
+    fn publisher_timestamps_alone_cannot_make_files_faster_than_the_wall_clock_allows() {
+        // 10 s of media stamped as 10 000 s: at interval 30 s, every keyframe (5) is a split
+        // point. At one frame per second of wall time each one splits…
+        assert_eq!(files_of_stretched_clip(1000), 5);
+        // …at one frame per millisecond (770 ms in all), a file must stay open for
+        // 30 s / MAX_SPLIT_SPEEDUP = 600 ms: one split.
+        assert_eq!(files_of_stretched_clip(1), 2);
     }
 
     #[test]

@@ -73,9 +73,10 @@ async fn console_plays_seeks_and_manages_recordings_in_chromium() {
     let Some(chromium) = prerequisites() else {
         return;
     };
-    // The first event 100 is refused and, with no retries, goes dead: the page retries it.
+    // The push's event 0 is refused and, with no retries, goes dead: the page retries it. (Its
+    // URL gets no other callback before that, which would revive it: see push/dead.rs.)
     let receiver = Receiver::start().await;
-    receiver.script("/record", &[500]);
+    receiver.script("/end", &[500]);
     let srv = TestServer::start_with(
         "",
         &format!(
@@ -88,7 +89,7 @@ async fn console_plays_seeks_and_manages_recordings_in_chromium() {
             [[callback_template]]
             name = "cb"
             key = "k"
-            record_url = "{u}/record"
+            stream_end_url = "{u}/end"
             retry_count = 0
             [[callback_rule]]
             template = "cb"

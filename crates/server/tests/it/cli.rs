@@ -83,3 +83,59 @@ fn a_bad_config_fails_naming_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn check_config_prints_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        r#"
+        [push_auth]
+        key = "push-secret-1"
+        backup_key = "push-secret-2"
+        [api]
+        key = "api-secret"
+        [live]
+        play_key = "play-secret"
+        [catalog]
+        url = "postgres://livetape:db-secret@db.example/livetape"
+        [storage]
+        kind = "s3"
+        bucket = "b"
+        endpoint = "http://127.0.0.1:9000"
+        access_key_id = "AKIDEXAMPLE"
+        secret_access_key = "bucket-secret"
+        [[callback_template]]
+        name = "cb"
+        key = "callback-secret"
+        record_url = "http://hook.example/cb"
+        "#,
+    )
+    .unwrap();
+    let out = livetape()
+        .args(["check-config", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{s}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for secret in [
+        "push-secret-1",
+        "push-secret-2",
+        "api-secret",
+        "play-secret",
+        "db-secret",
+        "bucket-secret",
+        "callback-secret",
+    ] {
+        assert!(!s.contains(secret), "{secret} printed:\n{s}");
+    }
+    assert!(s.contains("***"), "{s}");
+    // What is not secret is shown as it is.
+    assert!(s.contains("AKIDEXAMPLE") && s.contains("db.example"), "{s}");
+}

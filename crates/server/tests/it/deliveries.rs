@@ -223,3 +223,98 @@ async fn console_assets_are_public_typed_and_cached() {
     }
     srv.running.shutdown().await;
 }
+
+/// A receiver down for longer than the whole retry schedule: every event of the push is
+/// given up (dead, counted in `/metrics`), and once the receiver answers again the dead-letter
+/// probe finds it and every given-up event is delivered, exactly once, in push order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_given_up_while_the_receiver_is_down_go_out_when_it_is_back() {
+    let mut receiver = Receiver::start().await;
+    receiver.script("/hook", &[503; 1000]);
+    let srv = TestServer::start_with(
+        "",
+        &format!(
+            r#"
+            [api]
+            key = "{API_KEY}"
+            [callbacks]
+            dead_probe_s = 1
+            [[callback_template]]
+            name = "cb"
+            key = "k"
+            stream_begin_url = "{u}/hook"
+            stream_end_url = "{u}/hook"
+            record_url = "{u}/hook"
+            retry_count = 1
+            retry_interval_s = 1
+            [[callback_rule]]
+            template = "cb"
+            "#,
+            u = receiver.url
+        ),
+        false,
+    )
+    .await;
+    assert!(srv.publish("live", "down", &fixture(CLIP_10S)).await);
+    // Events 1, 0, 100 and the recording's two statuses (332, also sent to record_url).
+    let dead = until(&srv, "/v1/deliveries?status=dead&stream=down", |v| {
+        v["total"] == 5
+    })
+    .await;
+    let mut ids: Vec<String> = dead["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["event_type"] != 332)
+        .map(|d| d["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.reverse();
+    let metric = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("livetape_outbox_dead "))
+            .map(|v| v.trim().parse::<f64>().unwrap())
+    };
+    let text = client()
+        .get(srv.http("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&text), Some(5.0), "{text}");
+
+    // Back: nothing else is pushed, so only the probe can notice.
+    receiver.clear_script("/hook");
+    until(&srv, "/v1/deliveries?status=delivered&stream=down", |v| {
+        v["total"] == 5
+    })
+    .await;
+    let mut answered = Vec::new();
+    while let Some(d) = receiver.try_next() {
+        if d.status == 200 && d.body["event_type"] != 332 {
+            answered.push((d.event_id, d.body["event_type"].as_i64().unwrap()));
+        }
+    }
+    assert_eq!(
+        answered.iter().map(|(_, t)| *t).collect::<Vec<_>>(),
+        [1, 0, 100],
+        "each given-up event once, in push order: {answered:?}"
+    );
+    assert_eq!(
+        answered
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect::<Vec<_>>(),
+        ids
+    );
+    let text = client()
+        .get(srv.http("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&text), Some(0.0));
+}

@@ -15,6 +15,7 @@ mod deliveries;
 mod disk;
 mod formats;
 mod hevc;
+mod hostile;
 mod live;
 mod metrics;
 mod order;

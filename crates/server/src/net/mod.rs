@@ -1,0 +1,8 @@
+//! Socket plumbing every listener shares: connection caps ([`limits`]) and a write deadline
+//! on a stream ([`write_timeout`]). No protocol here.
+
+pub(crate) mod limits;
+pub(crate) mod write_timeout;
+
+pub(crate) use limits::ConnLimits;
+pub(crate) use write_timeout::WriteTimeout;

@@ -1,0 +1,264 @@
+//! Hostile clients against a real server: each limit of SECURITY.md exceeded on purpose, and
+//! what is recording meanwhile unharmed.
+
+use crate::common::{CLIP_10S, TestServer, assert_signed, fixture};
+use serde_json::Value;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Upper bound for a server to close a socket it should close (a hang fails, not blocks).
+const CLOSE_WAIT: Duration = Duration::from_secs(20);
+
+/// Reads until the server closes the connection (or resets it); true if it did in time.
+async fn closed_by_server(sock: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 4096];
+    let read_to_end = async {
+        loop {
+            match sock.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(CLOSE_WAIT, read_to_end).await.is_ok()
+}
+
+async fn metric(srv: &TestServer, line_prefix: &str) -> f64 {
+    let text = reqwest::get(srv.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_prefix))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_idle_and_slow_header_connections_are_closed() {
+    let srv = TestServer::start_with("http_idle_timeout_s = 1", "", false).await;
+    let addr = srv.http("").trim_start_matches("http://").to_owned();
+    // A connection that never sends a byte.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    // A request head that never ends (slow-loris).
+    let mut slow = TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // A keep-alive connection after one whole request.
+    let mut kept = TcpStream::connect(&addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    kept.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(closed_by_server(&mut idle).await, "idle connection kept");
+    assert!(closed_by_server(&mut slow).await, "slow header kept");
+    assert!(closed_by_server(&mut kept).await, "idle keep-alive kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_per_address_caps_are_closed_at_once() {
+    let srv = TestServer::start_with(
+        "http_max_connections_per_ip = 4\nrtmp_max_connections_per_ip = 2",
+        "",
+        false,
+    )
+    .await;
+    let addr = srv.http("").trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut over = TcpStream::connect(&addr).await.unwrap();
+    assert!(
+        closed_by_server(&mut over).await,
+        "5th HTTP connection kept"
+    );
+    // A freed place is usable again.
+    drop(held.pop());
+    let ok = tokio::time::timeout(CLOSE_WAIT, async {
+        loop {
+            if let Ok(r) = reqwest::Client::new()
+                .get(srv.http("/healthz"))
+                .header("connection", "close")
+                .send()
+                .await
+            {
+                return r.status();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok, 200);
+    drop(held);
+
+    let rtmp1 = TcpStream::connect(srv.rtmp()).await.unwrap();
+    let rtmp2 = TcpStream::connect(srv.rtmp()).await.unwrap();
+    let mut rtmp3 = TcpStream::connect(srv.rtmp()).await.unwrap();
+    assert!(
+        closed_by_server(&mut rtmp3).await,
+        "3rd RTMP connection kept"
+    );
+    assert_eq!(
+        metric(
+            &srv,
+            "livetape_rtmp_publish_refused_total{reason=\"connection_limit\"} "
+        )
+        .await,
+        1.0
+    );
+    drop((rtmp1, rtmp2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rtmp_client_that_does_not_publish_in_time_is_closed_and_pushes_go_on() {
+    let mut srv = TestServer::start("").await;
+    // Slow-loris: C0C1 one byte at a time, far slower than any encoder.
+    let mut loris = TcpStream::connect(srv.rtmp()).await.unwrap();
+    let trickle = async {
+        for _ in 0..1537 {
+            if loris.write_all(&[3]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
+    let started = tokio::time::Instant::now();
+    tokio::time::timeout(CLOSE_WAIT, trickle)
+        .await
+        .expect("slow handshake kept past the publish deadline");
+    assert!(closed_by_server(&mut loris).await);
+    assert!(started.elapsed() >= Duration::from_secs(9));
+    assert_eq!(
+        metric(
+            &srv,
+            "livetape_rtmp_publish_refused_total{reason=\"publish_deadline\"} "
+        )
+        .await,
+        1.0
+    );
+    // Meanwhile a real publisher is unaffected.
+    assert!(srv.publish("live", "fine", &fixture(CLIP_10S)).await);
+    assert_eq!(srv.receiver.next_of(100).await.body["stream_id"], "fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_has_no_wildcard_cors_and_never_shows_a_callback_key() {
+    let mut srv = TestServer::start("").await;
+    let client = reqwest::Client::new();
+    let evil = "http://evil.example";
+    let r = client
+        .get(srv.http("/v1/recordings"))
+        .header("origin", evil)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("access-control-allow-origin").is_none(),
+        "{:?}",
+        r.headers()
+    );
+    // Playback stays open to players on any origin.
+    let r = client
+        .get(srv.http("/vod/none/f0.mp4"))
+        .header("origin", evil)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+
+    // The harness's template (key CALLBACK_KEY) shows `***`, in the list and alone.
+    let list: Value = client
+        .get(srv.http("/v1/callback-templates"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let t = &list["templates"][0];
+    assert_eq!(t["key"], "***", "{list}");
+    let name = t["name"].as_str().unwrap().to_owned();
+    let one: Value = client
+        .get(srv.http(&format!("/v1/callback-templates/{name}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["key"], "***");
+    // Sending the template back as shown keeps the real key: callbacks are still signed
+    // with it.
+    let mut back = one.clone();
+    let obj = back.as_object_mut().unwrap();
+    obj.remove("created_at_ms");
+    obj.remove("updated_at_ms");
+    let r = client
+        .put(srv.http(&format!("/v1/callback-templates/{name}")))
+        .json(&back)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(srv.publish("live", "signed", &fixture(CLIP_10S)).await);
+    assert_signed(&srv.receiver.next_of(100).await.body);
+    // A key too long for a signing key, and `***` where there is no stored key, are refused.
+    for body in [
+        serde_json::json!({"name": "long", "key": "k".repeat(257), "record_url": "http://h/x"}),
+        serde_json::json!({"name": "fresh", "key": "***", "record_url": "http://h/x"}),
+        serde_json::json!({"name": "url", "record_url": format!("http://h/{}", "x".repeat(2048))}),
+    ] {
+        let r = client
+            .post(srv.http("/v1/callback-templates"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
+    }
+    // A page number past any catalogue is a client error, not an internal one.
+    let r = client
+        .get(srv.http("/v1/recordings?page=18446744073709551615"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_origins_may_call_the_api_from_a_browser() {
+    let srv = TestServer::start(
+        r#"
+        [api]
+        cors_origins = ["https://admin.example"]
+        "#,
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let r = client
+        .request(reqwest::Method::OPTIONS, srv.http("/v1/recordings"))
+        .header("origin", "https://admin.example")
+        .header("access-control-request-method", "DELETE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://admin.example"
+    );
+    let r = client
+        .get(srv.http("/v1/recordings"))
+        .header("origin", "https://other.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
