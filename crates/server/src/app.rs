@@ -256,6 +256,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     tasks.push(tokio::spawn(http::serve::serve(http, app, limits)));
     retention_of(&state).spawn(&state.tasks);
     tracing::info!(%rtmp_addr, %http_addr, "livetape serving");
+    log_exposure(&state.cfg);
     Ok(Running {
         rtmp_addr,
         http_addr,
@@ -263,6 +264,34 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         tasks,
         notifier,
     })
+}
+
+/// Says at start-up what is open to whom, loudly for what is open to everyone.
+fn log_exposure(cfg: &crate::config::Config) {
+    if cfg.push_auth.is_none() {
+        tracing::warn!(
+            "push auth off ([push_auth] absent): anyone who reaches the RTMP port may publish"
+        );
+    } else {
+        tracing::info!("pushes need txSecret/txTime ([push_auth])");
+    }
+    if cfg.api.key.is_none() {
+        tracing::warn!(
+            "REST API /v1 and Live_Tape_GetFilelist open ([api] key absent): anyone who reaches the HTTP port may read them; changes and deletes only from this machine"
+        );
+    } else {
+        tracing::info!("REST API /v1 needs the [api] key as a bearer token");
+    }
+    if cfg.metrics.require_key {
+        tracing::info!("/metrics needs the [api] key");
+    } else {
+        tracing::info!("/metrics open");
+    }
+    if cfg.live.play_key.is_none() {
+        tracing::info!("playback (/vod, /live) open to anyone with a URL");
+    } else {
+        tracing::info!("live playback needs txSecret/txTime ([live] play_key); /vod open");
+    }
 }
 
 /// Refreshes the free-space reading twice a second, logging floor crossings.

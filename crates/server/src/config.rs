@@ -45,11 +45,28 @@ pub struct CallbacksConfig {
     /// Every this many seconds, each receiver with given-up ("dead") events is sent its
     /// oldest one again; once it answers 200, all its dead events are resent.
     pub dead_probe_s: u64,
+    /// Loopback and link-local addresses (`127.0.0.0/8`, `::1`, `169.254.0.0/16`, …) callback
+    /// URLs set over the REST API may name anyway (e.g. `["127.0.0.1"]` for a backend on this
+    /// machine). Templates in this file are trusted and not checked.
+    pub allow_targets: Vec<String>,
 }
 
 impl Default for CallbacksConfig {
     fn default() -> Self {
-        Self { dead_probe_s: 300 }
+        Self {
+            dead_probe_s: 300,
+            allow_targets: Vec::new(),
+        }
+    }
+}
+
+impl CallbacksConfig {
+    /// `allow_targets`, parsed (validated at load).
+    pub fn allowed_targets(&self) -> Vec<crate::model::Cidr> {
+        self.allow_targets
+            .iter()
+            .filter_map(|c| c.parse().ok())
+            .collect()
     }
 }
 
@@ -532,6 +549,11 @@ impl Config {
         }
         if !(1..=3600).contains(&self.server.http_idle_timeout_s) {
             return Err(invalid("server.http_idle_timeout_s", "must be in 1..=3600"));
+        }
+        for c in &self.callbacks.allow_targets {
+            if let Err(e) = c.parse::<crate::model::Cidr>() {
+                return Err(invalid("callbacks.allow_targets", e));
+            }
         }
         for o in &self.api.cors_origins {
             if axum::http::HeaderValue::from_str(o).is_err()

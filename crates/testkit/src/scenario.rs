@@ -56,11 +56,16 @@ impl Scenario {
     pub async fn prepare(self) -> Prepared {
         let dir = tempfile::tempdir().unwrap();
         let receiver = Receiver::start().await;
+        let http_listen = if self.server_keys.contains("http_listen") {
+            ""
+        } else {
+            "http_listen = \"127.0.0.1:0\""
+        };
         let mut toml = format!(
             r#"
             [server]
             rtmp_listen = "127.0.0.1:0"
-            http_listen = "127.0.0.1:0"
+            {http_listen}
             public_url = "http://127.0.0.1:1"
             {}
             "#,

@@ -15,6 +15,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0}")]
@@ -47,6 +49,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Catalog(CatalogError::NotFound { .. }) => StatusCode::NOT_FOUND,

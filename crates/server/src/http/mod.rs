@@ -103,6 +103,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(live::routes())
         .layer(cors);
     Router::new()
+        .route(
+            "/",
+            axum::routing::get(|| async { axum::response::Redirect::to("/console") }),
+        )
         .merge(health::routes())
         .merge(console::routes())
         .merge(playback)
@@ -136,6 +140,19 @@ async fn bearer_auth(
             });
         if !ok {
             return Err(ApiError::Unauthorized);
+        }
+    } else if !req.method().is_safe() {
+        // No key: anyone may read, but only this machine may change or delete anything.
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if !peer.is_some_and(|ip| ip.is_loopback()) {
+            return Err(ApiError::Forbidden(
+                "with no [api] key set, only requests from this machine may change anything; \
+                 set [api] key and send it as a bearer token"
+                    .into(),
+            ));
         }
     }
     Ok(next.run(req).await)

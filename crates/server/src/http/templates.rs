@@ -12,9 +12,9 @@
 
 use super::ApiError;
 use crate::model::{
-    CallbackRule, CallbackTemplate, DEFAULT_FORMATS, DEFAULT_HLS_TARGET_S, DEFAULT_INTERVAL_S,
-    DEFAULT_RETRY_COUNT, DEFAULT_RETRY_INTERVAL_S, Format, MAX_TEMPLATES, REDACTED, RecordRule,
-    RecordTemplate,
+    CallbackRule, CallbackTemplate, Cidr, DEFAULT_FORMATS, DEFAULT_HLS_TARGET_S,
+    DEFAULT_INTERVAL_S, DEFAULT_RETRY_COUNT, DEFAULT_RETRY_INTERVAL_S, Format, MAX_TEMPLATES,
+    REDACTED, RecordRule, RecordTemplate, refused_target,
 };
 use crate::state::AppState;
 use axum::extract::rejection::JsonRejection;
@@ -46,6 +46,10 @@ pub(crate) trait TemplateResource: TemplateBody + Serialize {
     fn from_body(body: Self::Body, path_name: Option<&str>) -> Result<Self, ApiError>;
     /// Secrets are write-only: what the API shows in their place ([`REDACTED`]).
     fn redact(&mut self) {}
+    /// Hosts an API client may not make the server call (see `model::targets`).
+    fn check_targets(&self, _allow: &[Cidr]) -> Result<(), ApiError> {
+        Ok(())
+    }
     /// A PUT that sends [`REDACTED`] back for a secret keeps the stored one.
     fn restore_secrets(_body: &mut Self::Body, _stored: &Self) {}
 }
@@ -188,6 +192,7 @@ async fn create_template<T: TemplateResource>(
     b: Result<Json<T::Body>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TemplateJson<T>>), ApiError> {
     let t = T::from_body(body(b)?, None)?;
+    t.check_targets(&st.cfg.callbacks.allowed_targets())?;
     room_for_one::<T>(&st).await?;
     let t = st.catalog.create_template(&t, st.clock.now_ms()).await?;
     applied(&st).await?;
@@ -206,6 +211,7 @@ async fn put_template<T: TemplateResource>(
         None => room_for_one::<T>(&st).await?,
     }
     let t = T::from_body(b, Some(&name))?;
+    t.check_targets(&st.cfg.callbacks.allowed_targets())?;
     let (t, created) = st.catalog.put_template(&t, st.clock.now_ms()).await?;
     applied(&st).await?;
     Ok((created_or_ok(created), Json(t.into())))
@@ -401,6 +407,20 @@ impl TemplateResource for CallbackTemplate {
         };
         t.check()?;
         Ok(t)
+    }
+
+    fn check_targets(&self, allow: &[Cidr]) -> Result<(), ApiError> {
+        let urls = [
+            ("stream_begin_url", &self.stream_begin_url),
+            ("stream_end_url", &self.stream_end_url),
+            ("record_url", &self.record_url),
+        ];
+        for (field, u) in urls {
+            if let Some(why) = u.as_deref().and_then(|u| refused_target(u, allow)) {
+                return Err(bad(field, why));
+            }
+        }
+        Ok(())
     }
 
     fn redact(&mut self) {

@@ -3,8 +3,10 @@
 
 mod format;
 mod names;
+mod targets;
 mod templates;
 
 pub use format::Format;
 pub use names::{MAX_NAME_LEN, StreamKey, glob_match, specificity};
+pub use targets::{Cidr, refused_target};
 pub use templates::*;

@@ -150,7 +150,9 @@ async fn an_rtmp_client_that_does_not_publish_in_time_is_closed_and_pushes_go_on
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_has_no_wildcard_cors_and_never_shows_a_callback_key() {
-    let mut srv = TestServer::start("").await;
+    // The harness's receiver is on loopback: allowed here, as an operator with a backend on
+    // the same machine would.
+    let mut srv = TestServer::start("[callbacks]\nallow_targets = [\"127.0.0.1\"]").await;
     let client = reqwest::Client::new();
     let evil = "http://evil.example";
     let r = client
@@ -215,6 +217,11 @@ async fn the_api_has_no_wildcard_cors_and_never_shows_a_callback_key() {
         serde_json::json!({"name": "long", "key": "k".repeat(257), "record_url": "http://h/x"}),
         serde_json::json!({"name": "fresh", "key": "***", "record_url": "http://h/x"}),
         serde_json::json!({"name": "url", "record_url": format!("http://h/{}", "x".repeat(2048))}),
+        // A cloud metadata address, and loopback outside the allowed address.
+        serde_json::json!({"name": "meta", "record_url": "http://169.254.169.254/latest"}),
+        serde_json::json!({"name": "lo", "stream_end_url": "http://127.0.0.2:22/"}),
+        serde_json::json!({"name": "lo6", "record_url": "http://[::1]:6379/"}),
+        serde_json::json!({"name": "lh", "record_url": "http://localhost:5432/"}),
     ] {
         let r = client
             .post(srv.http("/v1/callback-templates"))
@@ -261,4 +268,67 @@ async fn configured_origins_may_call_the_api_from_a_browser() {
         .await
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+/// This machine's address on its default route, if it has one (no packet is sent).
+fn lan_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("10.255.255.255:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_api_key_only_this_machine_may_change_anything() {
+    let Some(lan) = lan_address() else {
+        eprintln!("SKIPPED: this machine has no non-loopback address to call from");
+        return;
+    };
+    let srv = TestServer::start_with("http_listen = \"0.0.0.0:0\"", "", false).await;
+    let port = srv.http("").rsplit(':').next().unwrap().to_owned();
+    let from_lan = format!("http://{lan}:{port}");
+    let from_here = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let r = client
+        .delete(format!(
+            "{from_lan}/v1/recordings/1250000000_00000000000000000000000000000000"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("[api] key"));
+    let r = client
+        .post(format!("{from_lan}/v1/record-templates"))
+        .json(&serde_json::json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Reads are open; the same delete from this machine reaches the handler (404: no such file).
+    let r = client
+        .get(format!("{from_lan}/v1/recordings"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .delete(format!(
+            "{from_here}/v1/recordings/1250000000_00000000000000000000000000000000"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // And `/` leads a newcomer to the console.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{from_here}/"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection());
+    assert_eq!(r.headers()["location"], "/console");
 }
