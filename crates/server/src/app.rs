@@ -246,11 +246,32 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         };
         tasks.push(uploader.spawn());
     }
-    tasks.push(tokio::spawn(ingest::rtmp::serve(state.clone(), rtmp)));
+    let server = &state.cfg.server;
+    let nofile = crate::net::fd_budget::raise_nofile();
+    let (rtmp_cap, http_cap) = crate::net::fd_budget::fit(
+        nofile,
+        server.rtmp_max_connections,
+        server.http_max_connections,
+    );
+    if (rtmp_cap, http_cap) != (server.rtmp_max_connections, server.http_max_connections) {
+        tracing::info!(
+            nofile,
+            rtmp_cap,
+            http_cap,
+            "connection caps lowered to fit the descriptor limit (ulimit -n), so a flood of connections cannot take the files recordings need"
+        );
+    }
+    let rtmp_limits =
+        crate::net::ConnLimits::new(rtmp_cap, server.rtmp_max_connections_per_ip.min(rtmp_cap));
+    tasks.push(tokio::spawn(ingest::rtmp::serve(
+        state.clone(),
+        rtmp,
+        rtmp_limits,
+    )));
     let app = http::router(state.clone());
     let limits = http::serve::Limits {
-        max_connections: state.cfg.server.http_max_connections,
-        max_connections_per_ip: state.cfg.server.http_max_connections_per_ip,
+        max_connections: http_cap,
+        max_connections_per_ip: server.http_max_connections_per_ip.min(http_cap),
         idle: std::time::Duration::from_secs(state.cfg.server.http_idle_timeout_s),
     };
     tasks.push(tokio::spawn(http::serve::serve(http, app, limits)));

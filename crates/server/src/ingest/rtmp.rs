@@ -31,11 +31,8 @@ pub const READ_BUFFER_MAX: usize = 256 * 1024;
 /// real-time stream costs. Adds at most this much latency; recordings are unaffected.
 pub const READ_COALESCE: Duration = Duration::from_millis(40);
 
-pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener) {
-    let limits = ConnLimits::new(
-        state.cfg.server.rtmp_max_connections,
-        state.cfg.server.rtmp_max_connections_per_ip,
-    );
+/// `limits`: the `[server] rtmp_max_connections*` caps, fitted to the descriptor limit.
+pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener, limits: Arc<ConnLimits>) {
     loop {
         let accepted = tokio::select! {
             _ = state.stop.cancelled() => return,

@@ -1,6 +1,8 @@
-//! Socket plumbing every listener shares: connection caps ([`limits`]) and a write deadline
-//! on a stream ([`write_timeout`]). No protocol here.
+//! Socket plumbing every listener shares: connection caps ([`limits`]) sized to the
+//! descriptor limit ([`fd_budget`]) and a write deadline on a stream ([`write_timeout`]).
+//! No protocol here.
 
+pub(crate) mod fd_budget;
 pub(crate) mod limits;
 pub(crate) mod write_timeout;
 

@@ -332,3 +332,46 @@ async fn with_no_api_key_only_this_machine_may_change_anything() {
     assert!(r.status().is_redirection());
     assert_eq!(r.headers()["location"], "/console");
 }
+
+/// The EMFILE attack with the real binary under `prlimit --nofile=256`: idle HTTP
+/// connections far beyond the descriptor limit. The caps fitted to the limit refuse the
+/// excess, so a push during the flood is recorded, catalogued and announced, and one after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_beyond_the_descriptor_limit_costs_no_recording() {
+    use crate::common::{Pace, publish, spawn_with};
+    // Idle connections are not timed out here: only the caps can keep the descriptors.
+    let prepared = livetape_testkit::Scenario::new()
+        .server("http_idle_timeout_s = 3600")
+        .prepare()
+        .await;
+    let mut receiver = prepared.receiver;
+    let cfg = prepared.dir.path().join("livetape.toml");
+    std::fs::write(&cfg, &prepared.toml).unwrap();
+    let server = spawn_with(&cfg, None, Some(256)).expect("server started");
+    let mut flood = Vec::new();
+    for _ in 0..400 {
+        match TcpStream::connect(server.http).await {
+            Ok(s) => flood.push(s),
+            Err(_) => break, // our own side's limit: enough
+        }
+    }
+    assert!(
+        flood.len() >= 300,
+        "only {} connections opened",
+        flood.len()
+    );
+    for stream in ["during", "after"] {
+        if stream == "after" {
+            flood.clear();
+        }
+        assert!(publish(server.rtmp, "live", stream, &fixture(CLIP_10S), Pace::Fast).await);
+        let ev = loop {
+            let d = receiver.next_of(100).await.body;
+            if d["stream_id"] == stream {
+                break d;
+            }
+        };
+        assert_signed(&ev);
+        assert!(ev["file_size"].as_u64().unwrap() > 100_000, "{ev}");
+    }
+}

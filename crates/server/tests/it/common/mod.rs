@@ -220,9 +220,23 @@ pub fn spawn(config: &Path, crash_at: Option<&str>) -> Proc {
 /// Like [`spawn`], but `None` if the server died before serving (a crash injected into
 /// start-up recovery).
 pub fn spawn_maybe(config: &Path, crash_at: Option<&str>) -> Option<Proc> {
+    spawn_with(config, crash_at, None)
+}
+
+/// Like [`spawn_maybe`], with the descriptor limit (soft and hard) set to `nofile` by
+/// util-linux `prlimit`, as an operator's `ulimit -n` would.
+pub fn spawn_with(config: &Path, crash_at: Option<&str>, nofile: Option<u64>) -> Option<Proc> {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_livetape"));
+    let bin = env!("CARGO_BIN_EXE_livetape");
+    let mut cmd = match nofile {
+        None => Command::new(bin),
+        Some(n) => {
+            let mut c = Command::new("prlimit");
+            c.arg(format!("--nofile={n}:{n}")).arg("--").arg(bin);
+            c
+        }
+    };
     cmd.args(["serve", "--config"])
         .arg(config)
         .env(
