@@ -375,3 +375,55 @@ async fn a_connection_flood_beyond_the_descriptor_limit_costs_no_recording() {
         assert!(ev["file_size"].as_u64().unwrap() > 100_000, "{ev}");
     }
 }
+
+/// A push whose only media no format but FLV can hold (MP3 audio): the formats that refuse it
+/// report 332 record_start_failed and leave nothing behind in the spool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_of_unsupported_media_leaves_no_spool_behind() {
+    let mut srv = TestServer::start(
+        r#"
+        [[record_template]]
+        name = "default"
+        formats = ["flv", "mp4", "hls", "aac"]
+        "#,
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("mp3.flv");
+    let ok = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=3",
+        ])
+        .args(["-c:a", "libmp3lame", "-f", "flv"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(srv.publish("live", "mp3", &clip).await);
+    let flv = srv.receiver.next_of(100).await.body;
+    assert_eq!(flv["file_format"], "flv");
+    let spool = srv.data_path("spool");
+    let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&spool)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "left in the spool: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
