@@ -23,7 +23,8 @@ pub struct DeliveryJson {
     pub event_type: i32,
     pub stream_id: String,
     pub url: String,
-    /// The JSON body without `t`/`sign` (added per attempt).
+    /// The JSON body without `t`/`sign` (added per attempt), and without the `txSecret` of
+    /// its `stream_param` (the receiver gets it whole).
     pub body: String,
     /// `pending`, `delivered` or `dead`.
     pub status: &'static str,
@@ -44,7 +45,7 @@ impl From<OutboxEvent> for DeliveryJson {
             event_type: e.event_type,
             stream_id: e.stream_id,
             url: e.url,
-            body: e.body,
+            body: shown_body(e.body),
             status: e.state.as_str(),
             attempts: e.attempts,
             max_attempts: e.max_attempts,
@@ -131,4 +132,20 @@ async fn retry(
     st.notifier.wake();
     tracing::info!(id, event_id = row.event_id, "callback retry requested");
     Ok(Json(row.into()))
+}
+
+/// A stored callback body as the API shows it: `stream_param` without its `txSecret`.
+fn shown_body(body: String) -> String {
+    if !body.to_ascii_lowercase().contains("txsecret") {
+        return body;
+    }
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return body;
+    };
+    if let Some(p) = v.get_mut("stream_param")
+        && let Some(s) = p.as_str()
+    {
+        *p = crate::model::without_push_secret(s).into();
+    }
+    v.to_string()
 }

@@ -53,7 +53,7 @@ impl From<Recording> for RecordingJson {
             duration_ms: r.duration_ms,
             size_bytes: r.size_bytes,
             video_url: r.video_url,
-            stream_param: r.stream_param,
+            stream_param: crate::model::without_push_secret(&r.stream_param),
             video_codec: r.video_codec,
             width: r.width,
             height: r.height,

@@ -7,6 +7,6 @@ mod targets;
 mod templates;
 
 pub use format::Format;
-pub use names::{MAX_NAME_LEN, StreamKey, glob_match, specificity};
+pub use names::{MAX_NAME_LEN, StreamKey, glob_match, specificity, without_push_secret};
 pub use targets::{Cidr, refused_target};
 pub use templates::*;

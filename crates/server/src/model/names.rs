@@ -58,3 +58,33 @@ mod tests {
         assert!(!glob_match("live", "live2"));
     }
 }
+
+/// A publisher's `stream_param` as the API and the console show it: the `txSecret` pair
+/// removed (it is a live credential for the stream until `txTime`). Callbacks keep the whole
+/// string, as Tencent's do.
+pub fn without_push_secret(stream_param: &str) -> String {
+    stream_param
+        .split('&')
+        .filter(|kv| {
+            let key = kv.split_once('=').map_or(*kv, |(k, _)| k);
+            !key.eq_ignore_ascii_case("txSecret")
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[cfg(test)]
+mod push_secret_tests {
+    use super::without_push_secret;
+
+    #[test]
+    fn the_secret_goes_and_everything_else_stays() {
+        assert_eq!(
+            without_push_secret("txSecret=abc&txTime=5F5E1000&room=7"),
+            "txTime=5F5E1000&room=7"
+        );
+        assert_eq!(without_push_secret("a=1&TXSECRET=x"), "a=1");
+        assert_eq!(without_push_secret(""), "");
+        assert_eq!(without_push_secret("txSecretive=1"), "txSecretive=1");
+    }
+}

@@ -427,3 +427,37 @@ async fn a_push_of_unsupported_media_leaves_no_spool_behind() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A publisher's `txSecret` goes to the callback receiver (as Tencent's callbacks carry it),
+/// never into an API answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_secret_is_in_callbacks_only() {
+    let mut srv = TestServer::start("").await;
+    let secret = "0123456789abcdef0123456789abcdef";
+    assert!(
+        srv.publish(
+            "live",
+            &format!("sec?txSecret={secret}&txTime=7FFFFFFF&room=9"),
+            &fixture(CLIP_10S)
+        )
+        .await
+    );
+    let ev = srv.receiver.next_of(100).await.body;
+    assert!(
+        ev["stream_param"].as_str().unwrap().contains(secret),
+        "{ev}"
+    );
+    for path in [
+        "/v1/recordings?stream_id=sec",
+        "/v1/deliveries?stream=sec&page_size=100",
+    ] {
+        let text = reqwest::get(srv.http(path))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!text.contains(secret), "{path} shows the secret: {text}");
+        assert!(text.contains("room=9"), "{path}: {text}");
+    }
+}
