@@ -7,6 +7,59 @@ use crate::record;
 use crate::state::AppState;
 use std::sync::Arc;
 
+/// The descriptors or the space a finalize needs may come back (EMFILE/ENFILE under a
+/// connection flood, ENOSPC until the retention sweep or an operator frees space): such an
+/// error is retried while the server runs — 200 ms after the first, doubling to 10 s — with
+/// the spool kept; the retry rebuilds the plan from the spool, as crash recovery does.
+const FINALIZE_FIRST_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+const FINALIZE_MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn transient_io(e: &record::RecordError) -> bool {
+    let record::RecordError::Io { source, .. } = e else {
+        return false;
+    };
+    matches!(source.raw_os_error(), Some(23 | 24 | 28 | 122))
+        || matches!(
+            source.kind(),
+            std::io::ErrorKind::StorageFull
+                | std::io::ErrorKind::QuotaExceeded
+                | std::io::ErrorKind::Interrupted
+                | std::io::ErrorKind::TimedOut
+        )
+}
+
+async fn finalize_retrying(
+    st: &Arc<AppState>,
+    c: record::ClosedFile,
+) -> Result<Result<record::FinishedFile, record::RecordError>, tokio::task::JoinError> {
+    let mut wait = FINALIZE_FIRST_RETRY;
+    let mut next = Some(c);
+    loop {
+        let c = next.take().expect("a file to finalize");
+        let again = c.for_retry();
+        let st2 = st.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let now = st2.clock.now_ms();
+            record::finalize(c, &st2.storage, st2.cfg.public_url(), now)
+        })
+        .await;
+        match res {
+            Ok(Err(e))
+                if transient_io(&e) && !st.stop.is_cancelled() && again.spool_path.exists() =>
+            {
+                tracing::warn!(file_id = again.file_id, error = %e, retry_in_ms = wait.as_millis() as u64, "finalize failed for want of descriptors or space; retrying, spool kept");
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = st.stop.cancelled() => {}
+                }
+                wait = (wait * 2).min(FINALIZE_MAX_RETRY);
+                next = Some(again);
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Finalizes a closed file, catalogues it with its event 100, then drops its spool.
 ///
 /// `after`: the file's IO (copies, fsyncs) starts at once, but its row and event 100 wait until
@@ -22,12 +75,7 @@ pub(crate) async fn commit_file(
     let callbacks = c.ctx.callbacks.clone();
     let format = c.format;
     let (ctx, spool_path) = (Arc::clone(&c.ctx), c.spool_path.clone());
-    let st2 = st.clone();
-    let res = tokio::task::spawn_blocking(move || {
-        let now = st2.clock.now_ms();
-        record::finalize(c, &st2.storage, st2.cfg.public_url(), now)
-    })
-    .await;
+    let res = finalize_retrying(&st, c).await;
     let done = match res {
         Ok(Ok(done)) => done,
         Ok(Err(record::RecordError::Empty { path, .. })) => {

@@ -30,6 +30,24 @@ pub struct ClosedFile {
     pub(crate) plan: ClosePlan,
 }
 
+impl ClosedFile {
+    /// The same file, to be finalized again from its spool alone (as crash recovery does):
+    /// what a retry after a failed finalize needs.
+    pub fn for_retry(&self) -> ClosedFile {
+        ClosedFile {
+            ctx: Arc::clone(&self.ctx),
+            format: self.format,
+            file_id: self.file_id.clone(),
+            spool_path: self.spool_path.clone(),
+            started_wall_ms: self.started_wall_ms,
+            ended_wall_ms: self.ended_wall_ms,
+            media_start_ms: self.media_start_ms,
+            video: self.video.clone(),
+            plan: ClosePlan::Recover,
+        }
+    }
+}
+
 /// A finalized, durable file and the catalogue row that describes it.
 pub struct FinishedFile {
     pub recording: Recording,

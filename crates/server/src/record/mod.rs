@@ -33,7 +33,7 @@ mod resume;
 mod spool;
 mod timeline;
 
-pub use finalize::{ClosedFile, finalize};
+pub use finalize::{ClosedFile, FinishedFile, finalize};
 pub use resume::Parking;
 /// The playlist file of an HLS recording (beside its segments).
 pub const HLS_PLAYLIST_NAME: &str = muxer::HLS_PLAYLIST;
