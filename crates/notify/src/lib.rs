@@ -429,13 +429,23 @@ async fn post(client: &reqwest::Client, ev: &PendingEvent, body: String) -> Resu
         .body(body)
         .send()
         .await
-        .map_err(|e| error_chain(&e))?;
+        .map_err(|e| {
+            // The outbox row (shown to API clients) says only that no answer came: whether the
+            // connection was refused, reset or timed out would tell an API client what lives
+            // at an address it pointed a callback at. The log keeps the detail.
+            tracing::warn!(id = ev.id, url = %ev.url, error = %error_chain(&e), "callback: no HTTP answer");
+            NO_ANSWER.to_owned()
+        })?;
     // Tencent: only HTTP 200 acknowledges; the response body is ignored.
     match resp.status() {
         reqwest::StatusCode::OK => Ok(()),
         s => Err(format!("HTTP {s}")),
     }
 }
+
+/// `last_error` of an attempt that got no HTTP answer — refused, reset or timed out alike
+/// (see [`post`]); an HTTP answer is recorded as `HTTP <status>`.
+pub const NO_ANSWER: &str = "no HTTP answer (refused, reset or timed out; see the log)";
 
 fn error_chain(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {

@@ -280,7 +280,10 @@ async fn connection_refused_gives_up_after_max_attempts() {
     assert_eq!(rows[0].ev.attempts, 3);
     assert_eq!(rows[0].errors.len(), 3);
     assert!(
-        rows[0].errors.iter().all(|e| e.starts_with("connect")),
+        rows[0]
+            .errors
+            .iter()
+            .all(|e| e == livetape_notify::NO_ANSWER),
         "{:?}",
         rows[0].errors
     );
