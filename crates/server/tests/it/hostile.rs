@@ -461,3 +461,67 @@ async fn the_push_secret_is_in_callbacks_only() {
         assert!(text.contains("room=9"), "{path}: {text}");
     }
 }
+
+/// Templates and rules are read whole by every push: each kind holds at most 1000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_and_rule_counts_are_capped() {
+    // The harness's "cb" template and its rule, plus 999 of each from the config file.
+    let mut extra = String::new();
+    for i in 0..999 {
+        extra.push_str(&format!(
+            "[[callback_template]]\nname = \"t{i}\"\nrecord_url = \"http://hooks.example/{i}\"\n\
+             [[callback_rule]]\napp = \"app{i}\"\ntemplate = \"t{i}\"\n"
+        ));
+    }
+    let srv = TestServer::start(&extra).await;
+    let client = reqwest::Client::new();
+    let post = |path: &'static str, body: serde_json::Value| {
+        let r = client.post(srv.http(path)).json(&body).send();
+        async move {
+            let r = r.await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, text) = post(
+        "/v1/callback-templates",
+        serde_json::json!({"name": "one-more", "record_url": "http://hooks.example/x"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("1000"), "{text}");
+    let (status, text) = post(
+        "/v1/callback-rules",
+        serde_json::json!({"app": "more", "template": "t1"}),
+    )
+    .await;
+    assert_eq!(status, 409, "{text}");
+    // Changing one that exists is fine; after a delete there is room again.
+    let r = client
+        .put(srv.http("/v1/callback-templates/t5"))
+        .json(&serde_json::json!({"record_url": "http://hooks.example/5b"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rules: Value = client
+        .get(srv.http("/v1/callback-rules"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = rules["rules"][10]["id"].as_i64().unwrap();
+    let r = client
+        .delete(srv.http(&format!("/v1/callback-rules/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let (status, text) = post(
+        "/v1/callback-rules",
+        serde_json::json!({"app": "more", "template": "t1"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+}
