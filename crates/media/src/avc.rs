@@ -15,12 +15,47 @@ pub struct AvcConfig {
     pub height: u32,
 }
 
+/// Every SPS and PPS of an `avcC` is non-empty and inside the record. h264-reader 0.9 indexes
+/// them without checking (a 2-byte length past the end, or an empty set, panics in
+/// `create_context`), so a publisher's sequence header is walked here first. Found by the
+/// `codec_configs` fuzz target; the input is kept in `fuzz/regressions/`.
+fn param_sets_in_bounds(avcc: &[u8]) -> bool {
+    let Some(&n_sps) = avcc.get(5) else {
+        return false;
+    };
+    let mut at = 6;
+    let mut sets = |n: usize, at: &mut usize| -> bool {
+        for _ in 0..n {
+            let Some(len) = avcc.get(*at..*at + 2) else {
+                return false;
+            };
+            let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+            if len == 0 || avcc.len() < *at + 2 + len {
+                return false;
+            }
+            *at += 2 + len;
+        }
+        true
+    };
+    if !sets(usize::from(n_sps & 0x1f), &mut at) {
+        return false;
+    }
+    let Some(&n_pps) = avcc.get(at) else {
+        return false;
+    };
+    at += 1;
+    sets(usize::from(n_pps), &mut at)
+}
+
 impl AvcConfig {
     pub fn parse(avcc: &[u8]) -> Result<Self, MediaError> {
         let invalid = |reason| MediaError::Invalid {
             what: "AVCDecoderConfigurationRecord",
             reason,
         };
+        if !param_sets_in_bounds(avcc) {
+            return Err(invalid("parameter set lengths run past the record"));
+        }
         let rec = AvcDecoderConfigurationRecord::try_from(avcc)
             .map_err(|_| invalid("malformed record"))?;
         let nal_length_size = rec.length_size_minus_one() + 1;
@@ -65,6 +100,14 @@ mod tests {
         0xe0, 0x60, 0x00, 0xf4, 0x24, 0x00, 0x1e, 0x84, 0xe6, 0xa3, 0x00, 0x78, 0xb1, 0x6c, 0xb0,
         0x01, 0x00, 0x04, 0x68, 0xef, 0xbc, 0xb0, 0xfd, 0xf8, 0xf8, 0x00,
     ];
+
+    #[test]
+    fn a_parameter_set_length_past_the_record_is_an_error_not_a_panic() {
+        // From the codec_configs fuzz target: one SPS of declared length 0x0001 at the end.
+        assert!(AvcConfig::parse(&[1, 43, 100, 0, 0, 0, 1, 0, 0]).is_err());
+        assert!(AvcConfig::parse(&[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 0]).is_err());
+        assert!(AvcConfig::parse(&[1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 9, 0x67]).is_err());
+    }
 
     #[test]
     fn dimensions_and_codec_string() {
