@@ -29,7 +29,11 @@ for t in "${targets[@]}"; do
   rm -rf corpus/"$t".min && mkdir corpus/"$t".min
   cargo +nightly fuzz cmin --sanitizer none "$t" "$work" -- -max_len="$max_len" >/dev/null 2>&1 || true
   cp "$work"/* corpus/"$t".min/ 2>/dev/null || true
-  rm -rf corpus/"$t" && mv corpus/"$t".min corpus/"$t"
+  if [ -n "$(ls corpus/"$t".min)" ]; then
+    rm -rf corpus/"$t" && mv corpus/"$t".min corpus/"$t"
+  else
+    rm -rf corpus/"$t".min # keep the committed corpus
+  fi
   echo "$t: execs=$execs seconds=$took corpus=$(ls corpus/"$t" | wc -l) status=$status"
   [ "$status" = ok ] || tail -40 "$log"
   rm -rf "$work" "$log"

@@ -153,11 +153,13 @@ pub fn mp4_spool_scan(data: &[u8]) {
     let _ = livetape_mp4::plan_faststart(data);
 }
 
-/// HLS segment recovery: the cut keeps whole frames, never grows, and is idempotent.
+/// HLS segment recovery: the cut never grows the segment, nor does cutting the cut. (Not
+/// idempotent by design: a last PES of undeclared length may be torn, so it always goes.)
 pub fn hls_ts_recovery(data: &[u8]) {
     let n = livetape_hls::whole_frames_len(data);
     assert!(n <= data.len());
-    assert_eq!(livetape_hls::whole_frames_len(&data[..n]), n, "idempotent");
+    assert!(n == data.len() || n % 188 == 0, "cut at a packet boundary");
+    assert!(livetape_hls::whole_frames_len(&data[..n]) <= n);
     let _ = livetape_hls::probe_segment(data);
 }
 

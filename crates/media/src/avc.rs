@@ -24,7 +24,7 @@ fn param_sets_in_bounds(avcc: &[u8]) -> bool {
         return false;
     };
     let mut at = 6;
-    let mut sets = |n: usize, at: &mut usize| -> bool {
+    let sets = |n: usize, at: &mut usize| -> bool {
         for _ in 0..n {
             let Some(len) = avcc.get(*at..*at + 2) else {
                 return false;

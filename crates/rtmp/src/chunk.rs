@@ -65,6 +65,11 @@ impl ChunkDecoder {
         }
     }
 
+    /// Bytes held in partially received messages.
+    pub(crate) fn partial_bytes(&self) -> usize {
+        self.partial_bytes
+    }
+
     /// Replaces the message-size and partial-bytes bounds (tighter before `publish`).
     pub(crate) fn set_limits(&mut self, max_message_size: u32, max_partial_bytes: usize) {
         self.max_message_size = max_message_size;

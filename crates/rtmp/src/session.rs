@@ -219,6 +219,12 @@ impl ServerSession {
         (!self.out.is_empty()).then(|| self.out.split().freeze())
     }
 
+    /// Bytes the session holds for the peer: partially received messages and, with
+    /// [`Self::handle_input`], unconsumed input (the driver's own buffer is the driver's).
+    pub fn buffered_bytes(&self) -> usize {
+        self.chunks.partial_bytes() + self.inbuf.len()
+    }
+
     /// Total bytes fed in, handshake included (what acknowledgements count).
     pub fn bytes_received(&self) -> u64 {
         self.bytes_received

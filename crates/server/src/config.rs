@@ -251,6 +251,9 @@ pub struct ServerConfig {
     pub http_max_connections: usize,
     /// Open HTTP connections from one address at most (0 = no cap).
     pub http_max_connections_per_ip: usize,
+    /// Memory all RTMP connections that have not yet published may hold together (read
+    /// buffers and partial messages); a connection that would go over it is closed.
+    pub rtmp_pre_publish_budget_bytes: usize,
     /// A request's head must arrive within this many seconds, and a keep-alive connection
     /// with no request for this long is closed (1..=3600).
     pub http_idle_timeout_s: u64,
@@ -267,6 +270,11 @@ pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 /// On a stop, how long connections get to end their pushes before the process goes on
 /// without them (parked recordings, the callback flush).
 pub const SHUTDOWN_DRAIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Default `[server] rtmp_pre_publish_budget_bytes`: 64 MiB, room for ~160 connections at
+/// their per-connection bound (read buffer + `PRE_PUBLISH_MAX_PARTIAL_BYTES`), thousands of
+/// ordinary ones (a handshaking encoder holds one 16 KiB buffer).
+pub const DEFAULT_PRE_PUBLISH_BUDGET: usize = 64 << 20;
 
 /// Default `[server] rtmp_max_connections`.
 pub const DEFAULT_RTMP_MAX_CONNECTIONS: usize = 4096;
@@ -295,6 +303,7 @@ impl Default for ServerConfig {
             http_max_connections: DEFAULT_HTTP_MAX_CONNECTIONS,
             http_max_connections_per_ip: DEFAULT_HTTP_MAX_CONNECTIONS_PER_IP,
             http_idle_timeout_s: 30,
+            rtmp_pre_publish_budget_bytes: DEFAULT_PRE_PUBLISH_BUDGET,
         }
     }
 }

@@ -65,6 +65,8 @@ pub enum Refusal {
     ConnectionLimit,
     /// No `publish` within [`crate::config::PUBLISH_DEADLINE`] of accept.
     PublishDeadline,
+    /// Over `[server] rtmp_pre_publish_budget_bytes` before publishing.
+    MemoryBudget,
 }
 
 impl Refusal {
@@ -76,6 +78,7 @@ impl Refusal {
             Self::Internal => "internal",
             Self::ConnectionLimit => "connection_limit",
             Self::PublishDeadline => "publish_deadline",
+            Self::MemoryBudget => "memory_budget",
         }
     }
 }
@@ -247,6 +250,7 @@ impl Metrics {
             Refusal::Internal,
             Refusal::ConnectionLimit,
             Refusal::PublishDeadline,
+            Refusal::MemoryBudget,
         ] {
             let _ = m.rtmp_refused.get_or_create(&ReasonLabel {
                 reason: why.as_str(),

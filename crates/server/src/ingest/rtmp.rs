@@ -6,7 +6,8 @@
 
 use crate::config::{PUBLISH_DEADLINE, WRITE_TIMEOUT};
 use crate::metrics::Refusal;
-use crate::net::{ConnLimits, WriteTimeout};
+use crate::net::budget::Charge;
+use crate::net::{ConnLimits, MemoryBudget, WriteTimeout};
 use crate::push::{self, PublishRequest, Push};
 use crate::state::AppState;
 use bytes::BytesMut;
@@ -33,6 +34,7 @@ pub const READ_COALESCE: Duration = Duration::from_millis(40);
 
 /// `limits`: the `[server] rtmp_max_connections*` caps, fitted to the descriptor limit.
 pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener, limits: Arc<ConnLimits>) {
+    let budget = MemoryBudget::new(state.cfg.server.rtmp_pre_publish_budget_bytes);
     loop {
         let accepted = tokio::select! {
             _ = state.stop.cancelled() => return,
@@ -58,9 +60,10 @@ pub(crate) async fn serve(state: Arc<AppState>, listener: TcpListener, limits: A
         let _ = sock.set_nodelay(true);
         state.metrics.rtmp_connection();
         let st = state.clone();
+        let charge = budget.charge();
         state.tasks.spawn(async move {
             let _permit = permit;
-            let mut conn = Connection::new(st, peer);
+            let mut conn = Connection::new(st, peer, charge);
             let (errcode, reason) = conn.run(WriteTimeout::new(sock, WRITE_TIMEOUT)).await;
             if let Some(p) = conn.push.take() {
                 p.end(errcode, &reason).await;
@@ -73,14 +76,18 @@ struct Connection {
     st: Arc<AppState>,
     peer: SocketAddr,
     push: Option<Push>,
+    /// What this connection holds until it publishes (then released: a publisher's memory
+    /// is bounded per stream instead).
+    charge: Charge,
 }
 
 impl Connection {
-    fn new(st: Arc<AppState>, peer: SocketAddr) -> Self {
+    fn new(st: Arc<AppState>, peer: SocketAddr, charge: Charge) -> Self {
         Self {
             st,
             peer,
             push: None,
+            charge,
         }
     }
 
@@ -138,6 +145,14 @@ impl Connection {
             } else {
                 READ_BUFFER_MIN
             };
+            if self.push.is_none() && !self.charge.set(buf.capacity() + session.buffered_bytes()) {
+                self.st.metrics.rtmp_refused(Refusal::MemoryBudget);
+                tracing::warn!(peer = %self.peer, "rtmp: connections that have not published hold the whole pre-publish memory budget; closed");
+                return (
+                    errcode::INTERNAL_ERROR,
+                    "pre-publish memory budget exhausted".into(),
+                );
+            }
             // Zero-copy: complete chunks are split off `buf` as `Bytes`; a partial one stays.
             if let Err(e) = session.handle_input_buf(&mut buf, n, &mut events) {
                 tracing::info!(peer = %self.peer, error = %e, "rtmp protocol error");
@@ -225,6 +240,7 @@ impl Connection {
             Ok(p) => {
                 let _ = session.accept_publish();
                 self.push = Some(p);
+                self.charge.set(0);
                 None
             }
             Err(refused) => {

@@ -525,3 +525,39 @@ async fn template_and_rule_counts_are_capped() {
     .await;
     assert_eq!(status, 201, "{text}");
 }
+
+/// Connections that never publish share one memory budget: past it, new ones are closed and
+/// counted, while a real publisher still gets in once they are gone... and the ones already
+/// within the budget stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_rtmp_connections_share_one_memory_budget() {
+    // Each handshaking connection holds at least its 16 KiB read buffer: 4 fit in 70 000 bytes.
+    let mut srv = TestServer::start_with("rtmp_pre_publish_budget_bytes = 70000", "", true).await;
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        let mut s = TcpStream::connect(srv.rtmp()).await.unwrap();
+        s.write_all(&[3u8; 100]).await.unwrap(); // the start of C0C1
+        held.push(s);
+    }
+    let mut closed = 0;
+    for s in &mut held {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(500), s.read(&mut b)).await
+        {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 4, "4 connections over the budget closed");
+    assert_eq!(
+        metric(
+            &srv,
+            "livetape_rtmp_publish_refused_total{reason=\"memory_budget\"} "
+        )
+        .await,
+        4.0
+    );
+    drop(held);
+    assert!(srv.publish("live", "after", &fixture(CLIP_10S)).await);
+    assert_eq!(srv.receiver.next_of(100).await.body["stream_id"], "after");
+}
