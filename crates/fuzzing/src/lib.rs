@@ -158,7 +158,7 @@ pub fn mp4_spool_scan(data: &[u8]) {
 pub fn hls_ts_recovery(data: &[u8]) {
     let n = livetape_hls::whole_frames_len(data);
     assert!(n <= data.len());
-    assert!(n == data.len() || n % 188 == 0, "cut at a packet boundary");
+    assert!(n == data.len() || n.is_multiple_of(188), "cut at a packet boundary");
     assert!(livetape_hls::whole_frames_len(&data[..n]) <= n);
     let _ = livetape_hls::probe_segment(data);
 }
