@@ -12,7 +12,7 @@ secs=${1:-600}
 runs=${2:-10000000}
 shift $(( $# > 2 ? 2 : $# ))
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(rtmp_session amf0 flv_tags codec_configs mp4_spool_scan hls_ts_recovery filelist_params)
+[ ${#targets[@]} -gt 0 ] || targets=(rtmp_session amf0 flv_tags codec_configs mp4_spool_scan hls_ts_recovery filelist_params http_range)
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --version 0.13.1 --locked
 cd fuzz
 for t in "${targets[@]}"; do

@@ -9,7 +9,7 @@ use livetape_media::amf0::Amf0Value;
 pub type Target = fn(&[u8]);
 
 /// The targets, by name (the corpus directory under `fuzz/corpus/`).
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("rtmp_session", rtmp_session),
     ("amf0", amf0),
     ("flv_tags", flv_tags),
@@ -17,6 +17,7 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("mp4_spool_scan", mp4_spool_scan),
     ("hls_ts_recovery", hls_ts_recovery),
     ("filelist_params", filelist_params),
+    ("http_range", http_range),
 ];
 
 /// RTMP server session input after a valid handshake, fed in two pieces (the first byte says
@@ -158,7 +159,10 @@ pub fn mp4_spool_scan(data: &[u8]) {
 pub fn hls_ts_recovery(data: &[u8]) {
     let n = livetape_hls::whole_frames_len(data);
     assert!(n <= data.len());
-    assert!(n == data.len() || n.is_multiple_of(188), "cut at a packet boundary");
+    assert!(
+        n == data.len() || n.is_multiple_of(188),
+        "cut at a packet boundary"
+    );
     assert!(livetape_hls::whole_frames_len(&data[..n]) <= n);
     let _ = livetape_hls::probe_segment(data);
 }
@@ -175,5 +179,25 @@ pub fn filelist_params(data: &[u8]) {
         .collect();
     if let Ok(req) = livetape_tencent::filelist::parse_filelist_params(&params) {
         let _ = (req.sort_desc(), req.offset());
+    }
+}
+
+/// A `Range` header of `/vod` (bucket objects): what it resolves to lies inside the object.
+pub fn http_range(data: &[u8]) {
+    use livetape::model::ByteRange;
+    let (size, value) = match data.split_first_chunk::<8>() {
+        Some((n, rest)) => (u64::from_le_bytes(*n), rest),
+        None => (1000, data),
+    };
+    let Ok(value) = std::str::from_utf8(value) else {
+        return;
+    };
+    if let Some(r) = ByteRange::parse(value)
+        && let Some(got) = r.resolve(size)
+    {
+        assert!(
+            got.start < got.end && got.end <= size,
+            "{r:?} of {size}: {got:?}"
+        );
     }
 }

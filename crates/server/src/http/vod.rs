@@ -3,6 +3,7 @@
 //! same semantics, streamed) or as a presigned redirect.
 
 use super::ApiError;
+use crate::model::ByteRange;
 use crate::state::AppState;
 use crate::store::bucket::Objects;
 use axum::Router;
@@ -11,7 +12,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
-use object_store::GetRange;
 use std::sync::Arc;
 use tower::ServiceExt;
 use tower_http::services::ServeFile;
@@ -91,43 +91,12 @@ async fn vod(
     Ok(resp)
 }
 
-enum Wanted {
-    All,
-    Range(GetRange),
-}
-
-/// Only a single range is served partially; several ranges (rare for players) get the whole
-/// object, as RFC 9110 allows. A malformed header is ignored likewise.
-fn wanted(headers: &HeaderMap) -> Wanted {
-    let Some(v) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return Wanted::All;
-    };
-    let Some(spec) = v.trim().strip_prefix("bytes=") else {
-        return Wanted::All;
-    };
-    if spec.contains(',') {
-        return Wanted::All;
-    }
-    let Some((a, b)) = spec.trim().split_once('-') else {
-        return Wanted::All;
-    };
-    let (a, b) = (a.trim(), b.trim());
-    match (a.parse::<u64>().ok(), b.parse::<u64>().ok()) {
-        (Some(a), Some(b)) if a <= b => Wanted::Range(GetRange::Bounded(a..b.saturating_add(1))),
-        (Some(a), None) if b.is_empty() => Wanted::Range(GetRange::Offset(a)),
-        (None, Some(n)) if a.is_empty() => Wanted::Range(GetRange::Suffix(n)),
-        _ => Wanted::All,
-    }
-}
-
-/// Resolves a range against the object size: `None` when unsatisfiable (416).
-fn resolve(r: &GetRange, size: u64) -> Option<std::ops::Range<u64>> {
-    let (start, end) = match r {
-        GetRange::Bounded(r) => (r.start, r.end.min(size)),
-        GetRange::Offset(o) => (*o, size),
-        GetRange::Suffix(n) => (size.saturating_sub(*n), size),
-    };
-    (start < end).then_some(start..end)
+/// The Range a request asks for (`None`: the whole object).
+fn wanted(headers: &HeaderMap) -> Option<ByteRange> {
+    headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ByteRange::parse)
 }
 
 /// `GET`/`HEAD` of an object for `/vod`: a presigned redirect, or the object streamed with
@@ -181,8 +150,8 @@ async fn from_bucket(
     }
     let size = meta.size;
     let (status, range) = match wanted(headers) {
-        Wanted::All => (StatusCode::OK, 0..size),
-        Wanted::Range(r) => match resolve(&r, size) {
+        None => (StatusCode::OK, 0..size),
+        Some(r) => match r.resolve(size) {
             Some(r) => (StatusCode::PARTIAL_CONTENT, r),
             None => {
                 return built(
@@ -220,10 +189,7 @@ mod tests {
         let h = |v: &str| {
             let mut m = HeaderMap::new();
             m.insert(header::RANGE, v.parse().unwrap());
-            match wanted(&m) {
-                Wanted::All => None,
-                Wanted::Range(r) => Some(resolve(&r, 1000)),
-            }
+            wanted(&m).map(|r| r.resolve(1000))
         };
         assert_eq!(h("bytes=0-99"), Some(Some(0..100)));
         assert_eq!(h("bytes=900-"), Some(Some(900..1000)));
