@@ -370,21 +370,9 @@ async fn recover_spools(st: &Arc<AppState>) {
             "start-up recovery: checking spools left by an earlier run"
         );
     }
-    let started = std::time::Instant::now();
-    let mut last_report = started;
+    let mut progress = crate::metrics::Progress::new("start-up recovery", Some(total));
     for (done, f) in found.into_iter().enumerate() {
-        // Many spools (a crash under load) take a while: say how far it is, every 2 s.
-        if last_report.elapsed() >= std::time::Duration::from_secs(2) {
-            last_report = std::time::Instant::now();
-            let rate = done as f64 / started.elapsed().as_secs_f64().max(0.001);
-            tracing::info!(
-                done,
-                total,
-                per_s = format!("{rate:.1}"),
-                eta_s = ((total - done) as f64 / rate.max(0.001)).round(),
-                "start-up recovery in progress"
-            );
-        }
+        progress.tick(done);
         match f {
             record::recover::Found::Spool(c) if deleted.contains(&c.file_id) => {
                 let _ = record::recover::remove(&c.spool_path);
@@ -425,7 +413,7 @@ async fn recover_spools(st: &Arc<AppState>) {
     if total > 0 {
         tracing::info!(
             spools = total,
-            took_ms = started.elapsed().as_millis() as u64,
+            took_ms = progress.elapsed_ms(),
             "start-up recovery done"
         );
     }

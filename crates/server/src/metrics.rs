@@ -508,6 +508,59 @@ impl Metrics {
     }
 }
 
+/// Log lines for a long job (start-up recovery of many spools, a retention sweep that
+/// deletes many files): how far it is, its rate and, with a known total, the time left —
+/// at most every [`Progress::EVERY`], so a quick job says nothing until its summary.
+pub(crate) struct Progress {
+    job: &'static str,
+    total: Option<usize>,
+    started: std::time::Instant,
+    last: std::time::Instant,
+}
+
+impl Progress {
+    pub(crate) const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+    pub(crate) fn new(job: &'static str, total: Option<usize>) -> Self {
+        let now = std::time::Instant::now();
+        Self {
+            job,
+            total,
+            started: now,
+            last: now,
+        }
+    }
+
+    /// `done` items so far.
+    pub(crate) fn tick(&mut self, done: usize) {
+        if self.last.elapsed() < Self::EVERY {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        match self.total {
+            Some(total) => tracing::info!(
+                job = self.job,
+                done,
+                total,
+                per_s = format!("{rate:.1}"),
+                eta_s = (total.saturating_sub(done) as f64 / rate.max(0.001)).round(),
+                "in progress"
+            ),
+            None => tracing::info!(
+                job = self.job,
+                done,
+                per_s = format!("{rate:.1}"),
+                "in progress"
+            ),
+        }
+    }
+
+    pub(crate) fn elapsed_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,9 @@ impl Retention {
     /// stops or the catalogue fails (the next run goes on).
     pub(crate) async fn enforce(&self, now_ms: i64) -> usize {
         let mut deleted = 0;
+        let mut progress = crate::metrics::Progress::new("retention", None);
         loop {
+            progress.tick(deleted);
             if self.stop.is_cancelled() {
                 return deleted;
             }
@@ -81,6 +83,7 @@ impl Retention {
             if batch.is_empty() {
                 return deleted;
             }
+            progress.tick(deleted);
             for r in batch {
                 if total <= max {
                     return deleted;
