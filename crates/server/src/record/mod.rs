@@ -1284,14 +1284,11 @@ mod tests {
         c
     }
 
-    /// Splits at every keyframe at or after `interval`; the files add up to the input exactly.
-    fn split_exactly(
+    /// A recorder of one format into a fresh data dir (kept alive by the returned guard).
+    fn one_format_recorder(
         format: Format,
-        clip: &livetape_testkit::Clip,
         interval_s: u64,
-        want_files: usize,
-        want: (u64, u64),
-    ) {
+    ) -> (tempfile::TempDir, Storage, Recorder) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path()).unwrap();
         let template = RecordTemplate {
@@ -1312,7 +1309,19 @@ mod tests {
             callbacks: None,
             storage_days: 0,
         };
-        let mut rec = Recorder::new(ctx, &template, storage.spool_dir());
+        let rec = Recorder::new(ctx, &template, storage.spool_dir());
+        (dir, storage, rec)
+    }
+
+    /// Splits at every keyframe at or after `interval`; the files add up to the input exactly.
+    fn split_exactly(
+        format: Format,
+        clip: &livetape_testkit::Clip,
+        interval_s: u64,
+        want_files: usize,
+        want: (u64, u64),
+    ) {
+        let (_dir, storage, mut rec) = one_format_recorder(format, interval_s);
         let (mut closed, mut errors) = (Vec::new(), Vec::new());
         for (i, f) in fixture_frames(clip).iter().enumerate() {
             rec.push(f, 1_000_000 + i as i64, &mut closed, &mut errors);
@@ -1331,27 +1340,7 @@ mod tests {
 
     /// Files made from a clip whose timestamps run 1000× too fast, pushed at `wall_per_frame`.
     fn files_of_stretched_clip(wall_per_frame_ms: i64) -> usize {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Storage::open(dir.path()).unwrap();
-        let template = RecordTemplate {
-            name: "t".into(),
-            formats: vec![Format::Flv],
-            interval_s: 30,
-            resume_s: 0,
-            hls_target_s: 10,
-            storage_days: 0,
-        };
-        let ctx = RecordContext {
-            appid: 1,
-            domain: String::new(),
-            appname: "live".into(),
-            stream: "s".into(),
-            sequence: "1".into(),
-            stream_param: String::new(),
-            callbacks: None,
-            storage_days: 0,
-        };
-        let mut rec = Recorder::new(ctx, &template, storage.spool_dir());
+        let (_dir, _storage, mut rec) = one_format_recorder(Format::Flv, 30);
         let (mut closed, mut errors) = (Vec::new(), Vec::new());
         for (i, f) in fixture_frames(&livetape_testkit::CLIP_10S)
             .iter()
