@@ -219,9 +219,13 @@ async fn put_template<T: TemplateResource>(
 
 /// Refuses a new template once its kind has [`MAX_TEMPLATES`].
 async fn room_for_one<T: TemplateResource>(st: &AppState) -> Result<(), ApiError> {
-    let n = st.catalog.list_templates::<T>().await?.len() as u64;
-    if n >= MAX_TEMPLATES {
-        let what = livetape_catalog::template_what(T::KIND);
+    let n = st.catalog.list_templates::<T>().await?.len();
+    room_beside(n, livetape_catalog::template_what(T::KIND))
+}
+
+/// `n` of a kind (templates or rules) exist: room for one more, or 409.
+fn room_beside(n: usize, what: &str) -> Result<(), ApiError> {
+    if n as u64 >= MAX_TEMPLATES {
         return Err(ApiError::Conflict(format!(
             "{n} {what}s exist, the most there may be ({MAX_TEMPLATES}); delete one first"
         )));
@@ -256,13 +260,7 @@ async fn create_rule<R: RuleResource>(
     b: Result<Json<R::Body>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RuleJson<R>>), ApiError> {
     let def = R::from_body(body(b)?)?;
-    let n = st.catalog.list_rules(R::KIND).await?.len() as u64;
-    if n >= MAX_TEMPLATES {
-        return Err(ApiError::Conflict(format!(
-            "{n} {}s exist, the most there may be ({MAX_TEMPLATES}); delete one first",
-            R::WHAT
-        )));
-    }
+    room_beside(st.catalog.list_rules(R::KIND).await?.len(), R::WHAT)?;
     let r = st
         .catalog
         .insert_rule(R::KIND, &def, st.clock.now_ms())
@@ -410,12 +408,7 @@ impl TemplateResource for CallbackTemplate {
     }
 
     fn check_targets(&self, allow: &[Cidr]) -> Result<(), ApiError> {
-        let urls = [
-            ("stream_begin_url", &self.stream_begin_url),
-            ("stream_end_url", &self.stream_end_url),
-            ("record_url", &self.record_url),
-        ];
-        for (field, u) in urls {
+        for (field, u) in self.urls() {
             if let Some(why) = u.as_deref().and_then(|u| refused_target(u, allow)) {
                 return Err(bad(field, why));
             }

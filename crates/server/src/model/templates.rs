@@ -183,6 +183,15 @@ fn default_retry_interval() -> u64 {
 }
 
 impl CallbackTemplate {
+    /// The receiver URLs, each with the name of its field.
+    pub fn urls(&self) -> [(&'static str, &Option<String>); 3] {
+        [
+            ("stream_begin_url", &self.stream_begin_url),
+            ("stream_end_url", &self.stream_end_url),
+            ("record_url", &self.record_url),
+        ]
+    }
+
     pub fn check(&self) -> Result<(), FieldError> {
         check_template_name("name", &self.name)?;
         if self.key.len() > MAX_CALLBACK_KEY_LEN {
@@ -197,11 +206,7 @@ impl CallbackTemplate {
                 format!("`{REDACTED}` stands for a stored key; send the key itself"),
             ));
         }
-        let urls = [
-            ("stream_begin_url", &self.stream_begin_url),
-            ("stream_end_url", &self.stream_end_url),
-            ("record_url", &self.record_url),
-        ];
+        let urls = self.urls();
         if urls.iter().all(|(_, u)| u.is_none()) {
             return Err(FieldError::new(
                 "record_url",

@@ -1,7 +1,7 @@
 //! Hostile clients against a real server: each limit of SECURITY.md exceeded on purpose, and
 //! what is recording meanwhile unharmed.
 
-use crate::common::{CLIP_10S, TestServer, assert_signed, fixture};
+use crate::common::{CLIP_10S, TestServer, assert_signed, fixture, metric};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,18 +22,6 @@ async fn closed_by_server(sock: &mut TcpStream) -> bool {
         }
     };
     tokio::time::timeout(CLOSE_WAIT, read_to_end).await.is_ok()
-}
-
-async fn metric(srv: &TestServer, line_prefix: &str) -> f64 {
-    let text = reqwest::get(srv.http("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_prefix))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -107,8 +95,8 @@ async fn connections_over_the_per_address_caps_are_closed_at_once() {
     );
     assert_eq!(
         metric(
-            &srv,
-            "livetape_rtmp_publish_refused_total{reason=\"connection_limit\"} "
+            &srv.http(""),
+            "livetape_rtmp_publish_refused_total{reason=\"connection_limit\"}"
         )
         .await,
         1.0
@@ -137,8 +125,8 @@ async fn an_rtmp_client_that_does_not_publish_in_time_is_closed_and_pushes_go_on
     assert!(started.elapsed() >= Duration::from_secs(9));
     assert_eq!(
         metric(
-            &srv,
-            "livetape_rtmp_publish_refused_total{reason=\"publish_deadline\"} "
+            &srv.http(""),
+            "livetape_rtmp_publish_refused_total{reason=\"publish_deadline\"}"
         )
         .await,
         1.0
@@ -551,8 +539,8 @@ async fn unauthenticated_rtmp_connections_share_one_memory_budget() {
     assert_eq!(closed, 4, "4 connections over the budget closed");
     assert_eq!(
         metric(
-            &srv,
-            "livetape_rtmp_publish_refused_total{reason=\"memory_budget\"} "
+            &srv.http(""),
+            "livetape_rtmp_publish_refused_total{reason=\"memory_budget\"}"
         )
         .await,
         4.0

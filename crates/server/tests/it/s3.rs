@@ -8,19 +8,6 @@ use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 
-/// A metric's value from `/metrics` (unlabelled series only); 0 when absent.
-async fn metric(http: &str, name: &str) -> f64 {
-    let text = reqwest::get(format!("{http}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
-}
-
 /// Polls `cond` until true (for states no event announces); fails after [`WAIT`].
 async fn until<F: std::future::Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
     let deadline = std::time::Instant::now() + WAIT;

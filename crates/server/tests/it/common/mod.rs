@@ -272,3 +272,17 @@ pub fn spawn_with(config: &Path, crash_at: Option<&str>, nofile: Option<u64>) ->
         child,
     })
 }
+
+/// A series' value from `/metrics` of the server at `http` (`name` or `name{labels}`, as
+/// exposed); 0 when absent.
+pub async fn metric(http: &str, series: &str) -> f64 {
+    let text = reqwest::get(format!("{http}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
