@@ -18,11 +18,23 @@ pub struct S3Server {
 
 /// A port nobody listens on right now (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    // Below the kernel's ephemeral range (32768–60999): a port taken from `:0` is in it, and
+    // while a test holds it free (to start a server there later) any outgoing connection or
+    // `:0` listener of a parallel test may be handed the same port — s3s-fs then failed to
+    // bind and the readiness check connected to someone else's listener.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos()) as usize
+        ^ std::process::id() as usize;
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    for i in 0..4000 {
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + ((seed + k * 7919 + i) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32000");
 }
 
 impl S3Server {
