@@ -239,6 +239,12 @@ impl Writer {
             key: key.clone(),
             reason: "the catalogue writer has stopped".into(),
         };
+        // The I/O-error sweep: as if the database had dropped the connection (not applied).
+        livetape_failpoint::io("catalog.write").map_err(|e| CatalogError::Commit {
+            op,
+            key: key.clone(),
+            reason: format!("injected: {e}"),
+        })?;
         self.jobs.send(Job { write, done }).map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }

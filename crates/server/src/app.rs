@@ -381,10 +381,7 @@ async fn recover_spools(st: &Arc<AppState>) {
                 if c.spool_path.exists() && record::recover::is_empty(&c.spool_path) =>
             {
                 tracing::info!(file_id = c.file_id, "empty spool discarded");
-                if c.spool_path.is_dir() {
-                    let _ = std::fs::remove_dir(&c.spool_path);
-                }
-                let _ = record::recover::remove(&c.spool_path);
+                let _ = record::recover::discard(&c.spool_path);
             }
             record::recover::Found::Unreadable { spool, reason } => {
                 tracing::error!(spool = %spool.display(), reason, "spool without readable metadata; left in place");

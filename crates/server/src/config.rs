@@ -484,10 +484,18 @@ impl Config {
             }
             fig = fig.merge(Toml::file_exact(path));
         }
-        // LIVETAPE_LOG, LIVETAPE_CONFIG and LIVETAPE_CRASH_AT are the binary's own variables.
+        // LIVETAPE_LOG, LIVETAPE_CONFIG and the fault injection's (crate livetape-failpoint)
+        // are the binary's own variables.
         fig = fig.merge(
             Env::prefixed("LIVETAPE_")
-                .ignore(&["log", "config", "crash_at"])
+                .ignore(&[
+                    "log",
+                    "config",
+                    "crash_at",
+                    "io_fail_at",
+                    "io_fail_errno",
+                    "io_report",
+                ])
                 .split("__"),
         );
         let cfg: Config = fig.extract().map_err(Box::new)?;

@@ -39,8 +39,19 @@ pub const CLIP_60S: Clip = Clip {
     gop: 60,
 };
 
+/// 2 s, 320x180@30, ~300 kbit/s, a keyframe every second: 60 video packets. Small, for the
+/// I/O-error sweep, which runs one push per injected fault.
+pub const CLIP_2S: Clip = Clip {
+    name: "clip-2s-300k",
+    seconds: 2,
+    size: "320x180",
+    fps: 30,
+    video_kbps: 300,
+    gop: 30,
+};
+
 /// Every named clip (for [`crate::fixture`] by name, e.g. from the `fixture` binary).
-pub const CLIPS: [Clip; 2] = [CLIP_10S, CLIP_60S];
+pub const CLIPS: [Clip; 3] = [CLIP_2S, CLIP_10S, CLIP_60S];
 
 pub fn clip_10s() -> PathBuf {
     fixture(&CLIP_10S)

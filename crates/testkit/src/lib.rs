@@ -34,7 +34,7 @@ mod scenario;
 mod tmpfs;
 
 pub use fixtures::{
-    CLIP_10S, CLIP_60S, CLIPS, Clip, clip_10s, clip_60s, fixture, generated, target_dir,
+    CLIP_2S, CLIP_10S, CLIP_60S, CLIPS, Clip, clip_10s, clip_60s, fixture, generated, target_dir,
 };
 #[cfg(feature = "postgres")]
 pub use pg::{DATABASE_URL_ENV, PgDatabase, admin_url, pg_admin};

@@ -80,7 +80,7 @@ pub(crate) async fn commit_file(
         Ok(Ok(done)) => done,
         Ok(Err(record::RecordError::Empty { path, .. })) => {
             tracing::warn!(stream, file_id, "spool held no media frame; discarded");
-            if let Err(e) = record::recover::remove(&path) {
+            if let Err(e) = record::recover::discard(&path) {
                 tracing::warn!(file_id, error = %e, "could not remove spool");
             }
             return;

@@ -83,7 +83,14 @@ pub fn finalize(
             _ => None,
         };
         match finalize_hls(&c.spool_path, segments, &dest) {
-            Ok(done) => done,
+            Ok(Some(done)) => done,
+            Ok(None) => {
+                return Err(RecordError::Empty {
+                    stream: c.ctx.stream.clone(),
+                    format: fmt,
+                    path: c.spool_path.clone(),
+                });
+            }
             Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 return Err(RecordError::Mux {
                     stream: c.ctx.stream.clone(),
@@ -209,23 +216,22 @@ fn pin_meta(spool: &Path, ended_wall_ms: i64, adopted: Option<String>) -> io::Re
 /// run are re-measured from the files (`probe_segment`), a torn tail segment is cut to whole
 /// TS packets or dropped, the final VOD playlist is written, everything is fsynced, and the
 /// directory is renamed into `records/` (atomic; a crash after it is recovered from `dest`).
+/// `None`: not one complete segment, nothing to catalogue.
 fn finalize_hls(
     spool: &Path,
     segments: Option<Vec<SegmentInfo>>,
     dest: &Path,
-) -> io::Result<(u64, u64)> {
+) -> io::Result<Option<(u64, u64)>> {
     let dir = if spool.exists() { spool } else { dest };
     let segments = match segments {
         Some(s) => s,
         None => measure_segments(dir)?,
     };
     if segments.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "no complete HLS segment",
-        ));
+        return Ok(None);
     }
     let playlist = livetape_hls::rebuild_playlist(&segments, true);
+    crate::failpoint::io("finalize.hls_playlist")?;
     let tmp = dir.join(".playlist.tmp");
     std::fs::write(&tmp, playlist.as_bytes())?;
     std::fs::rename(&tmp, dir.join(HLS_PLAYLIST))?;
@@ -240,13 +246,14 @@ fn finalize_hls(
     if dir != dest {
         let parent = dest.parent().ok_or_else(|| io::Error::other("no parent"))?;
         std::fs::create_dir_all(parent)?;
+        crate::failpoint::io("finalize.hls_rename")?;
         std::fs::rename(dir, dest)?;
         sync_dir(parent)?;
         if let Some(spool_dir) = spool.parent() {
             sync_dir(spool_dir)?;
         }
     }
-    Ok((size, segments.iter().map(|s| s.duration_ms).sum()))
+    Ok(Some((size, segments.iter().map(|s| s.duration_ms).sum())))
 }
 
 /// Rebuilds the segment list of an HLS directory from the segment files themselves.

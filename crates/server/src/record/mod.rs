@@ -749,10 +749,11 @@ impl Recorder {
                 && let Some(f) = out.file.take()
             {
                 out.split_pending = false;
-                match close_file(&self.ctx, out.format, f, now_ms, &self.meters) {
-                    Ok(c) => closed.push(c),
-                    Err(e) => errors.push(e),
+                let (c, e) = close_file(&self.ctx, out.format, f, now_ms, &self.meters);
+                if let Some(e) = e {
+                    close_failed(out.format, &c.file_id, e, &mut self.statuses, errors);
                 }
+                closed.push(c);
                 crate::failpoint::hit("record.split");
             }
             // A file starts only at a split point (the first one: where the start gate opened).
@@ -924,11 +925,11 @@ impl Recorder {
             error: Some(e.to_string()),
         });
         errors.push(e);
-        // What was written stays a valid spool: close it so it is still catalogued.
-        if let Some(f) = out.file.take()
-            && let Ok(c) = close_file(&self.ctx, out.format, f, now_ms, &self.meters)
-        {
-            closed.push(c);
+        // What reached the spool before the failure is still catalogued. Nothing more is
+        // written to it (a failed write may have left part of a batch): finalize plans from
+        // what the file holds, as start-up recovery does, which cuts a torn tail.
+        if let Some(f) = out.file.take() {
+            closed.push(abandon_file(&self.ctx, out.format, f, now_ms));
         }
     }
 
@@ -966,10 +967,11 @@ impl Recorder {
             out.paused = true;
             let file_id = out.file.as_ref().map(|f| f.file_id.clone());
             if let Some(f) = out.file.take() {
-                match close_file(&self.ctx, out.format, f, now_ms, &self.meters) {
-                    Ok(c) => closed.push(c),
-                    Err(e) => errors.push(e),
+                let (c, e) = close_file(&self.ctx, out.format, f, now_ms, &self.meters);
+                if let Some(e) = e {
+                    close_failed(out.format, &c.file_id, e, &mut self.statuses, errors);
                 }
+                closed.push(c);
             }
             if out.started || never_started {
                 self.statuses.push(RecordStatus {
@@ -1071,10 +1073,11 @@ impl Recorder {
         }
         for out in &mut self.outputs {
             if let Some(f) = out.file.take() {
-                match close_file(&self.ctx, out.format, f, now_ms, &self.meters) {
-                    Ok(c) => closed.push(c),
-                    Err(e) => errors.push(e),
+                let (c, e) = close_file(&self.ctx, out.format, f, now_ms, &self.meters);
+                if let Some(e) = e {
+                    close_failed(out.format, &c.file_id, e, &mut self.statuses, errors);
                 }
+                closed.push(c);
             }
             if out.started {
                 self.statuses.push(RecordStatus {
@@ -1210,13 +1213,50 @@ fn open_file(
     })
 }
 
+/// A file's last writes failed as it closed: what it held is still finalized, and the loss
+/// of its unflushed tail is announced (event 332 `record_error`) as any failed write is.
+fn close_failed(
+    format: Format,
+    file_id: &str,
+    e: RecordError,
+    statuses: &mut Vec<RecordStatus>,
+    errors: &mut Vec<RecordError>,
+) {
+    statuses.push(RecordStatus {
+        format,
+        kind: StatusKind::Error,
+        file_id: Some(file_id.to_owned()),
+        error: Some(e.to_string()),
+    });
+    errors.push(e);
+}
+
+/// A file whose spool failed a write, for finalize from what it holds (`ClosePlan::Recover`).
+fn abandon_file(ctx: &Arc<RecordContext>, format: Format, f: OpenFile, now_ms: i64) -> ClosedFile {
+    ClosedFile {
+        video: video_info(f.tracks.video_codec, f.tracks.video.as_ref())
+            .filter(|_| format != Format::Aac),
+        ctx: Arc::clone(ctx),
+        format,
+        file_id: f.file_id,
+        spool_path: f.spool.path().to_path_buf(),
+        started_wall_ms: f.started_wall_ms,
+        ended_wall_ms: now_ms,
+        media_start_ms: f.first_dts,
+        plan: muxer::ClosePlan::Recover,
+    }
+}
+
+/// Closes a file for finalize. If its last writes fail, what reached the spool before is
+/// still finalized, from a plan rebuilt from the spool's contents as start-up recovery does
+/// (`ClosePlan::Recover`): the error is returned beside it, and nothing flushed is lost.
 fn close_file(
     ctx: &Arc<RecordContext>,
     format: Format,
     mut f: OpenFile,
     now_ms: i64,
     meters: &RecordMeters,
-) -> Result<ClosedFile, RecordError> {
+) -> (ClosedFile, Option<RecordError>) {
     if f.dropped_joining > 0 {
         tracing::info!(
             stream = %ctx.stream,
@@ -1232,8 +1272,14 @@ fn close_file(
         .close(&mut f.spool)
         .and_then(|plan| f.spool.finish().map(|()| plan).map_err(Into::into));
     f.sync_meter();
-    let plan = plan.map_err(|e| err(ctx, format, &f.spool, e))?;
-    Ok(ClosedFile {
+    let (plan, error) = match plan {
+        Ok(plan) => (plan, None),
+        Err(e) => (
+            muxer::ClosePlan::Recover,
+            Some(err(ctx, format, &f.spool, e)),
+        ),
+    };
+    let closed = ClosedFile {
         // An audio-only format never describes the push's video.
         video: video_info(f.tracks.video_codec, f.tracks.video.as_ref())
             .filter(|_| format != Format::Aac),
@@ -1245,7 +1291,8 @@ fn close_file(
         ended_wall_ms: now_ms,
         media_start_ms: f.first_dts,
         plan,
-    })
+    };
+    (closed, error)
 }
 
 #[cfg(test)]

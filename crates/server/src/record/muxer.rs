@@ -227,6 +227,16 @@ pub(crate) struct ResolvedPlan {
     pub empty: bool,
 }
 
+impl ResolvedPlan {
+    const EMPTY: ResolvedPlan = ResolvedPlan {
+        prefix: Bytes::new(),
+        ranges: Vec::new(),
+        duration_ms: 0,
+        in_place: false,
+        empty: true,
+    };
+}
+
 /// Why a spool's plan could not be made: its file could not be read (worth retrying), or its
 /// content is malformed (never will be).
 pub(crate) enum PlanError {
@@ -236,6 +246,12 @@ pub(crate) enum PlanError {
 
 impl ClosePlan {
     pub fn resolve(self, format: Format, spool: &Path) -> Result<ResolvedPlan, PlanError> {
+        // A spool whose very first write failed holds nothing, not even a header.
+        if matches!(self, Self::Recover)
+            && std::fs::metadata(spool).map_err(PlanError::Io)?.len() == 0
+        {
+            return Ok(ResolvedPlan::EMPTY);
+        }
         match self {
             Self::Recover if format == Format::Flv => {
                 let p = recover_flv(spool)?;
@@ -259,7 +275,9 @@ impl ClosePlan {
                 Err(PlanError::Malformed("an HLS spool is not copied".into()))
             }
             Self::Mp4 | Self::Recover => {
-                let p = plan_mp4(spool)?;
+                let Some(p) = plan_mp4(spool)? else {
+                    return Ok(ResolvedPlan::EMPTY);
+                };
                 Ok(ResolvedPlan {
                     prefix: p.prefix,
                     ranges: p.copy_ranges.iter().map(|r| (r.offset, r.len)).collect(),
@@ -297,7 +315,8 @@ fn recover_flv(spool: &Path) -> Result<livetape_flv::FinalizePlan, PlanError> {
 
 /// Drives the sans-IO spool scanner over the file: it asks only for box headers and
 /// `moov`/`moof` boxes, never the media payload.
-fn plan_mp4(spool: &Path) -> Result<livetape_mp4::FinalizePlan, PlanError> {
+/// `None`: the spool holds no sample.
+fn plan_mp4(spool: &Path) -> Result<Option<livetape_mp4::FinalizePlan>, PlanError> {
     use std::io::{Read, Seek, SeekFrom};
     let ctx = PlanError::Io;
     let mut f = std::fs::File::open(spool).map_err(ctx)?;
@@ -312,9 +331,11 @@ fn plan_mp4(spool: &Path) -> Result<livetape_mp4::FinalizePlan, PlanError> {
             .feed(&buf)
             .map_err(|e| PlanError::Malformed(e.to_string()))?;
     }
-    scanner
-        .finish()
-        .map_err(|e| PlanError::Malformed(e.to_string()))
+    match scanner.finish() {
+        Ok(p) => Ok(Some(p)),
+        Err(livetape_mp4::Mp4Error::Empty) => Ok(None),
+        Err(e) => Err(PlanError::Malformed(e.to_string())),
+    }
 }
 
 /// Performs what one `HlsWriter` call produced: finish a segment (and republish the

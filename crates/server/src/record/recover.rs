@@ -37,6 +37,7 @@ pub fn meta_path(spool: &Path) -> PathBuf {
 }
 
 pub fn write_meta(spool: &Path, meta: &SpoolMeta) -> io::Result<()> {
+    crate::failpoint::io("spool.meta")?;
     let json = serde_json::to_vec(meta).map_err(io::Error::other)?;
     // Replace atomically: a crash mid-write must not leave unreadable metadata.
     let tmp = spool.with_extension("json.tmp");
@@ -53,6 +54,7 @@ pub fn read_meta(spool: &Path) -> Result<SpoolMeta, String> {
 /// Removes a spool and its metadata once its recording is catalogued. An HLS spool was
 /// renamed into `records/` by finalize, so only its metadata is left to remove.
 pub fn remove(spool: &Path) -> io::Result<()> {
+    crate::failpoint::io("spool.remove")?;
     let gone = |r: io::Result<()>| match r {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
@@ -61,6 +63,15 @@ pub fn remove(spool: &Path) -> io::Result<()> {
         gone(std::fs::remove_file(spool))?;
     }
     gone(std::fs::remove_file(meta_path(spool)))
+}
+
+/// Removes a spool that holds nothing to catalogue (no media frame, or not one complete HLS
+/// segment), directory and all, and its metadata.
+pub fn discard(spool: &Path) -> io::Result<()> {
+    if spool.is_dir() {
+        std::fs::remove_dir_all(spool)?;
+    }
+    remove(spool)
 }
 
 /// Where spools that can never be finalized are moved (inside the spool directory, which

@@ -67,6 +67,7 @@ impl Spool {
     /// A file spool. `write_behind`: see [`WRITE_BEHIND_BYTES`]; off for spools that are
     /// only read back and copied (MP4), whose pages finalize reads again.
     pub fn create(path: &Path, now_ms: i64, write_behind: bool) -> io::Result<Self> {
+        crate::failpoint::io("spool.create")?;
         // create_new: a file id collision must never overwrite another recording.
         let file = OpenOptions::new().write(true).create_new(true).open(path)?;
         Ok(Self::new(path, Some(file), now_ms, write_behind))
@@ -74,6 +75,7 @@ impl Spool {
 
     /// A directory spool (HLS): segments are opened inside it one after the other.
     pub fn create_dir(path: &Path, now_ms: i64) -> io::Result<Self> {
+        crate::failpoint::io("spool.create")?;
         // create_dir fails if it exists: an id collision never mixes two recordings.
         std::fs::create_dir(path)?;
         Ok(Self::new(path, None, now_ms, true))
@@ -99,6 +101,7 @@ impl Spool {
     pub fn open_segment(&mut self, name: &str) -> io::Result<()> {
         self.flush()?;
         self.write_behind_now();
+        crate::failpoint::io("spool.segment")?;
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -110,6 +113,7 @@ impl Spool {
 
     /// Directory spools: writes `name` beside the segments, atomically (temp + rename).
     pub fn write_beside(&self, name: &str, contents: &[u8]) -> io::Result<()> {
+        crate::failpoint::io("spool.beside")?;
         let tmp = self.path.join(format!(".{name}.tmp"));
         std::fs::write(&tmp, contents)?;
         std::fs::rename(tmp, self.path.join(name))
@@ -194,6 +198,7 @@ impl Spool {
             return Ok(());
         }
         let file = self.file.as_deref().ok_or_else(no_segment)?;
+        crate::failpoint::io("spool.write")?;
         write_all_vectored(file, &self.pending)?;
         self.flushed += self.pending_len as u64;
         self.file_len += self.pending_len as u64;

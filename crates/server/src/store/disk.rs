@@ -218,6 +218,7 @@ pub fn materialize(
     let dir = dest
         .parent()
         .ok_or_else(|| io::Error::other("no parent dir"))?;
+    crate::failpoint::io("finalize.copy")?;
     fs::create_dir_all(dir)?;
     let mut src = File::open(spool)?;
     let mut out = OpenOptions::new()
@@ -239,6 +240,7 @@ pub fn materialize(
             }
             total += copied;
         }
+        crate::failpoint::io("finalize.fsync")?;
         out.sync_all()?;
         Ok(total)
     })();
@@ -261,6 +263,7 @@ pub fn adopt_spool(spool: &Path, dest: &Path) -> io::Result<u64> {
     let dir = dest
         .parent()
         .ok_or_else(|| io::Error::other("no parent dir"))?;
+    crate::failpoint::io("finalize.adopt")?;
     fs::create_dir_all(dir)?;
     fs::rename(spool, dest)?;
     File::open(dest)?.sync_all()?;
@@ -275,6 +278,7 @@ pub fn adopt_spool(spool: &Path, dest: &Path) -> io::Result<u64> {
 /// crash goes): the in-place finalize of a spool whose head had room reserved for it.
 pub fn rewrite_head(path: &Path, head: &[u8], len: u64) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
+    crate::failpoint::io("finalize.head")?;
     let f = OpenOptions::new().write(true).open(path)?;
     f.write_all_at(head, 0)?;
     if f.metadata()?.len() != len {

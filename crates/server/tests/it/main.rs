@@ -16,6 +16,7 @@ mod disk;
 mod formats;
 mod hevc;
 mod hostile;
+mod io_sweep;
 mod live;
 mod metrics;
 mod order;

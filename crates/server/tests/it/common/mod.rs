@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use livetape_testkit::{
-    CALLBACK_KEY, CLIP_10S, CLIP_60S, Clip, Delivery, HANG, Pace, PgDatabase, Receiver, S3_BUCKET,
-    S3Server, Scenario, probe_counts, publish,
+    CALLBACK_KEY, CLIP_2S, CLIP_10S, CLIP_60S, Clip, Delivery, HANG, Pace, PgDatabase, Receiver,
+    S3_BUCKET, S3Server, Scenario, probe_counts, publish,
 };
 /// Upper bound for anything awaited; tests wait on events, this only stops a hang.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -226,6 +226,15 @@ pub fn spawn_maybe(config: &Path, crash_at: Option<&str>) -> Option<Proc> {
 /// Like [`spawn_maybe`], with the descriptor limit (soft and hard) set to `nofile` by
 /// util-linux `prlimit`, as an operator's `ulimit -n` would.
 pub fn spawn_with(config: &Path, crash_at: Option<&str>, nofile: Option<u64>) -> Option<Proc> {
+    let env: Vec<(&str, &str)> = crash_at
+        .map(|p| ("LIVETAPE_CRASH_AT", p))
+        .into_iter()
+        .collect();
+    spawn_env(config, &env, nofile)
+}
+
+/// Like [`spawn_with`], with more environment variables (e.g. the I/O-error sweep's).
+pub fn spawn_env(config: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Option<Proc> {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let bin = env!("CARGO_BIN_EXE_livetape");
@@ -245,9 +254,7 @@ pub fn spawn_with(config: &Path, crash_at: Option<&str>, nofile: Option<u64>) ->
         )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    if let Some(p) = crash_at {
-        cmd.env("LIVETAPE_CRASH_AT", p);
-    }
+    cmd.envs(env.iter().copied());
     let mut child = cmd.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
