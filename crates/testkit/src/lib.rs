@@ -11,8 +11,9 @@
 //!   WHIP, RTMPS — and it reads Enhanced FLV, which Debian's ffprobe 5.1 cannot.
 //! * Feature `net`: a real callback [`Receiver`], the ffmpeg [`publish`]er, a real
 //!   S3-compatible server ([`S3Server`], `s3s-fs`) and the [`Scenario`] builder of a test
-//!   server's config, a [`TcpProxy`] to cut a database off, and [`Tmpfs`]: a real small file system to fill up or make read-only.
-//! * Feature `postgres`: throwaway databases ([`PgDatabase`]) through `TEST_DATABASE_URL`.
+//!   server's config, and [`Tmpfs`]: a real small file system to fill up or make read-only.
+//! * Feature `postgres`: throwaway databases ([`PgDatabase`]) through `TEST_DATABASE_URL`, and
+//!   private clusters to stop and start ([`PgCluster`], Debian's `pg_createcluster`).
 //!
 //! Depends on nothing of livetape, so every crate can use it.
 
@@ -20,8 +21,6 @@ mod fixtures;
 #[cfg(feature = "postgres")]
 mod pg;
 mod probe;
-#[cfg(feature = "net")]
-mod proxy;
 #[cfg(feature = "net")]
 mod publisher;
 #[cfg(feature = "net")]
@@ -37,10 +36,8 @@ pub use fixtures::{
     CLIP_2S, CLIP_10S, CLIP_60S, CLIPS, Clip, clip_10s, clip_60s, fixture, generated, target_dir,
 };
 #[cfg(feature = "postgres")]
-pub use pg::{DATABASE_URL_ENV, PgDatabase, admin_url, pg_admin};
+pub use pg::{DATABASE_URL_ENV, PgCluster, PgDatabase, admin_url, pg_admin};
 pub use probe::{Counts, count_packets, decode_errors, ffmpeg9, probe_counts};
-#[cfg(feature = "net")]
-pub use proxy::TcpProxy;
 #[cfg(feature = "net")]
 pub use publisher::{Pace, publish};
 #[cfg(feature = "net")]

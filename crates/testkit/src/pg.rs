@@ -56,3 +56,77 @@ pub async fn pg_admin(admin: &str, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let _ = conn.close().await;
 }
+
+/// A private PostgreSQL cluster of its own (Debian's `pg_createcluster`, on a free port,
+/// trust auth on 127.0.0.1), for the fault tests that stop and start the real server with
+/// `pg_ctlcluster` — the shared cluster of [`PgDatabase`] must stay up for the other tests.
+/// Needs root (CI runs as root). Dropped with `pg_dropcluster --stop`.
+pub struct PgCluster {
+    name: String,
+    version: String,
+    /// The cluster's `postgres` database, as the `postgres` superuser.
+    pub url: String,
+}
+
+impl PgCluster {
+    pub fn create() -> Self {
+        let version = std::fs::read_dir("/etc/postgresql")
+            .expect("Debian's postgresql-common (/etc/postgresql): run ./scripts/test.sh")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .max_by_key(|v| v.parse::<u32>().unwrap_or(0))
+            .expect("an installed PostgreSQL major version");
+        let port = crate::free_port();
+        let name = format!("lt{port}");
+        run(
+            "pg_createcluster",
+            &[
+                &version,
+                &name,
+                "-p",
+                &port.to_string(),
+                "--",
+                "--auth=trust",
+            ],
+        );
+        let c = Self {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            name,
+            version,
+        };
+        c.start();
+        c
+    }
+
+    /// `pg_ctlcluster … stop -m fast`: every connection is closed and the port stops answering.
+    pub fn stop(&self) {
+        run(
+            "pg_ctlcluster",
+            &[&self.version, &self.name, "stop", "-m", "fast"],
+        );
+    }
+
+    /// `pg_ctlcluster … start` (waits until it accepts connections).
+    pub fn start(&self) {
+        run("pg_ctlcluster", &[&self.version, &self.name, "start"]);
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pg_dropcluster")
+            .args([&self.version, &self.name, "--stop"])
+            .output();
+    }
+}
+
+fn run(program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e} (Debian's postgresql-common; needs root)"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -60,96 +60,102 @@ async fn records_and_lists_on_postgres() {
     db.drop_db().await;
 }
 
-/// The database away for longer than `lease_s` while a push records (every connection reset,
-/// new ones refused, through a proxy in front of the real PostgreSQL): `/healthz` stays 200,
-/// `/readyz` says 503, the push goes on recording, and once the database is back the node
-/// does not end its own live push as "publishing node lost" (it once did: the lease keeper saw
-/// its own lapsed lease). The push's one event 0 is its real end.
+/// `[cluster]` and `[catalog]` of node `id` on `pg`.
+fn node(pg: &PgCluster, id: &str) -> String {
+    format!(
+        "[cluster]\nnode_id = \"{id}\"\nlease_s = 3\nclaim_s = 4\n[catalog]\nurl = \"{}\"\n",
+        pg.url
+    )
+}
+
+/// PostgreSQL stopped for real (`pg_ctlcluster stop -m fast`) for longer than `lease_s` while
+/// node a records a push, with node b on the same catalogue: `/healthz` stays 200, `/readyz`
+/// says 503, the push goes on recording; b, asked for the same stream during the outage,
+/// refuses it (it cannot take the stream's lease), so two nodes never record one stream; and
+/// once the database is back neither node ends a's push as "publishing node lost" (a node
+/// once did, for its own lease). The push's one event 0 is its real end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_outage_longer_than_the_lease_does_not_end_live_pushes() {
-    let db = PgDatabase::create().await;
-    let pg: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
-    assert!(db.url.contains("@127.0.0.1:5432/"), "{}", db.url);
-    let proxy = livetape_testkit::TcpProxy::start(pg).await;
-    let url = db
-        .url
-        .replace("@127.0.0.1:5432/", &format!("@{}/", proxy.addr));
-    let extra = format!("[cluster]\nlease_s = 3\n[catalog]\nurl = \"{url}\"\n");
-    let mut s = TestServer::start(&extra).await;
-    let (addr, clip) = (s.rtmp(), fixture(CLIP_10S));
+async fn a_database_stopped_longer_than_the_lease_ends_no_push_and_no_node_takes_it() {
+    let pg = PgCluster::create();
+    let mut a = TestServer::start(&node(&pg, "a")).await;
+    let b = TestServer::start(&node(&pg, "b")).await;
+    let (addr, clip) = (a.rtmp(), fixture(CLIP_10S));
     let push =
         tokio::spawn(async move { publish(addr, "live", "outage", &clip, Pace::Realtime).await });
-    let begin = s.receiver.next_of(1).await.body;
+    let begin = a.receiver.next_of(1).await.body;
     assert_eq!(begin["stream_id"], "outage");
 
-    proxy.cut();
+    pg.stop();
+    let stopped = std::time::Instant::now();
     let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let r = client.get(s.http("/readyz")).send().await.unwrap();
-        if r.status() == 503 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "readyz never said 503"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let h = client.get(s.http("/healthz")).send().await.unwrap();
+    let r = client.get(a.http("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503, "readyz while the database is down");
+    let h = client.get(a.http("/healthz")).send().await.unwrap();
     assert_eq!(h.status(), 200, "healthz stays up: the push still records");
     let h: Value = h.json().await.unwrap();
     assert_eq!(h["catalogue"], "unreachable", "{h}");
     assert_eq!(h["live_streams"], 1, "{h}");
-    // The outage itself: longer than lease_s, so every lease in the database has lapsed.
-    tokio::time::sleep(std::time::Duration::from_millis(4_500)).await;
-    proxy.restore();
+    // The same stream on the other node while nobody can check the lease: refused.
+    assert!(
+        !b.publish("live", "outage", &fixture(CLIP_2S)).await,
+        "b recorded a stream live on a"
+    );
+    // Longer than lease_s, so every lease in the database has lapsed.
+    tokio::time::sleep_until((stopped + std::time::Duration::from_millis(4_500)).into()).await;
+    pg.start();
 
     assert!(push.await.unwrap(), "the publisher got through the outage");
-    let end = s.receiver.next_of(0).await.body;
-    assert_ne!(
-        end["errcode"],
-        livetape_tencent::errcode::INTERNAL_ERROR,
-        "ended as lost: {end}"
+    let end = a.receiver.next_of(0).await.body;
+    assert_eq!(
+        end["errcode"], 1,
+        "the publisher's own end, not a lost node: {end}"
     );
     let duration: u64 = end["push_duration"].as_str().unwrap().parse().unwrap();
     assert!(
         (9_000..13_000).contains(&duration),
         "push_duration {duration}"
     );
-    let file = s.receiver.next_of(100).await.body;
-    let path = s.download(&file).await;
+    let file = a.receiver.next_of(100).await.body;
+    let path = a.download(&file).await;
     assert_eq!(probe_counts(&path), (300, 470), "every frame recorded");
     // No second event 0 (a late "publishing node lost") after the real one.
-    while let Some(d) = s.receiver.try_next() {
+    while let Some(d) = a.receiver.try_next() {
         assert_ne!(d.body["event_type"], 0, "a second event 0: {}", d.body);
     }
-    let r = client.get(s.http("/readyz")).send().await.unwrap();
+    let listed: Value = reqwest::get(b.http("/v1/recordings?stream_id=outage"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["total"], 1,
+        "one recording of the stream, a's: {listed}"
+    );
+    assert!(
+        !b.data_path("records").join("live").exists(),
+        "b recorded nothing"
+    );
+    let r = client.get(a.http("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    s.running.shutdown().await;
-    db.drop_db().await;
+    a.running.shutdown().await;
+    b.running.shutdown().await;
 }
 
-/// The database away when a push ends (cut before the end, back seconds after it): the
-/// push's end and its file are written once the database is back — retried, not dropped —
-/// with their true facts: event 0 with the publisher's errcode and real duration, then event
-/// 100 for the whole file. (Before, both were only logged as failed and waited for the next
-/// start, whose recovery reported errcode 5 "server restart".)
+/// PostgreSQL stopped (`pg_ctlcluster`) before a push ends and started 12 s after: the push's
+/// end and its file are written once the database is back — retried, not dropped — with their
+/// true facts: event 0 with the publisher's errcode and real duration, then event 100 for the
+/// whole file. (Before, both were only logged as failed and waited for the next start, whose
+/// recovery reported errcode 5 "server restart".)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_push_that_ends_while_the_database_is_away_is_written_when_it_is_back() {
-    let db = PgDatabase::create().await;
-    let pg: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
-    let proxy = livetape_testkit::TcpProxy::start(pg).await;
-    let url = db
-        .url
-        .replace("@127.0.0.1:5432/", &format!("@{}/", proxy.addr));
-    let extra = format!("[catalog]\nurl = \"{url}\"\n");
-    let mut s = TestServer::start(&extra).await;
+async fn a_push_that_ends_while_the_database_is_stopped_is_written_when_it_is_back() {
+    let pg = PgCluster::create();
+    let mut s = TestServer::start(&node(&pg, "a")).await;
     let (addr, clip) = (s.rtmp(), fixture(CLIP_10S));
     let push =
         tokio::spawn(async move { publish(addr, "live", "ending", &clip, Pace::Realtime).await });
     s.receiver.next_of(1).await;
-    proxy.cut();
+    pg.stop();
     assert!(
         push.await.unwrap(),
         "the publisher finished during the outage"
@@ -157,7 +163,7 @@ async fn a_push_that_ends_while_the_database_is_away_is_written_when_it_is_back(
     // The end and the file happened while the database was away; it stays away longer than
     // the pool waits for a connection (5 s) twice over, so their first writes fail.
     tokio::time::sleep(std::time::Duration::from_secs(12)).await;
-    proxy.restore();
+    pg.start();
 
     let (mut end, mut file) = (None, None);
     while end.is_none() || file.is_none() {
@@ -191,5 +197,4 @@ async fn a_push_that_ends_while_the_database_is_away_is_written_when_it_is_back(
         "no spool left behind"
     );
     s.running.shutdown().await;
-    db.drop_db().await;
 }

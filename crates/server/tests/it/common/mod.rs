@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use livetape_testkit::{
-    CALLBACK_KEY, CLIP_2S, CLIP_10S, CLIP_60S, Clip, Delivery, HANG, Pace, PgDatabase, Receiver,
-    S3_BUCKET, S3Server, Scenario, probe_counts, publish,
+    CALLBACK_KEY, CLIP_2S, CLIP_10S, CLIP_60S, Clip, Delivery, HANG, Pace, PgCluster, PgDatabase,
+    Receiver, S3_BUCKET, S3Server, Scenario, probe_counts, publish,
 };
 /// Upper bound for anything awaited; tests wait on events, this only stops a hang.
 pub const WAIT: Duration = Duration::from_secs(30);
