@@ -437,6 +437,16 @@ impl Catalog {
             let mut tx = pool.begin_write().await.map_err(db_err(OP, key()))?;
             // An uploaded recording's object goes too (`uploads.rs`).
             queue_object_garbage_in(&mut Conn::from(&mut *tx), file_id, now_ms).await?;
+            // The file's node, if it is a copy on one node's disk (`local_node`).
+            sqlx::query(
+                "INSERT INTO garbage (file_id, path, created_at_ms, node) \
+                 SELECT file_id, path, $2, local_node FROM recordings WHERE file_id = $1",
+            )
+            .bind(file_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err(OP, key()))?;
             let row: Option<Recording> = sqlx::query_as(concat!(
                 "DELETE FROM recordings WHERE file_id = $1 RETURNING ",
                 recording_cols!()
@@ -449,13 +459,6 @@ impl Catalog {
                 // Nothing changed; dropping the transaction rolls it back.
                 return Ok(None);
             };
-            sqlx::query("INSERT INTO garbage (file_id, path, created_at_ms) VALUES ($1, $2, $3)")
-                .bind(&row.file_id)
-                .bind(&row.path)
-                .bind(now_ms)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err(OP, key()))?;
             tx.commit().await.map_err(db_err(OP, key()))?;
             Ok(Some(row))
         })
@@ -512,14 +515,30 @@ impl Catalog {
     }
 
     /// Files queued for removal by [`Catalog::tombstone_recording`] and not
-    /// yet forgotten, as `(file_id, path)`, oldest first.
-    pub async fn garbage(&self) -> Result<Vec<(String, String)>> {
+    /// yet forgotten that are `node`'s to remove (its own, and those of no
+    /// particular node), as `(file_id, path)`, oldest first.
+    pub async fn garbage(&self, node: &str) -> Result<Vec<(String, String)>> {
         on_pool!(&self.db, |pool| sqlx::query_as(
-            "SELECT file_id, path FROM garbage ORDER BY created_at_ms, file_id"
+            "SELECT file_id, path FROM garbage WHERE node IS NULL OR node = $1 \
+             ORDER BY created_at_ms, file_id"
         )
+        .bind(node)
         .fetch_all(pool)
         .await)
         .map_err(db_err("garbage", ""))
+    }
+
+    /// The path of garbage row `file_id` if it is `node`'s to remove (see
+    /// [`Catalog::garbage`]).
+    pub async fn garbage_of(&self, file_id: &str, node: &str) -> Result<Option<String>> {
+        on_pool!(&self.db, |pool| sqlx::query_scalar(
+            "SELECT path FROM garbage WHERE file_id = $1 AND (node IS NULL OR node = $2)"
+        )
+        .bind(file_id)
+        .bind(node)
+        .fetch_optional(pool)
+        .await)
+        .map_err(db_err("garbage_of", format_args!("file_id={file_id}")))
     }
 
     /// Drops a garbage row once its file is gone. Returns whether it existed.

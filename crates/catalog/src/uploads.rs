@@ -141,8 +141,9 @@ impl Catalog {
     /// The object is in the bucket: in one transaction the recordings row is inserted (with
     /// `storage = 's3'` and its object key), the held events move into the outbox (due at
     /// `now_ms`), the upload row goes, and, when the local copy is not kept, its path is
-    /// queued in `garbage` under `local_garbage_id` (then removed by the caller, the same
-    /// two-phase delete as retention). Returns false if there was no such upload (done
+    /// queued in `garbage` under `local_garbage_id` for the uploading node (then removed by
+    /// the caller, the same two-phase delete as retention); when it is kept, the recording
+    /// names that node as the copy's holder (`local_node`). Returns false if there was no such upload (done
     /// already).
     pub async fn upload_done(
         &self,
@@ -157,11 +158,13 @@ impl Catalog {
             let inserted = sqlx::query(concat!(
                 "INSERT INTO recordings (",
                 recording_cols!(),
-                ", storage, object_key) SELECT ",
+                ", storage, object_key, local_node) SELECT ",
                 recording_cols!(),
-                ", 's3', object_key FROM uploads WHERE file_id = $1"
+                // Kept locally (no local garbage): the uploading node holds the copy.
+                ", 's3', object_key, CASE WHEN $2 THEN node END FROM uploads WHERE file_id = $1"
             ))
             .bind(file_id)
+            .bind(local_garbage_id.is_none())
             .execute(&mut *tx)
             .await
             .map_err(db_err(OP, key()))?
@@ -186,15 +189,12 @@ impl Catalog {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err(OP, key()))?;
-            sqlx::query("DELETE FROM uploads WHERE file_id = $1")
-                .bind(file_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err(OP, key()))?;
+            // Before the upload row goes: the local copy's node is read from it.
             if let Some(gid) = local_garbage_id {
                 sqlx::query(
-                    "INSERT INTO garbage (file_id, path, created_at_ms) \
-                 SELECT $1, path, $3 FROM recordings WHERE file_id = $2",
+                    "INSERT INTO garbage (file_id, path, created_at_ms, node) \
+                 SELECT $1, r.path, $3, u.node FROM recordings r, uploads u \
+                 WHERE r.file_id = $2 AND u.file_id = $2",
                 )
                 .bind(gid)
                 .bind(file_id)
@@ -203,6 +203,11 @@ impl Catalog {
                 .await
                 .map_err(db_err(OP, key()))?;
             }
+            sqlx::query("DELETE FROM uploads WHERE file_id = $1")
+                .bind(file_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err(OP, key()))?;
             tx.commit().await.map_err(db_err(OP, key()))?;
             Ok(true)
         })

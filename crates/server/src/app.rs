@@ -191,6 +191,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
     };
     let (cfg_root, cfg_floor) = (storage.root().to_path_buf(), cfg.storage.min_free_bytes);
     let deletes = Deletes {
+        node_id: node_id.clone(),
         catalog: catalog.clone(),
         storage: storage.clone(),
         objects: objects.clone(),
@@ -356,7 +357,7 @@ async fn recover_spools(st: &Arc<AppState>) {
     };
     // A recording deleted (tombstoned) after its commit but before its spool was removed must
     // not come back from that spool.
-    let deleted: std::collections::HashSet<String> = match st.catalog.garbage().await {
+    let deleted: std::collections::HashSet<String> = match st.catalog.garbage(&st.node_id).await {
         Ok(g) => g.into_iter().map(|(id, _)| id).collect(),
         Err(e) => {
             tracing::error!(error = %e, "cannot read deletions; recovery skipped");

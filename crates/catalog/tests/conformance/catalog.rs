@@ -196,7 +196,7 @@ async fn tombstone_moves_the_row_to_garbage(db: &TestDb) {
     cat.insert_recording(&r, vec![]).await.unwrap();
     // expires_at_ms round-trips.
     assert_eq!(cat.get_recording("f1").await.unwrap(), Some(r.clone()));
-    assert!(cat.garbage().await.unwrap().is_empty());
+    assert!(cat.garbage("n").await.unwrap().is_empty());
 
     assert_eq!(
         cat.tombstone_recording("f1", 50_000).await.unwrap(),
@@ -204,18 +204,18 @@ async fn tombstone_moves_the_row_to_garbage(db: &TestDb) {
     );
     assert_eq!(cat.get_recording("f1").await.unwrap(), None);
     let garbage = vec![("f1".to_owned(), r.path.clone())];
-    assert_eq!(cat.garbage().await.unwrap(), garbage);
+    assert_eq!(cat.garbage("n").await.unwrap(), garbage);
     // A second deleter gets nothing and queues nothing.
     assert_eq!(cat.tombstone_recording("f1", 50_001).await.unwrap(), None);
-    assert_eq!(cat.garbage().await.unwrap(), garbage);
+    assert_eq!(cat.garbage("n").await.unwrap(), garbage);
 
     // The garbage row is durable: a restart finds it.
     cat.close().await;
     let cat = db.open().await;
-    assert_eq!(cat.garbage().await.unwrap(), garbage);
+    assert_eq!(cat.garbage("n").await.unwrap(), garbage);
     assert!(cat.forget_garbage("f1").await.unwrap());
     assert!(!cat.forget_garbage("f1").await.unwrap());
-    assert!(cat.garbage().await.unwrap().is_empty());
+    assert!(cat.garbage("n").await.unwrap().is_empty());
 }
 
 async fn tombstone_is_one_transaction(db: &TestDb) {
@@ -233,7 +233,7 @@ async fn tombstone_is_one_transaction(db: &TestDb) {
     assert!(err.to_string().contains("file_id=f1"), "{err}");
     assert_eq!(cat.get_recording("f1").await.unwrap(), Some(new.clone()));
     assert_eq!(
-        cat.garbage().await.unwrap(),
+        cat.garbage("n").await.unwrap(),
         [("f1".to_owned(), old.path.clone())]
     );
     // Once the old file is dealt with, the new row goes the normal way.
@@ -242,7 +242,10 @@ async fn tombstone_is_one_transaction(db: &TestDb) {
         cat.tombstone_recording("f1", 3).await.unwrap(),
         Some(new.clone())
     );
-    assert_eq!(cat.garbage().await.unwrap(), [("f1".to_owned(), new.path)]);
+    assert_eq!(
+        cat.garbage("n").await.unwrap(),
+        [("f1".to_owned(), new.path)]
+    );
 }
 
 async fn expired_oldest_and_total_bytes(db: &TestDb) {

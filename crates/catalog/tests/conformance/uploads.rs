@@ -7,7 +7,8 @@ use crate::common::TestDb;
 
 conformance!(
     upload_holds_events_until_done,
-    local_recordings_queue_no_object
+    local_recordings_queue_no_object,
+    a_kept_local_copy_is_removed_by_its_own_node_only
 );
 
 fn rec(file_id: &str) -> Recording {
@@ -119,11 +120,14 @@ async fn upload_holds_events_until_done(db: &TestDb) {
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].event_id, "e1");
     assert_eq!(due[0].next_attempt_at_ms, 21_000);
-    // The local copy is queued for deletion, under its own garbage id.
+    // The local copy is queued for deletion, under its own garbage id, for the node that
+    // holds it only.
     assert_eq!(
-        cat.garbage().await.unwrap(),
+        cat.garbage("node").await.unwrap(),
         vec![("f1:local".to_owned(), rec("f1").path)]
     );
+    assert!(cat.garbage("other").await.unwrap().is_empty());
+    assert_eq!(cat.garbage_of("f1:local", "other").await.unwrap(), None);
 
     // Deleting the recording queues its object.
     assert!(
@@ -138,6 +142,28 @@ async fn upload_holds_events_until_done(db: &TestDb) {
     );
     assert!(cat.forget_object_garbage("f1").await.unwrap());
     assert!(cat.object_garbage(10).await.unwrap().is_empty());
+}
+
+/// `[storage] keep_local`: the copy stays on the uploading node's disk, and when the recording
+/// is deleted (through any node) only that node is asked to remove it.
+async fn a_kept_local_copy_is_removed_by_its_own_node_only(db: &TestDb) {
+    let cat = db.open().await;
+    cat.insert_upload(&rec("f3"), "pre/f3.mp4", "node", vec![], 1)
+        .await
+        .unwrap();
+    assert!(cat.upload_done("f3", None, 2).await.unwrap());
+    assert!(cat.garbage("node").await.unwrap().is_empty(), "kept");
+    assert!(cat.tombstone_recording("f3", 3).await.unwrap().is_some());
+    assert!(cat.garbage("other").await.unwrap().is_empty());
+    assert_eq!(cat.garbage_of("f3", "other").await.unwrap(), None);
+    assert_eq!(
+        cat.garbage("node").await.unwrap(),
+        vec![("f3".to_owned(), rec("f3").path)]
+    );
+    assert_eq!(
+        cat.garbage_of("f3", "node").await.unwrap(),
+        Some(rec("f3").path)
+    );
 }
 
 async fn local_recordings_queue_no_object(db: &TestDb) {

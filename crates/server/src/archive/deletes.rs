@@ -50,6 +50,8 @@ impl Reason {
 /// What a delete needs, and nothing else (the API's `DELETE`, retention, the uploader).
 #[derive(Clone)]
 pub(crate) struct Deletes {
+    /// Local files are removed only by the node whose data dir holds them.
+    pub node_id: String,
     pub catalog: Catalog,
     pub storage: Storage,
     pub objects: Option<Arc<Objects>>,
@@ -73,7 +75,17 @@ impl Deletes {
         else {
             return Ok(None);
         };
-        let removed = self.finish(&rec.file_id, &rec.path).await;
+        // The file is ours to remove unless it is a copy on another node's disk
+        // (`[storage] keep_local` there): that node removes it at its next sweep.
+        let removed = match self.catalog.garbage_of(&rec.file_id, &self.node_id).await {
+            Ok(Some(path)) => self.finish(&rec.file_id, &path).await,
+            Ok(None) => false,
+            // Queued all the same: the sweeps retry it.
+            Err(e) => {
+                tracing::warn!(file_id, error = %e, "file deletion left to the next sweep");
+                false
+            }
+        };
         // Its object too, if it was uploaded (queued by the tombstone). Only its own: objects
         // that failed before are retried by the periodic sweep, not by every later delete.
         self.sweep_objects_of(Some(&rec.file_id)).await;
@@ -88,11 +100,12 @@ impl Deletes {
         Ok(Some(rec))
     }
 
-    /// Start-up: finishes every deletion a crash interrupted (file removed if still there, garbage
-    /// row forgotten), and the bucket objects still queued. Runs before any listener serves.
-    /// (Queued objects are also retried at every retention check: [`Deletes::sweep_objects`].)
+    /// Finishes every queued deletion that is this node's (file removed if still there, garbage
+    /// row forgotten: what a crash interrupted, and copies on this node deleted through
+    /// another), then the bucket objects still queued. At start-up, before any listener
+    /// serves, and at every retention check.
     pub(crate) async fn sweep_garbage(&self) {
-        let rows = match self.catalog.garbage().await {
+        let rows = match self.catalog.garbage(&self.node_id).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read pending deletions; retried at next start");

@@ -120,10 +120,10 @@ impl Retention {
                 if n > 0 {
                     tracing::info!(deleted = n, "retention check done");
                 }
-                // The retry timer of object deletes that failed (the bucket was down). Bucket
-                // objects are every node's to delete; local files stay with the start-up sweep
-                // of the node that has them (another node's data dir is not ours to judge).
-                self.deletes.sweep_objects().await;
+                // The retry timer of deletes that failed (the bucket was down), and of this
+                // node's local copies of recordings deleted through another node. Bucket
+                // objects are every node's to delete; a local file only its node's.
+                self.deletes.sweep_garbage().await;
             }
         });
     }

@@ -102,6 +102,46 @@ async fn a_recording_made_on_one_node_plays_through_the_other_and_callbacks_go_o
     pg.drop_db().await;
 }
 
+/// `[storage] keep_local`: the recording node keeps its copy after the upload. Deleted
+/// through the other node, the recording goes from the bucket at once and from the recording
+/// node's disk at that node's next check (before, the copy leaked: the deleting node found no
+/// such file on its own disk and forgot the deletion).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_local_copy_deleted_through_another_node_is_removed_by_its_own() {
+    let pg = PgDatabase::create().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start_on(&tmp.path().join("bucket"), S3Server::free_port()).await;
+    let storage = S3Server::toml(s3.port, "keep_local = true\nretention_check_s = 1");
+    let record = "[[record_template]]\nname = \"default\"\nformats = [\"flv\"]\n";
+    let mut a = TestServer::start(&format!("{}{record}", node_toml(&pg, "a", &storage))).await;
+    let b = TestServer::start(&format!("{}{record}", node_toml(&pg, "b", &storage))).await;
+    assert!(a.publish("live", "kept", &fixture(CLIP_2S)).await);
+    let file = a.receiver.next_of(100).await.body;
+    let file_id = file["file_id"].as_str().unwrap();
+    let local = walk_files(&a.data_path("records"));
+    assert_eq!(local.len(), 1, "a keeps its copy: {local:?}");
+    assert_eq!(walk_files(&s3.root.join(S3_BUCKET)).len(), 1);
+
+    let r = reqwest::Client::new()
+        .delete(b.http(&format!("/v1/recordings/{file_id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(
+        walk_files(&s3.root.join(S3_BUCKET)).is_empty(),
+        "object deleted by b"
+    );
+    let deadline = Instant::now() + WAIT;
+    while local[0].exists() {
+        assert!(Instant::now() < deadline, "a's copy leaked");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    a.running.shutdown().await;
+    b.running.shutdown().await;
+    pg.drop_db().await;
+}
+
 fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap() {

@@ -199,7 +199,7 @@ async fn expired_recordings_are_deleted_with_their_files() {
     }
     assert_eq!(s.rest_status(&keep[0]).await, 200);
     assert!(keep_path.is_file());
-    assert!(s.catalog().garbage().await.unwrap().is_empty());
+    assert!(s.catalog().garbage("").await.unwrap().is_empty());
     // Idempotent.
     assert_eq!(s.running.run_retention().await, 0);
     s.running.shutdown().await;
@@ -284,7 +284,7 @@ async fn a_deletion_cut_by_a_crash_is_finished_at_start() {
 
     let s = s.restart().await;
     assert!(!cut_path.exists(), "the start finished the deletion");
-    assert!(s.catalog().garbage().await.unwrap().is_empty());
+    assert!(s.catalog().garbage("").await.unwrap().is_empty());
     assert!(other_path.is_file(), "other recordings are untouched");
     assert_eq!(s.rest_status(&other).await, 200);
 
@@ -300,6 +300,6 @@ async fn a_deletion_cut_by_a_crash_is_finished_at_start() {
     assert_eq!(r.status(), 204);
     assert!(!other_path.exists());
     assert_eq!(s.rest_status(&other).await, 404);
-    assert!(s.catalog().garbage().await.unwrap().is_empty());
+    assert!(s.catalog().garbage("").await.unwrap().is_empty());
     s.running.shutdown().await;
 }
