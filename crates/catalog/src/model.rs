@@ -108,7 +108,7 @@ pub struct RecordingQuery {
 }
 
 /// A webhook to enqueue in the outbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NewEvent {
     /// Stable id the receiver can dedupe on; unique across the outbox.
     pub event_id: String,

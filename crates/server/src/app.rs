@@ -190,6 +190,12 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         cfg.server.node.clone()
     };
     let (cfg_root, cfg_floor) = (storage.root().to_path_buf(), cfg.storage.min_free_bytes);
+    let journal = crate::store::journal::Journal::open(storage.root()).map_err(|source| {
+        StartError::DataDir {
+            path: storage.root().join(crate::store::journal::Journal::DIR),
+            source,
+        }
+    })?;
     let deletes = Deletes {
         node_id: node_id.clone(),
         catalog: catalog.clone(),
@@ -211,11 +217,13 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         disk: DiskGuard::new(&cfg_root, cfg_floor),
         metrics,
         deletes,
+        journal,
         objects,
         upload_wake: Arc::new(tokio::sync::Notify::new()),
         stop: tokio_util::sync::CancellationToken::new(),
         tasks: tokio_util::task::TaskTracker::new(),
     });
+    replay_journal(&state).await;
     recover_spools(&state).await;
     end_cut_pushes(&state).await;
     state.deletes.sweep_garbage().await;
@@ -415,6 +423,51 @@ async fn recover_spools(st: &Arc<AppState>) {
             "start-up recovery done"
         );
     }
+}
+
+/// Push facts whose catalogue writes an earlier run could not make (the catalogue was away
+/// when it stopped or crashed) are written first, so pushes end with their true errcode and
+/// time and their events keep their order (see `store::journal`). One that still fails is
+/// retried in the background, and stays journaled until written.
+async fn replay_journal(st: &Arc<AppState>) {
+    let pending = match st.journal.pending() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the journal of push facts");
+            return;
+        }
+    };
+    if pending.is_empty() {
+        return;
+    }
+    tracing::info!(
+        facts = pending.len(),
+        "writing push facts journaled by an earlier run"
+    );
+    for (entry, fact) in pending {
+        match fact.apply(&st.catalog).await {
+            Ok(()) => entry.remove(),
+            Err(e) if e.is_transient() => {
+                let st = st.clone();
+                st.tasks.clone().spawn(async move {
+                    let r =
+                        push::until_written(&st, "journal", "", None, || fact.apply(&st.catalog));
+                    match r.await {
+                        Ok(()) => entry.remove(),
+                        Err(e) => {
+                            tracing::error!(error = %e, "journaled push fact not written; kept")
+                        }
+                    }
+                });
+            }
+            Err(e) => {
+                // The write itself is at fault: no later start can do better.
+                tracing::error!(error = %e, ?fact, "journaled push fact refused by the catalogue; dropped");
+                entry.remove();
+            }
+        }
+    }
+    st.notifier.wake();
 }
 
 /// Pushes that were live when the previous run died get their end (and event 0) now, with

@@ -39,6 +39,8 @@ pub(crate) struct AppState {
     pub objects: Option<Arc<Objects>>,
     /// Two-phase deletes of recordings (API and retention).
     pub deletes: Deletes,
+    /// Push facts whose catalogue write failed, kept until written (`store::journal`).
+    pub(crate) journal: crate::store::journal::Journal,
     /// Wakes the uploader after a file is queued.
     pub(crate) upload_wake: Arc<tokio::sync::Notify>,
     /// Cancelled when the server stops: no new pushes, publishers are closed.

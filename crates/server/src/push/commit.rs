@@ -131,14 +131,14 @@ pub(crate) async fn commit_file(
         // the bucket (`upload`).
         Some(objects) => {
             let key = objects.key_for(&done.recording.path);
-            super::until_written(&st, "insert_upload", &file_id, || {
+            super::until_written(&st, "insert_upload", &file_id, None, || {
                 st.catalog
                     .insert_upload(&done.recording, &key, &st.node_id, events.clone(), now)
             })
             .await
         }
         None => {
-            super::until_written(&st, "insert_recording", &file_id, || {
+            super::until_written(&st, "insert_recording", &file_id, None, || {
                 st.catalog.insert_recording(&done.recording, events.clone())
             })
             .await

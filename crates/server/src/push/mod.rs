@@ -443,15 +443,16 @@ impl Push {
         let p = &self.facts;
         let ev = events::push_end(&st.cfg, p, duration, errcode, reason, now);
         let events: Vec<_> = ev.into_iter().collect();
-        let ended = until_written(&st, "end_push", &p.sequence, || {
-            st.catalog.end_push_after(
-                &p.sequence,
-                now,
-                errcode,
-                reason,
-                statuses.clone(),
-                events.clone(),
-            )
+        let fact = crate::store::journal::Fact::EndPush {
+            sequence: p.sequence.clone(),
+            ended_at_ms: now,
+            errcode,
+            errmsg: reason.to_owned(),
+            first: statuses,
+            events,
+        };
+        let ended = until_written(&st, "end_push", &p.sequence, Some(&fact), || {
+            fact.apply(&st.catalog)
         })
         .await;
         if let Err(e) = ended {

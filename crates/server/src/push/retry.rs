@@ -9,8 +9,13 @@
 //! `shutdown_flush_s` more (what is still unwritten then is recovered by the next start:
 //! spools are kept until their row is in). A permanent failure — the write itself is at
 //! fault — is reported at once.
+//!
+//! A write that carries a [`Fact`] (a push's end, its status events) is also journaled at its
+//! first failure (`store::journal`) and the entry removed once written, so a crash or a stop
+//! before then does not lose it: the next start writes it first.
 
 use crate::state::AppState;
+use crate::store::journal::Fact;
 use livetape_catalog::CatalogError;
 use std::future::Future;
 use std::time::Duration;
@@ -18,11 +23,13 @@ use std::time::Duration;
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
-/// Runs `write` until it succeeds (see the module docs); `what` names it in the logs.
+/// Runs `write` until it succeeds (see the module docs); `what` names it in the logs; `fact`
+/// is what `write` writes, journaled if it fails.
 pub(crate) async fn until_written<T, F, Fut>(
     st: &AppState,
     what: &str,
     key: &str,
+    fact: Option<&Fact>,
     mut write: F,
 ) -> Result<T, CatalogError>
 where
@@ -33,9 +40,13 @@ where
     let mut tries = 0u32;
     let mut stopped_at: Option<tokio::time::Instant> = None;
     let flush = Duration::from_secs(st.cfg.server.shutdown_flush_s);
+    let mut journaled = None;
     loop {
         let e = match write().await {
             Ok(v) => {
+                if let Some(entry) = journaled {
+                    crate::store::journal::Entry::remove(entry);
+                }
                 if tries > 0 {
                     tracing::info!(
                         what,
@@ -51,6 +62,16 @@ where
         };
         tries += 1;
         st.metrics.catalogue_retry();
+        if tries == 1
+            && let Some(fact) = fact
+        {
+            match st.journal.record(fact) {
+                Ok(entry) => journaled = Some(entry),
+                Err(je) => {
+                    tracing::error!(what, key, error = %je, "could not journal the push fact; only this run's retries keep it")
+                }
+            }
+        }
         if tries == 1 {
             tracing::error!(what, key, error = %e, "catalogue write failed; retrying until it is written");
         } else {
@@ -63,7 +84,8 @@ where
                     what,
                     key,
                     tries,
-                    "server stopping: catalogue write given up; the next start recovers it"
+                    journaled = journaled.is_some(),
+                    "server stopping: catalogue write given up; the next start writes it from the journal (or, for a file, from its spool)"
                 );
                 return Err(e);
             }

@@ -21,9 +21,10 @@ pub(crate) async fn emit_statuses(
             tracing::error!(stream = ctx.stream, error = %e, "could not queue record status events; retrying");
             let st = st.clone();
             let stream = ctx.stream.clone();
+            let fact = crate::store::journal::Fact::Events { events };
             st.tasks.clone().spawn(async move {
-                let r = super::until_written(&st, "insert_events", &stream, || {
-                    st.catalog.insert_events(events.clone())
+                let r = super::until_written(&st, "insert_events", &stream, Some(&fact), || {
+                    fact.apply(&st.catalog)
                 })
                 .await;
                 match r {

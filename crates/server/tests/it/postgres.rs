@@ -198,3 +198,90 @@ async fn a_push_that_ends_while_the_database_is_stopped_is_written_when_it_is_ba
     );
     s.running.shutdown().await;
 }
+
+/// The server killed (`kill -9`) while PostgreSQL is stopped and a push has just ended: the
+/// push's end was journaled (`data/journal/`) when its write failed, so the next start writes
+/// the true end — the publisher's errcode 1 and real duration — before its files' event 100,
+/// instead of the "server restart" (errcode 5) a recovery would have to guess.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_while_the_database_is_stopped_keeps_the_true_push_end() {
+    let pg = PgCluster::create();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rx = Receiver::start().await;
+    let cfg = dir.path().join("livetape.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+            [server]
+            rtmp_listen = "127.0.0.1:0"
+            http_listen = "127.0.0.1:0"
+            data_dir = "{data}"
+            [catalog]
+            url = "{url}"
+            [[record_template]]
+            name = "default"
+            formats = ["flv"]
+            [[callback_template]]
+            name = "cb"
+            key = "{CALLBACK_KEY}"
+            stream_begin_url = "{rx}/begin"
+            stream_end_url = "{rx}/end"
+            record_url = "{rx}/record"
+            retry_interval_s = 1
+            [[callback_rule]]
+            template = "cb"
+            "#,
+            data = dir.path().join("data").display(),
+            url = pg.url,
+            rx = rx.url,
+        ),
+    )
+    .unwrap();
+    let mut server = spawn(&cfg, None);
+    let (addr, clip) = (server.rtmp, fixture(CLIP_10S));
+    let push =
+        tokio::spawn(async move { publish(addr, "live", "journal", &clip, Pace::Realtime).await });
+    assert_eq!(rx.next_of(1).await.body["stream_id"], "journal");
+    pg.stop();
+    assert!(
+        push.await.unwrap(),
+        "the publisher finished during the outage"
+    );
+    let journal = dir.path().join("data/journal");
+    let deadline = std::time::Instant::now() + WAIT;
+    while !std::fs::read_dir(&journal)
+        .unwrap()
+        .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "json"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push end was never journaled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.kill();
+    pg.start();
+
+    let _server = spawn(&cfg, None);
+    let end = rx.next_of(0).await.body;
+    assert_eq!(
+        end["errcode"], 1,
+        "the publisher's own end, not a restart: {end}"
+    );
+    let duration: u64 = end["push_duration"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (9_000..12_000).contains(&duration),
+        "push_duration {duration}"
+    );
+    let file = rx.next_of(100).await.body;
+    assert_eq!(file["stream_id"], "journal");
+    assert!(
+        std::fs::read_dir(&journal).unwrap().next().is_none(),
+        "journal emptied once written"
+    );
+    // No second event 0 ("server restart") after the real one.
+    while let Some(d) = rx.try_next() {
+        assert_ne!(d.body["event_type"], 0, "a second event 0: {}", d.body);
+    }
+}
