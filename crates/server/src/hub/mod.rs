@@ -9,7 +9,8 @@ use crate::model::StreamKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// A stream being published, as `GET /v1/streams` shows it.
+#[derive(Clone, Debug, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct LiveStream {
     pub app: String,
     pub stream: String,
