@@ -18,6 +18,7 @@ mod hevc;
 mod hostile;
 mod live;
 mod metrics;
+mod openapi;
 mod order;
 mod postgres;
 mod publishers;
