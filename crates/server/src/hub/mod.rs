@@ -17,7 +17,7 @@ pub struct LiveStream {
     pub sequence: String,
     pub client_ip: String,
     pub started_at_ms: i64,
-    /// The fields below are filled by [`Hub::list`] from the live feed.
+    // The fields below are filled by [`Hub::list`] from the live feed.
     /// Same as `started_at_ms`.
     pub since_ms: i64,
     /// Moving average over ~5 s of media.
