@@ -23,7 +23,7 @@ function h(tag, attrs, ...children) {
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else el.setAttribute(k, v === true ? '' : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : String(c));
   }
@@ -214,7 +214,7 @@ async function route() {
     else a.removeAttribute('aria-current');
   });
   document.getElementById('forget').hidden = !sessionStorage.getItem(KEY_STORE);
-  const view = { live: liveView, recordings: recordingsView, stream: streamView, deliveries: deliveriesView, templates: templatesView }[page];
+  const view = { live: liveView, recordings: recordingsView, stream: streamView, deliveries: deliveriesView, templates: templatesView, api: apiView }[page];
   main.replaceChildren();
   try {
     if (!view) throw new Error(`no page ${page}`);
@@ -429,6 +429,65 @@ async function templatesView(_params, _rest, alive) {
     ...table('Record rules', rowsOf(rr), [['App', (r) => r.app], ['Stream', (r) => r.stream], ['Template', (r) => r.template]]),
     ...table('Callback templates', rowsOf(ct), [['Name', (t) => t.name], ['URLs', urls], ['Key', (t) => (t.key ? '•'.repeat(8) : h('span', { class: 'muted' }, 'none'))], ['Retries', (t) => `${t.retry_count} × ${t.retry_interval_s} s`]]),
     ...table('Callback rules', rowsOf(cr), [['App', (r) => r.app], ['Template', (r) => r.template]]));
+}
+
+// The REST API, browsable: built here from the server's own /v1/openapi.json (public, no key).
+async function apiView(_params, _rest, alive) {
+  const r = await fetch('/v1/openapi.json', { headers: { Accept: 'application/json' } });
+  if (!r.ok) throw new Error(`${r.status}: /v1/openapi.json`);
+  const doc = await r.json();
+  if (!alive()) return;
+  const schemas = (doc.components && doc.components.schemas) || {};
+  const refName = (ref) => ref.split('/').pop();
+  // A schema in a few words: its component's name (linked), `[T]` for arrays, or its type.
+  const typeOf = (s) => {
+    if (!s) return '';
+    if (s.$ref) return h('a', { href: `#/api?schema=${encodeURIComponent(refName(s.$ref))}`, onclick: (e) => { e.preventDefault(); document.getElementById(`schema-${refName(s.$ref)}`)?.scrollIntoView(); } }, refName(s.$ref));
+    if (s.type === 'array' || (Array.isArray(s.type) && s.type.includes('array'))) return h('span', {}, '[', typeOf(s.items), ']');
+    if (s.enum) return s.enum.map((v) => JSON.stringify(v)).join(' | ');
+    if (s.allOf) return h('span', {}, s.allOf.map((x, i) => [i ? ' + ' : '', typeOf(x.$ref ? x : { type: 'object' })]));
+    const t = Array.isArray(s.type) ? s.type.join(' | ') : s.type || 'any';
+    return s.format ? `${t} (${s.format})` : t;
+  };
+  const mediaSchema = (content) => content && Object.values(content)[0] && Object.values(content)[0].schema;
+  const methods = ['get', 'post', 'put', 'delete'];
+  const byTag = new Map((doc.tags || []).map((t) => [t.name, { tag: t, ops: [] }]));
+  for (const [path, item] of Object.entries(doc.paths || {})) {
+    for (const m of methods) {
+      const op = item[m];
+      if (!op) continue;
+      const tag = (op.tags && op.tags[0]) || 'other';
+      if (!byTag.has(tag)) byTag.set(tag, { tag: { name: tag }, ops: [] });
+      byTag.get(tag).ops.push({ path, method: m, op });
+    }
+  }
+  const opView = ({ path, method, op }) => {
+    const params = op.parameters || [];
+    const body = op.requestBody && mediaSchema(op.requestBody.content);
+    const open = op.security && op.security.length === 1 && Object.keys(op.security[0]).length === 0;
+    return h('details', { class: 'op', dataset: { method, path } },
+      h('summary', {}, h('span', { class: `method ${method}` }, method.toUpperCase()), ' ', h('code', {}, path), ' ', h('span', { class: 'muted' }, op.summary || ''), open ? h('span', { class: 'badge' }, 'no key') : null),
+      op.description ? h('p', {}, op.description) : null,
+      params.length ? h('table', {}, h('thead', {}, h('tr', {}, ['Parameter', 'In', 'Type', ''].map((t) => h('th', {}, t)))),
+        h('tbody', {}, params.map((p) => h('tr', {}, h('td', {}, h('code', {}, p.name), p.required ? ' *' : ''), h('td', {}, p.in), h('td', {}, typeOf(p.schema)), h('td', { class: 'muted' }, p.description || ''))))) : null,
+      body ? h('p', {}, 'Body: ', typeOf(body)) : null,
+      h('table', {}, h('thead', {}, h('tr', {}, ['Status', 'Body', ''].map((t) => h('th', {}, t)))),
+        h('tbody', {}, Object.entries(op.responses || {}).map(([status, resp]) => h('tr', {}, h('td', { class: 'num' }, status), h('td', {}, typeOf(mediaSchema(resp.content))), h('td', { class: 'muted' }, resp.description || ''))))));
+  };
+  const schemaView = ([name, s]) => {
+    const parts = s.allOf ? s.allOf : [s];
+    const props = parts.flatMap((p) => Object.entries((p.$ref ? schemas[refName(p.$ref)] : p).properties || {}).map(([k, v]) => [k, v, ((p.$ref ? schemas[refName(p.$ref)] : p).required || []).includes(k)]));
+    return h('section', { class: 'schema', id: `schema-${name}` }, h('h3', {}, name),
+      s.description ? h('p', { class: 'muted' }, s.description) : null,
+      props.length ? h('table', {}, h('thead', {}, h('tr', {}, ['Field', 'Type', ''].map((t) => h('th', {}, t)))),
+        h('tbody', {}, props.map(([k, v, req]) => h('tr', {}, h('td', {}, h('code', {}, k), req ? ' *' : ''), h('td', {}, typeOf(v)), h('td', { class: 'muted' }, v.description || ''))))) : h('p', {}, typeOf(s)));
+  };
+  main.replaceChildren(...[h('h1', {}, doc.info.title || 'API'),
+    h('p', {}, h('a', { href: '/v1/openapi.json' }, '/v1/openapi.json'), ` · OpenAPI ${doc.openapi} · version ${doc.info.version}`),
+    (doc.info.description || '').split('\n\n').map((t) => h('p', { class: 'muted' }, t)),
+    [...byTag.values()].filter((g) => g.ops.length).map((g) => h('section', { class: 'tag', dataset: { tag: g.tag.name } },
+      h('h2', {}, g.tag.name), g.tag.description ? h('p', { class: 'muted' }, g.tag.description) : null, g.ops.map(opView))),
+    h('h2', {}, 'Schemas'), h('p', { class: 'muted' }, '* required'), Object.entries(schemas).map(schemaView)].flat(Infinity));
 }
 
 document.getElementById('forget').addEventListener('click', () => { sessionStorage.removeItem(KEY_STORE); route(); });

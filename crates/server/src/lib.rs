@@ -29,3 +29,8 @@ pub(crate) mod state;
 pub mod store;
 
 pub use app::{Running, StartError, start};
+
+/// The OpenAPI document of `/v1`, as `GET /v1/openapi.json` serves it (JSON text).
+pub fn openapi_json() -> &'static str {
+    http::openapi_json()
+}

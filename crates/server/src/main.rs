@@ -34,6 +34,8 @@ enum Command {
         #[arg(long, short, env = "LIVETAPE_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Print the OpenAPI 3.1 document of the REST API (/v1), as GET /v1/openapi.json serves it.
+    Openapi,
     /// Load tests.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -318,6 +320,10 @@ fn main() -> std::process::ExitCode {
     let (config, serve) = match cli.command {
         Command::Serve { config } => (config, true),
         Command::CheckConfig { config } => (config, false),
+        Command::Openapi => {
+            println!("{}", livetape::openapi_json());
+            return std::process::ExitCode::SUCCESS;
+        }
         Command::Bench(BenchCommand::Publish(args)) => return bench_publish(args),
         Command::Bench(BenchCommand::SeedCatalog(args)) => return bench_seed(args),
         Command::Bench(BenchCommand::Query(args)) => return bench_query(args),

@@ -2,7 +2,8 @@
 //! binary (no CDN, nothing read from disk at run time).
 //!
 //! The HTML shell and scripts are public; every data call the console makes goes to `/v1`,
-//! which needs the API key when one is set (the page asks for it once per browser tab).
+//! which needs the API key when one is set (the page asks for it once per browser tab); its
+//! **API** page renders `/v1/openapi.json`, which needs none.
 //! Vendored players (hls.js, mpegts.js; see `console/VENDORED.md`) sit under a versioned path
 //! and are cached as immutable; the console's own files are revalidated by ETag.
 

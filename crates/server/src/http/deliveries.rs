@@ -7,16 +7,19 @@
 //! Signing keys never leave the server: a delivery shows its URL, unsigned body and state.
 
 use super::ApiError;
+use super::error::ErrorBody;
 use crate::state::AppState;
+use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use livetape_catalog::{CatalogError, DeliveryQuery, OutboxEvent, OutboxState};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// One outbox row as the REST API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DeliveryJson {
     pub id: i64,
     pub event_id: String,
@@ -27,14 +30,28 @@ pub struct DeliveryJson {
     /// its `stream_param` (the receiver gets it whole).
     pub body: String,
     /// `pending`, `delivered` or `dead`.
+    #[schema(value_type = String, pattern = "^(pending|delivered|dead)$")]
     pub status: &'static str,
     pub attempts: u32,
     pub max_attempts: u32,
     pub created_at_ms: i64,
     /// Only while pending.
+    #[schema(required)]
     pub next_attempt_at_ms: Option<i64>,
+    #[schema(required)]
     pub delivered_at_ms: Option<i64>,
+    #[schema(required)]
     pub last_error: Option<String>,
+}
+
+/// A page of `GET /v1/deliveries`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DeliveryPage {
+    /// Deliveries that match, on every page.
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u32,
+    pub deliveries: Vec<DeliveryJson>,
 }
 
 impl From<OutboxEvent> for DeliveryJson {
@@ -57,26 +74,51 @@ impl From<OutboxEvent> for DeliveryJson {
     }
 }
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/deliveries", get(list))
-        .route("/v1/deliveries/{id}", get(one))
-        .route("/v1/deliveries/{id}/retry", post(retry))
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(one))
+        .routes(routes!(retry))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
+    /// `pending`, `delivered` or `dead`; empty or absent for all.
     status: Option<String>,
+    /// Only this stream's (its stream ID).
     stream: Option<String>,
+    /// From 1; default 1.
     page: Option<u64>,
+    /// 1..=100; default 20.
     page_size: Option<u32>,
 }
 
+/// A delivery's id from the URL: anything but an integer is a 400 with the usual error body.
+fn delivery_id(p: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
+    p.map(|Path(id)| id)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+/// List callback deliveries
+///
+/// The outbox, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries",
+    tag = "deliveries",
+    operation_id = "list_deliveries",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveryPage),
+        (status = 400, description = "A query parameter is malformed or out of range", body = ErrorBody),
+    )
+)]
 async fn list(
     State(st): State<Arc<AppState>>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<DeliveryPage>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let (page, page_size) = super::paging(p.page, p.page_size)?;
     let state = match p.status.as_deref() {
@@ -92,19 +134,32 @@ async fn list(
         limit: page_size,
     };
     let (total, rows) = st.catalog.list_deliveries(&q).await?;
-    let rows: Vec<DeliveryJson> = rows.into_iter().map(Into::into).collect();
-    Ok(Json(serde_json::json!({
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-        "deliveries": rows,
-    })))
+    Ok(Json(DeliveryPage {
+        total,
+        page,
+        page_size,
+        deliveries: rows.into_iter().map(Into::into).collect(),
+    }))
 }
 
+/// Get one delivery
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries/{id}",
+    tag = "deliveries",
+    operation_id = "get_delivery",
+    params(("id" = i64, Path, description = "The delivery's `id`")),
+    responses(
+        (status = 200, description = "The delivery", body = DeliveryJson),
+        (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+    )
+)]
 async fn one(
     State(st): State<Arc<AppState>>,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<DeliveryJson>, ApiError> {
+    let id = delivery_id(id)?;
     let row = st
         .catalog
         .get_delivery(id)
@@ -113,10 +168,27 @@ async fn one(
     Ok(Json(row.into()))
 }
 
+/// Retry a delivery now
+///
+/// Makes a pending delivery due now; a dead one gets one more attempt.
+#[utoipa::path(
+    post,
+    path = "/v1/deliveries/{id}/retry",
+    tag = "deliveries",
+    operation_id = "retry_delivery",
+    params(("id" = i64, Path, description = "The delivery's `id`")),
+    responses(
+        (status = 200, description = "The delivery, due now", body = DeliveryJson),
+        (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 404, description = "No such delivery", body = ErrorBody),
+        (status = 409, description = "Already delivered", body = ErrorBody),
+    )
+)]
 async fn retry(
     State(st): State<Arc<AppState>>,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<DeliveryJson>, ApiError> {
+    let id = delivery_id(id)?;
     let row = match st.catalog.retry_delivery_now(id, st.clock.now_ms()).await {
         Ok(row) => row,
         Err(CatalogError::NotFound { .. }) => {

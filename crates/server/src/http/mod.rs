@@ -12,6 +12,9 @@
 //!   ([`vod`])
 //! - `GET /live/{app}/{stream}.{flv|m3u8}`: live viewing ([`live`])
 //! - `GET /metrics` ([`metrics`]), `GET /console` ([`console`])
+//! - `GET /v1/openapi.json`: the OpenAPI document of `/v1`, generated from the handlers'
+//!   annotations ([`openapi`]); each `/v1` file registers its routes through
+//!   `utoipa_axum::routes!`, so a route and its description are one item
 //!
 //! Errors: [`ApiError`], mapped to a status in one place ([`error`]).
 
@@ -22,6 +25,7 @@ mod error;
 mod health;
 mod live;
 mod metrics;
+mod openapi;
 mod recordings;
 pub(crate) mod serve;
 mod streams;
@@ -29,6 +33,7 @@ mod templates;
 mod vod;
 
 pub use error::ApiError;
+pub(crate) use openapi::document_json as openapi_json;
 
 use crate::state::AppState;
 use axum::Router;
@@ -38,6 +43,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use std::sync::Arc;
 use tower_http::cors::{Any, CorsLayer};
+use utoipa_axum::router::OpenApiRouter;
 
 /// Largest page the REST API returns.
 pub const MAX_PAGE_SIZE: u32 = 100;
@@ -45,13 +51,26 @@ pub const MAX_PAGE_SIZE: u32 = 100;
 /// always fits the databases' 64-bit integers.
 pub const MAX_PAGE: u64 = 1_000_000_000;
 
-pub fn router(state: Arc<AppState>) -> Router {
-    let rest = Router::new()
+/// The `/v1` routes behind [`bearer_auth`], each with its OpenAPI description.
+fn guarded_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(openapi::base())
         .merge(recordings::routes())
         .merge(streams::routes())
         .merge(templates::routes())
         .merge(deliveries::routes())
-        .route_layer(middleware::from_fn_with_state(state.clone(), bearer_auth));
+}
+
+/// The OpenAPI document of every `/v1` route, as `GET /v1/openapi.json` serves it.
+pub(crate) fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(guarded_routes().merge(openapi::routes()).into_openapi())
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let (guarded, _) = guarded_routes().split_for_parts();
+    let (public, _) = openapi::routes().split_for_parts();
+    let rest = guarded
+        .route_layer(middleware::from_fn_with_state(state.clone(), bearer_auth))
+        .merge(public);
     // The API answers browsers of the configured origins only (none by default): a page on
     // another site must not read recordings, stream parameters or templates through a
     // visitor's browser on the LAN.

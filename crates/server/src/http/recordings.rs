@@ -1,26 +1,25 @@
 //! `GET /v1/recordings`, `GET|DELETE /v1/recordings/{file_id}`.
 
 use super::ApiError;
+use super::error::ErrorBody;
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use livetape_catalog::{Recording, RecordingQuery, SortOrder};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/recordings", get(list_recordings))
-        .route(
-            "/v1/recordings/{file_id}",
-            get(get_recording).delete(delete_recording),
-        )
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_recordings))
+        .routes(routes!(get_recording, delete_recording))
 }
 
 /// A recording as the REST API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RecordingJson {
     pub file_id: String,
     pub app: String,
@@ -61,7 +60,18 @@ impl From<Recording> for RecordingJson {
     }
 }
 
-#[derive(Deserialize)]
+/// A page of `GET /v1/recordings`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RecordingPage {
+    /// Recordings that match, on every page.
+    pub total: u64,
+    pub page: u64,
+    pub page_size: u32,
+    pub recordings: Vec<RecordingJson>,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ListParams {
     stream_id: Option<String>,
@@ -72,16 +82,31 @@ struct ListParams {
     from: Option<i64>,
     /// Epoch ms, exclusive, on the file's start.
     to: Option<i64>,
+    /// From 1; default 1.
     page: Option<u64>,
+    /// 1..=100; default 20.
     page_size: Option<u32>,
     /// `asc` (default) or `desc` by start time.
     order: Option<String>,
 }
 
+/// List recordings
+///
+/// Finished recordings in the catalogue, filtered and paged, by start time.
+#[utoipa::path(
+    get,
+    path = "/v1/recordings",
+    tag = "recordings",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of recordings", body = RecordingPage),
+        (status = 400, description = "A query parameter is malformed or out of range", body = ErrorBody),
+    )
+)]
 async fn list_recordings(
     State(st): State<Arc<AppState>>,
     params: Result<Query<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<RecordingPage>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let (page, page_size) = super::paging(p.page, p.page_size)?;
     let order = match p.order.as_deref() {
@@ -105,15 +130,25 @@ async fn list_recordings(
         limit: page_size,
     };
     let (total, rows) = st.catalog.list_recordings(&q).await?;
-    let recs: Vec<RecordingJson> = rows.into_iter().map(Into::into).collect();
-    Ok(Json(serde_json::json!({
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-        "recordings": recs,
-    })))
+    Ok(Json(RecordingPage {
+        total,
+        page,
+        page_size,
+        recordings: rows.into_iter().map(Into::into).collect(),
+    }))
 }
 
+/// Get one recording
+#[utoipa::path(
+    get,
+    path = "/v1/recordings/{file_id}",
+    tag = "recordings",
+    params(("file_id" = String, Path, description = "The recording's `file_id`")),
+    responses(
+        (status = 200, description = "The recording", body = RecordingJson),
+        (status = 404, description = "No such recording", body = ErrorBody),
+    )
+)]
 async fn get_recording(
     State(st): State<Arc<AppState>>,
     Path(file_id): Path<String>,
@@ -126,6 +161,19 @@ async fn get_recording(
     Ok(Json(r.into()))
 }
 
+/// Delete one recording
+///
+/// Removes the catalogue row and the file (on disk or in the bucket) together.
+#[utoipa::path(
+    delete,
+    path = "/v1/recordings/{file_id}",
+    tag = "recordings",
+    params(("file_id" = String, Path, description = "The recording's `file_id`")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such recording", body = ErrorBody),
+    )
+)]
 async fn delete_recording(
     State(st): State<Arc<AppState>>,
     Path(file_id): Path<String>,

@@ -7,38 +7,41 @@
 //! - `GET|POST /v1/callback-templates`, `GET|PUT|DELETE /v1/callback-templates/{name}`
 //! - `GET|POST /v1/callback-rules`, `PUT|DELETE /v1/callback-rules/{id}`
 //!
-//! A kind is a [`TemplateResource`] (its path, its request body, how the body becomes the
-//! model type with its defaults and checks) and a [`RuleResource`] (its path and rule body).
+//! A kind is a [`TemplateResource`] (its request body, how the body becomes the model type
+//! with its defaults and checks) and a [`RuleResource`] (its rule body). Its routes are thin
+//! per-kind handlers made by [`template_kind`] and [`rule_kind`], each with its own
+//! `#[utoipa::path]`, so `/v1/openapi.json` lists every route with its concrete types.
 
 use super::ApiError;
+use super::error::ErrorBody;
 use crate::model::{
     CallbackRule, CallbackTemplate, Cidr, DEFAULT_FORMATS, DEFAULT_HLS_TARGET_S,
     DEFAULT_INTERVAL_S, DEFAULT_RETRY_COUNT, DEFAULT_RETRY_INTERVAL_S, Format, MAX_TEMPLATES,
     REDACTED, RecordRule, RecordTemplate, refused_target,
 };
 use crate::state::AppState;
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, put};
-use axum::{Json, Router};
 use livetape_catalog::{RuleDef, StoredRule, StoredTemplate, TemplateBody};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .merge(template_routes::<RecordTemplate>())
-        .merge(rule_routes::<RecordRule>())
-        .merge(template_routes::<CallbackTemplate>())
-        .merge(rule_routes::<CallbackRule>())
+pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .merge(record_templates::routes())
+        .merge(record_rules::routes())
+        .merge(callback_templates::routes())
+        .merge(callback_rules::routes())
 }
 
 /// A kind of template over REST.
 pub(crate) trait TemplateResource: TemplateBody + Serialize {
-    /// `/v1/record-templates`; one template is `{PATH}/{name}`.
-    const PATH: &'static str;
     /// The request body of POST and PUT: every field optional but what has no default.
     type Body: DeserializeOwned + Send;
     /// The template a body describes (defaults filled in, limits checked); the name comes
@@ -56,8 +59,6 @@ pub(crate) trait TemplateResource: TemplateBody + Serialize {
 
 /// A kind of rule over REST.
 pub(crate) trait RuleResource: Serialize + Sized {
-    /// `/v1/record-rules`; one rule is `{PATH}/{id}`.
-    const PATH: &'static str;
     /// The catalogue kind of the templates these rules bind.
     const KIND: &'static str;
     /// What error messages call it ("record rule").
@@ -68,7 +69,7 @@ pub(crate) trait RuleResource: Serialize + Sized {
 }
 
 /// A stored template as the API shows it: its fields and when it was created and changed.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateJson<T> {
     #[serde(flatten)]
     pub template: T,
@@ -88,14 +89,26 @@ impl<T: TemplateResource> From<StoredTemplate<T>> for TemplateJson<T> {
     }
 }
 
+/// The answer of a template listing: every template of the kind, by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TemplateList<T> {
+    pub templates: Vec<TemplateJson<T>>,
+}
+
 /// A stored rule as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RuleJson<R> {
     pub id: i64,
     #[serde(flatten)]
     pub rule: R,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+}
+
+/// The answer of a rule listing: every rule of the kind, in the order they are tried.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleList<R> {
+    pub rules: Vec<RuleJson<R>>,
 }
 
 fn rule_json<R: RuleResource>(s: StoredRule) -> RuleJson<R> {
@@ -107,25 +120,244 @@ fn rule_json<R: RuleResource>(s: StoredRule) -> RuleJson<R> {
     }
 }
 
-fn template_routes<T: TemplateResource>() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(T::PATH, get(list_templates::<T>).post(create_template::<T>))
-        .route(
-            &format!("{}/{{name}}", T::PATH),
-            get(get_template::<T>)
-                .put(put_template::<T>)
-                .delete(delete_template::<T>),
-        )
+/// One kind of template's routes. The handlers below are generic over the kind; each kind
+/// gets thin non-generic ones here, so that every real route has its own path item, with its
+/// concrete body types, in the OpenAPI document (`GET /v1/openapi.json`).
+macro_rules! template_kind {
+    ($kind:ident, $one:ident, $T:ty, $Body:ty, $tag:tt, $what:tt, $coll:tt, $item:tt) => {
+        mod $kind {
+            use super::*;
+
+            pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+                OpenApiRouter::new()
+                    .routes(routes!(list, create))
+                    .routes(routes!(get, put, delete))
+            }
+
+            #[utoipa::path(
+                get,
+                path = $coll,
+                tag = $tag,
+                operation_id = concat!("list_", stringify!($kind)),
+                summary = concat!("List ", $what, "s"),
+                responses((status = 200, description = "Every one, by name", body = TemplateList<$T>))
+            )]
+            async fn list(st: State<Arc<AppState>>) -> Result<Json<TemplateList<$T>>, ApiError> {
+                list_templates::<$T>(st).await
+            }
+
+            #[utoipa::path(
+                post,
+                path = $coll,
+                tag = $tag,
+                operation_id = concat!("create_", stringify!($one)),
+                summary = concat!("Create a ", $what),
+                description = "Omitted fields take their defaults; applies to new pushes at once.",
+                request_body = $Body,
+                responses(
+                    (status = 201, description = "Created", body = TemplateJson<$T>),
+                    (status = 400, description = "The body is malformed or a field is out of its limits", body = ErrorBody),
+                    (status = 409, description = "One of that name exists, or the kind has the most templates there may be", body = ErrorBody),
+                )
+            )]
+            async fn create(
+                st: State<Arc<AppState>>,
+                b: Result<Json<$Body>, JsonRejection>,
+            ) -> Result<(StatusCode, Json<TemplateJson<$T>>), ApiError> {
+                create_template::<$T>(st, b).await
+            }
+
+            #[utoipa::path(
+                get,
+                path = $item,
+                tag = $tag,
+                operation_id = concat!("get_", stringify!($one)),
+                summary = concat!("Get one ", $what),
+                params(("name" = String, Path, description = "The template's name")),
+                responses(
+                    (status = 200, description = "The template", body = TemplateJson<$T>),
+                    (status = 404, description = "No template of that name", body = ErrorBody),
+                )
+            )]
+            async fn get(
+                st: State<Arc<AppState>>,
+                name: Path<String>,
+            ) -> Result<Json<TemplateJson<$T>>, ApiError> {
+                get_template::<$T>(st, name).await
+            }
+
+            #[utoipa::path(
+                put,
+                path = $item,
+                tag = $tag,
+                operation_id = concat!("put_", stringify!($one)),
+                summary = concat!("Create or replace a ", $what),
+                description = "Replaces the whole template (omitted fields take their defaults). \
+                               A secret sent back as `***` keeps the stored one.",
+                params(("name" = String, Path, description = "The template's name")),
+                request_body = $Body,
+                responses(
+                    (status = 200, description = "Replaced", body = TemplateJson<$T>),
+                    (status = 201, description = "Created", body = TemplateJson<$T>),
+                    (status = 400, description = "The body is malformed, a field is out of its limits, or its name differs from the URL's", body = ErrorBody),
+                    (status = 409, description = "The kind has the most templates there may be", body = ErrorBody),
+                )
+            )]
+            async fn put(
+                st: State<Arc<AppState>>,
+                name: Path<String>,
+                b: Result<Json<$Body>, JsonRejection>,
+            ) -> Result<(StatusCode, Json<TemplateJson<$T>>), ApiError> {
+                put_template::<$T>(st, name, b).await
+            }
+
+            #[utoipa::path(
+                delete,
+                path = $item,
+                tag = $tag,
+                operation_id = concat!("delete_", stringify!($one)),
+                summary = concat!("Delete a ", $what),
+                params(("name" = String, Path, description = "The template's name")),
+                responses(
+                    (status = 204, description = "Deleted"),
+                    (status = 404, description = "No template of that name", body = ErrorBody),
+                    (status = 409, description = "A rule still binds it", body = ErrorBody),
+                )
+            )]
+            async fn delete(st: State<Arc<AppState>>, name: Path<String>) -> Result<StatusCode, ApiError> {
+                delete_template::<$T>(st, name).await
+            }
+        }
+    };
 }
 
-fn rule_routes<R: RuleResource + Send + 'static>() -> Router<Arc<AppState>> {
-    Router::new()
-        .route(R::PATH, get(list_rules::<R>).post(create_rule::<R>))
-        .route(
-            &format!("{}/{{id}}", R::PATH),
-            put(update_rule::<R>).delete(delete_rule::<R>),
-        )
+/// One kind of rule's routes, as [`template_kind`] for templates.
+macro_rules! rule_kind {
+    ($kind:ident, $one:ident, $R:ty, $Body:ty, $tag:tt, $what:tt, $coll:tt, $item:tt) => {
+        mod $kind {
+            use super::*;
+
+            pub(super) fn routes() -> OpenApiRouter<Arc<AppState>> {
+                OpenApiRouter::new()
+                    .routes(routes!(list, create))
+                    .routes(routes!(update, delete))
+            }
+
+            #[utoipa::path(
+                get,
+                path = $coll,
+                tag = $tag,
+                operation_id = concat!("list_", stringify!($kind)),
+                summary = concat!("List ", $what, "s"),
+                responses((status = 200, description = "Every one, in the order they are tried", body = RuleList<$R>))
+            )]
+            async fn list(st: State<Arc<AppState>>) -> Result<Json<RuleList<$R>>, ApiError> {
+                list_rules::<$R>(st).await
+            }
+
+            #[utoipa::path(
+                post,
+                path = $coll,
+                tag = $tag,
+                operation_id = concat!("create_", stringify!($one)),
+                summary = concat!("Create a ", $what),
+                description = "Omitted globs match anything (`*`); applies to new pushes at once.",
+                request_body = $Body,
+                responses(
+                    (status = 201, description = "Created", body = RuleJson<$R>),
+                    (status = 400, description = "The body is malformed, a field is out of its limits, or no template has that name", body = ErrorBody),
+                    (status = 409, description = "A rule of the same patterns exists, or the kind has the most rules there may be", body = ErrorBody),
+                )
+            )]
+            async fn create(
+                st: State<Arc<AppState>>,
+                b: Result<Json<$Body>, JsonRejection>,
+            ) -> Result<(StatusCode, Json<RuleJson<$R>>), ApiError> {
+                create_rule::<$R>(st, b).await
+            }
+
+            #[utoipa::path(
+                put,
+                path = $item,
+                tag = $tag,
+                operation_id = concat!("update_", stringify!($one)),
+                summary = concat!("Replace a ", $what),
+                params(("id" = i64, Path, description = "The rule's `id`")),
+                request_body = $Body,
+                responses(
+                    (status = 200, description = "Replaced", body = RuleJson<$R>),
+                    (status = 400, description = "The body is malformed, a field is out of its limits, or no template has that name", body = ErrorBody),
+                    (status = 404, description = "No rule of that id", body = ErrorBody),
+                    (status = 409, description = "Another rule has the same patterns", body = ErrorBody),
+                )
+            )]
+            async fn update(
+                st: State<Arc<AppState>>,
+                id: Path<String>,
+                b: Result<Json<$Body>, JsonRejection>,
+            ) -> Result<Json<RuleJson<$R>>, ApiError> {
+                update_rule::<$R>(st, id, b).await
+            }
+
+            #[utoipa::path(
+                delete,
+                path = $item,
+                tag = $tag,
+                operation_id = concat!("delete_", stringify!($one)),
+                summary = concat!("Delete a ", $what),
+                params(("id" = i64, Path, description = "The rule's `id`")),
+                responses(
+                    (status = 204, description = "Deleted"),
+                    (status = 404, description = "No rule of that id", body = ErrorBody),
+                )
+            )]
+            async fn delete(st: State<Arc<AppState>>, id: Path<String>) -> Result<StatusCode, ApiError> {
+                delete_rule::<$R>(st, id).await
+            }
+        }
+    };
 }
+
+template_kind!(
+    record_templates,
+    record_template,
+    RecordTemplate,
+    RecordTemplateBody,
+    "record templates",
+    "record template",
+    "/v1/record-templates",
+    "/v1/record-templates/{name}"
+);
+rule_kind!(
+    record_rules,
+    record_rule,
+    RecordRule,
+    RecordRuleBody,
+    "record rules",
+    "record rule",
+    "/v1/record-rules",
+    "/v1/record-rules/{id}"
+);
+template_kind!(
+    callback_templates,
+    callback_template,
+    CallbackTemplate,
+    CallbackTemplateBody,
+    "callback templates",
+    "callback template",
+    "/v1/callback-templates",
+    "/v1/callback-templates/{name}"
+);
+rule_kind!(
+    callback_rules,
+    callback_rule,
+    CallbackRule,
+    CallbackRuleBody,
+    "callback rules",
+    "callback rule",
+    "/v1/callback-rules",
+    "/v1/callback-rules/{id}"
+);
 
 fn bad(field: &str, problem: impl std::fmt::Display) -> ApiError {
     ApiError::BadRequest(format!("`{field}`: {problem}"))
@@ -163,15 +395,15 @@ fn created_or_ok(created: bool) -> StatusCode {
 
 async fn list_templates<T: TemplateResource>(
     State(st): State<Arc<AppState>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let all: Vec<TemplateJson<T>> = st
+) -> Result<Json<TemplateList<T>>, ApiError> {
+    let templates = st
         .catalog
         .list_templates::<T>()
         .await?
         .into_iter()
         .map(Into::into)
         .collect();
-    Ok(Json(serde_json::json!({ "templates": all })))
+    Ok(Json(TemplateList { templates }))
 }
 
 async fn get_template<T: TemplateResource>(
@@ -244,15 +476,15 @@ async fn delete_template<T: TemplateResource>(
 
 async fn list_rules<R: RuleResource>(
     State(st): State<Arc<AppState>>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let all: Vec<RuleJson<R>> = st
+) -> Result<Json<RuleList<R>>, ApiError> {
+    let rules = st
         .catalog
         .list_rules(R::KIND)
         .await?
         .into_iter()
         .map(rule_json::<R>)
         .collect();
-    Ok(Json(serde_json::json!({ "rules": all })))
+    Ok(Json(RuleList { rules }))
 }
 
 async fn create_rule<R: RuleResource>(
@@ -322,7 +554,7 @@ fn pattern(v: Option<String>) -> String {
 
 /// Body of `POST /v1/record-templates` and `PUT /v1/record-templates/{name}`. Omitted fields
 /// take the defaults; PUT replaces the whole template.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordTemplateBody {
     pub name: Option<String>,
@@ -334,7 +566,6 @@ pub struct RecordTemplateBody {
 }
 
 impl TemplateResource for RecordTemplate {
-    const PATH: &'static str = "/v1/record-templates";
     type Body = RecordTemplateBody;
 
     fn from_body(b: RecordTemplateBody, path_name: Option<&str>) -> Result<Self, ApiError> {
@@ -367,7 +598,7 @@ impl TemplateResource for RecordTemplate {
 }
 
 /// Body of `POST /v1/callback-templates` and `PUT /v1/callback-templates/{name}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackTemplateBody {
     pub name: Option<String>,
@@ -383,7 +614,6 @@ pub struct CallbackTemplateBody {
 }
 
 impl TemplateResource for CallbackTemplate {
-    const PATH: &'static str = "/v1/callback-templates";
     type Body = CallbackTemplateBody;
 
     fn from_body(b: CallbackTemplateBody, path_name: Option<&str>) -> Result<Self, ApiError> {
@@ -430,7 +660,7 @@ impl TemplateResource for CallbackTemplate {
 }
 
 /// Body of `POST /v1/record-rules` and `PUT /v1/record-rules/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordRuleBody {
     /// Glob on the push domain; default `*`.
@@ -443,7 +673,6 @@ pub struct RecordRuleBody {
 }
 
 impl RuleResource for RecordRule {
-    const PATH: &'static str = "/v1/record-rules";
     const KIND: &'static str = <RecordTemplate as TemplateBody>::KIND;
     const WHAT: &'static str = "record rule";
     type Body = RecordRuleBody;
@@ -465,7 +694,7 @@ impl RuleResource for RecordRule {
 }
 
 /// Body of `POST /v1/callback-rules` and `PUT /v1/callback-rules/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackRuleBody {
     /// Glob on the push domain; default `*`.
@@ -476,7 +705,6 @@ pub struct CallbackRuleBody {
 }
 
 impl RuleResource for CallbackRule {
-    const PATH: &'static str = "/v1/callback-rules";
     const KIND: &'static str = <CallbackTemplate as TemplateBody>::KIND;
     const WHAT: &'static str = "callback rule";
     type Body = CallbackRuleBody;

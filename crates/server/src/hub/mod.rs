@@ -9,14 +9,15 @@ use crate::model::StreamKey;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// A stream being published, as `GET /v1/streams` shows it.
+#[derive(Clone, Debug, Default, serde::Serialize, utoipa::ToSchema)]
 pub struct LiveStream {
     pub app: String,
     pub stream: String,
     pub sequence: String,
     pub client_ip: String,
     pub started_at_ms: i64,
-    /// The fields below are filled by [`Hub::list`] from the live feed.
+    // The fields below are filled by [`Hub::list`] from the live feed.
     /// Same as `started_at_ms`.
     pub since_ms: i64,
     /// Moving average over ~5 s of media.

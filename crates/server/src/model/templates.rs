@@ -1,6 +1,9 @@
 //! Record and callback templates and the rules that bind them (Tencent §3.1–3.2, §1.4): the
 //! types every face shares (config file, REST API, catalogue snapshot), their defaults and
 //! their limits, each written once, with the one check each face runs.
+//!
+//! `#[schema(required = true)]` on a field with a serde default: what is read may leave it
+//! out, but the API always sends it (the OpenAPI document describes the answers).
 
 use super::format::Format;
 use super::names::MAX_NAME_LEN;
@@ -60,26 +63,31 @@ impl FieldError {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordTemplate {
     pub name: String,
     #[serde(default = "default_formats")]
+    #[schema(required = true)]
     pub formats: Vec<Format>,
     /// FLV/MP4 files split at the first keyframe at or after this many seconds.
     #[serde(default = "default_interval")]
+    #[schema(required = true)]
     pub interval_s: u64,
     /// Reconnect window (Tencent `FlowContinueDuration`): a push of the same stream that starts
     /// within this many seconds of the previous push's end continues the same recording.
     /// 0 = every push is a new recording.
     #[serde(default)]
+    #[schema(required = true)]
     pub resume_s: u64,
     /// HLS: target segment length; segments are cut at the first keyframe after it.
     #[serde(default = "default_hls_target")]
+    #[schema(required = true)]
     pub hls_target_s: u64,
     /// Retention (Tencent `StorageTime`, in days): recordings older than this are deleted.
     /// 0 = kept forever.
     #[serde(default)]
+    #[schema(required = true)]
     pub storage_days: u64,
 }
 
@@ -134,17 +142,20 @@ impl RecordTemplate {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordRule {
     /// Glob on the push domain (Tencent `DomainName`).
     #[serde(default = "star")]
+    #[schema(required = true)]
     pub domain: String,
     /// Glob on the RTMP app.
     #[serde(default = "star")]
+    #[schema(required = true)]
     pub app: String,
     /// Glob on the stream name.
     #[serde(default = "star")]
+    #[schema(required = true)]
     pub stream: String,
     pub template: String,
 }
@@ -158,20 +169,26 @@ impl RecordRule {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackTemplate {
     pub name: String,
     /// Signing key (`sign = md5(key + t)`).
     #[serde(default)]
+    #[schema(required = true)]
     pub key: String,
+    #[schema(required = true)]
     pub stream_begin_url: Option<String>,
+    #[schema(required = true)]
     pub stream_end_url: Option<String>,
+    #[schema(required = true)]
     pub record_url: Option<String>,
     /// Retries after the first attempt.
     #[serde(default = "default_retry_count")]
+    #[schema(required = true)]
     pub retry_count: u32,
     #[serde(default = "default_retry_interval")]
+    #[schema(required = true)]
     pub retry_interval_s: u64,
 }
 
@@ -226,14 +243,16 @@ impl CallbackTemplate {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackRule {
     /// Glob on the push domain (Tencent `DomainName`).
     #[serde(default = "star")]
+    #[schema(required = true)]
     pub domain: String,
     /// Glob on the RTMP app (callbacks bind per domain and app, as at Tencent).
     #[serde(default = "star")]
+    #[schema(required = true)]
     pub app: String,
     pub template: String,
 }

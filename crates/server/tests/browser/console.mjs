@@ -154,6 +154,17 @@ try {
   await page.locator('h2', { hasText: 'Record templates' }).waitFor({ timeout: WAIT });
   await page.locator('td', { hasText: 'default' }).first().waitFor({ timeout: WAIT });
 
+  // ---- API: /v1/openapi.json, browsable ----
+  await page.goto(`${base}/console#/api`);
+  const op = page.locator('details.op[data-method=get][data-path="/v1/recordings"]');
+  await op.waitFor({ timeout: WAIT });
+  await op.locator('summary').click();
+  await op.locator('a', { hasText: 'RecordingPage' }).waitFor({ timeout: WAIT });
+  const ops = await page.locator('details.op').count();
+  if (ops < 26) throw new Error(`the API page lists ${ops} operations`);
+  verified.push(`API page: ${ops} operations from /v1/openapi.json`);
+  log(verified.at(-1));
+
   // ---- phone width: no horizontal scrolling ----
   await page.setViewportSize({ width: 390, height: 844 });
   await page.goto(`${base}/console#/recordings`);

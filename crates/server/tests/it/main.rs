@@ -19,6 +19,7 @@ mod hostile;
 mod io_sweep;
 mod live;
 mod metrics;
+mod openapi;
 mod order;
 mod postgres;
 mod publishers;

@@ -1,5 +1,8 @@
 //! Test harness: an in-process livetape on ephemeral ports, a real HTTP callback receiver,
-//! real ffmpeg publishers and real ffprobe checks.
+//! real ffmpeg publishers and real ffprobe checks. Every `/v1` answer a test reaches through
+//! [`TestServer::http`] is checked against the server's OpenAPI document ([`spec`]).
+
+pub mod spec;
 
 use livetape::clock::SystemClock;
 use livetape::config::Config;
@@ -28,6 +31,8 @@ pub struct TestServer {
     cfg: Config,
     /// Where [`TestServer::download`] puts files (not the data dir, which may be a tiny tmpfs).
     downloads: tempfile::TempDir,
+    /// The proxy [`TestServer::http`] sends `/v1` requests through; checks every answer.
+    pub api: spec::SpecCheck,
 }
 
 impl TestServer {
@@ -65,12 +70,14 @@ impl TestServer {
         let running = livetape::start(cfg.clone(), Arc::new(SystemClock))
             .await
             .unwrap();
+        let api = spec::SpecCheck::start(running.http_addr).await;
         Self {
             running,
             dir,
             receiver,
             cfg,
             downloads: tempfile::tempdir().unwrap(),
+            api,
         }
     }
 
@@ -103,17 +110,20 @@ impl TestServer {
             receiver,
             cfg,
             downloads,
+            api,
         } = self;
         running.shutdown().await;
         let running = livetape::start(cfg.clone(), Arc::new(SystemClock))
             .await
             .unwrap();
+        let api = api.restarted(running.http_addr).await;
         Self {
             running,
             dir,
             receiver,
             cfg,
             downloads,
+            api,
         }
     }
 
@@ -121,8 +131,14 @@ impl TestServer {
         self.running.rtmp_addr
     }
 
+    /// A URL of the server. `/v1` paths go through [`TestServer::api`], which checks each
+    /// answer against `/v1/openapi.json` and passes it on unchanged.
     pub fn http(&self, path: &str) -> String {
-        format!("http://{}{}", self.running.http_addr, path)
+        if path == "/v1" || path.starts_with("/v1/") || path.starts_with("/v1?") {
+            format!("http://{}{}", self.api.addr, path)
+        } else {
+            format!("http://{}{}", self.running.http_addr, path)
+        }
     }
 
     /// GET `path` with `api_key` as the bearer token; the JSON answer.
