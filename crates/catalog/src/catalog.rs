@@ -541,6 +541,23 @@ impl Catalog {
         .map_err(db_err("garbage_of", format_args!("file_id={file_id}")))
     }
 
+    /// Which of `event_ids` are in the outbox already (for a write redone after a crash,
+    /// which must not enqueue an event twice).
+    pub async fn known_event_ids(&self, event_ids: &[String]) -> Result<Vec<String>> {
+        let mut known = Vec::new();
+        for id in event_ids {
+            let hit: Option<String> = on_pool!(&self.db, |pool| sqlx::query_scalar(
+                "SELECT event_id FROM outbox WHERE event_id = $1"
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+            .map_err(db_err("known_event_ids", format_args!("event_id={id}")))?;
+            known.extend(hit);
+        }
+        Ok(known)
+    }
+
     /// Drops a garbage row once its file is gone. Returns whether it existed.
     pub async fn forget_garbage(&self, file_id: &str) -> Result<bool> {
         let done = on_pool!(&self.db, |pool| sqlx::query(

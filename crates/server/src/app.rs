@@ -445,13 +445,13 @@ async fn replay_journal(st: &Arc<AppState>) {
         "writing push facts journaled by an earlier run"
     );
     for (entry, fact) in pending {
-        match fact.apply(&st.catalog).await {
+        match fact.replay(&st.catalog).await {
             Ok(()) => entry.remove(),
             Err(e) if e.is_transient() => {
                 let st = st.clone();
                 st.tasks.clone().spawn(async move {
                     let r =
-                        push::until_written(&st, "journal", "", None, || fact.apply(&st.catalog));
+                        push::until_written(&st, "journal", "", None, || fact.replay(&st.catalog));
                     match r.await {
                         Ok(()) => entry.remove(),
                         Err(e) => {

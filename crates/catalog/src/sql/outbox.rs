@@ -77,8 +77,6 @@ pub(crate) const OUTBOX_DUE_SQL: &str = concat!(
     outbox_unblocked!()
 );
 
-/// Enqueues `events`; one whose `event_id` is already in the outbox is skipped, so a write
-/// redone after a crash (the server's journal of push facts) never sends an event twice.
 pub(crate) async fn insert_events_in<'e>(
     conn: &mut Conn<'_>,
     op: &'static str,
@@ -89,8 +87,7 @@ pub(crate) async fn insert_events_in<'e>(
         on_conn!(conn, |c| sqlx::query(
             "INSERT INTO outbox (event_id, event_type, url, body, sign_key, stream_id, attempts, \
              max_attempts, retry_interval_ms, next_attempt_at_ms, created_at_ms, state) \
-             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $9, 'pending') \
-             ON CONFLICT (event_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $9, 'pending')",
         )
         .bind(&ev.event_id)
         .bind(ev.event_type)

@@ -11,7 +11,8 @@
 //!
 //! Replay is idempotent, since a crash can come between a write and the removal of its fact:
 //! an end only ends a session still open (and enqueues its event 0 only then), and events whose
-//! ids are already queued are skipped.
+//! ids are already in the outbox are left out ([`Fact::replay`]). (One delivered and purged
+//! from the outbox since, days later, would go out again: receivers dedupe on the event id.)
 //!
 //! One file per fact (`journal/{seq:020}.json`, written to a temp name, fsynced, renamed, the
 //! directory fsynced): facts are few (only failed writes), so a file each keeps removal a
@@ -40,6 +41,7 @@ pub(crate) enum Fact {
 }
 
 impl Fact {
+    /// Writes the fact.
     pub(crate) async fn apply(&self, catalog: &Catalog) -> Result<(), CatalogError> {
         match self {
             Fact::EndPush {
@@ -62,6 +64,28 @@ impl Fact {
                 .map(drop),
             Fact::Events { events } => catalog.insert_events(events.clone()).await,
         }
+    }
+
+    /// Writes the fact left by an earlier run, less the events already queued (its write may
+    /// have gone through just before the crash).
+    pub(crate) async fn replay(&self, catalog: &Catalog) -> Result<(), CatalogError> {
+        let mut fact = self.clone();
+        let ids: Vec<String> = match &fact {
+            Fact::EndPush { first, events, .. } => first.iter().chain(events),
+            Fact::Events { events } => events.iter().chain(&[]),
+        }
+        .map(|e| e.event_id.clone())
+        .collect();
+        let known = catalog.known_event_ids(&ids).await?;
+        let fresh = |evs: &mut Vec<NewEvent>| evs.retain(|e| !known.contains(&e.event_id));
+        match &mut fact {
+            Fact::EndPush { first, events, .. } => {
+                fresh(first);
+                fresh(events);
+            }
+            Fact::Events { events } => fresh(events),
+        }
+        fact.apply(catalog).await
     }
 }
 

@@ -140,6 +140,8 @@ async fn run(site: &str, n: u64, errno: &str, clip: &Path, full: (u64, u64)) -> 
         ("LIVETAPE_IO_FAIL_AT", n_str.as_str()),
         ("LIVETAPE_IO_FAIL_ERRNO", errno),
         ("LIVETAPE_IO_REPORT", report_str.as_str()),
+        // ~180 runs, each logging the failure it was made to have: errors only.
+        ("LIVETAPE_LOG", "error"),
     ];
     let mut server = spawn_env(&cfg, &env, None)
         .unwrap_or_else(|| panic!("call {n} failing ({errno}) stopped the server starting"));
