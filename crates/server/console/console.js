@@ -248,10 +248,12 @@ function keyView() {
 async function liveView(_params, _rest, alive) {
   const host = h('div');
   const list = h('div', { 'aria-live': 'polite' });
-  main.replaceChildren(h('h1', {}, 'Live streams'), host, list);
+  const jobs = h('section', { 'aria-live': 'polite' });
+  main.replaceChildren(h('h1', {}, 'Live streams'), host, list, jobs);
   const refresh = async () => {
-    const { streams } = await api('/v1/streams');
+    const [{ streams }, running] = await Promise.all([api('/v1/streams'), api('/v1/jobs')]);
     if (!alive()) return;
+    jobs.replaceChildren(...jobsPanel(running));
     if (!streams.length) {
       list.replaceChildren(h('p', { class: 'empty' }, 'No stream is being published. Push one to rtmp://this-host/APP/STREAM.'));
       return;
@@ -274,6 +276,24 @@ async function liveView(_params, _rest, alive) {
   };
   await refresh();
   timer = setInterval(() => refresh().catch((e) => { if (e instanceof AuthNeeded) keyView(); }), LIVE_REFRESH_MS);
+}
+
+// Long jobs running now (retention sweeps, upload backlogs) and uploads waiting: nothing
+// when there are none.
+function jobsPanel({ jobs, uploads_pending: waiting }) {
+  if (!jobs.length && !waiting) return [];
+  const out = [h('h2', {}, 'Running jobs')];
+  if (jobs.length) {
+    out.push(h('table', {},
+      h('thead', {}, h('tr', {}, h('th', {}, 'Job'), h('th', {}, 'Done'), h('th', {}, 'Rate'), h('th', {}, 'Running for'))),
+      h('tbody', {}, jobs.map((j) => h('tr', { dataset: { job: j.job } },
+        h('td', { 'data-label': 'Job' }, j.job),
+        h('td', { class: 'num', 'data-label': 'Done' }, j.total === null || j.total === undefined ? `${j.done}` : `${j.done} of ${j.total}`),
+        h('td', { class: 'num', 'data-label': 'Rate' }, `${j.per_s}/s`),
+        h('td', { class: 'num', 'data-label': 'Running for' }, fmtDuration(j.running_ms)))))));
+  }
+  if (waiting) out.push(h('p', { class: 'muted', dataset: { uploads: waiting } }, `${waiting} finished file${waiting === 1 ? '' : 's'} waiting for upload to the bucket.`));
+  return out;
 }
 
 async function recordingsView(params, _rest, alive) {

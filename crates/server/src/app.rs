@@ -379,7 +379,8 @@ async fn recover_spools(st: &Arc<AppState>) {
             "start-up recovery: checking spools left by an earlier run"
         );
     }
-    let mut progress = crate::metrics::Progress::new("start-up recovery", Some(total));
+    let mut progress =
+        crate::metrics::Progress::new("start-up recovery", Some(total), &st.metrics.jobs);
     for (done, f) in found.into_iter().enumerate() {
         progress.tick(done);
         match f {
@@ -484,6 +485,7 @@ async fn end_cut_pushes(st: &Arc<AppState>) {
 fn retention_of(st: &AppState) -> archive::Retention {
     archive::Retention {
         deletes: st.deletes.clone(),
+        jobs: st.metrics.jobs.clone(),
         max_bytes: st.cfg.storage.max_bytes,
         period: std::time::Duration::from_secs(st.cfg.storage.retention_check_s.max(1)),
         stop: st.stop.clone(),

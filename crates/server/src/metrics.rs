@@ -32,6 +32,11 @@ struct FormatLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabel {
+    job: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
 }
@@ -194,6 +199,10 @@ pub struct Metrics {
     uploads_pending: Gauge,
     uploaded_bytes: Counter,
     upload_failures: Counter,
+    job_done: Family<JobLabel, Gauge>,
+    job_total: Family<JobLabel, Gauge>,
+    /// Long jobs running now (see [`Progress`]).
+    pub(crate) jobs: Jobs,
 }
 
 impl Default for Metrics {
@@ -228,6 +237,9 @@ impl Metrics {
             uploads_pending: Gauge::default(),
             uploaded_bytes: Counter::default(),
             upload_failures: Counter::default(),
+            job_done: Family::default(),
+            job_total: Family::default(),
+            jobs: Jobs::default(),
         };
         // Known label values exist from the start (at 0), so rates and alerts see them.
         for f in Format::ALL {
@@ -356,6 +368,17 @@ impl Metrics {
             "rtmp_publish_refused",
             "RTMP publishes refused, by reason (connection_limit and publish_deadline: connections closed before any publish)",
             m.rtmp_refused.clone(),
+        );
+        r.register(
+            "job_done",
+            "Items a long job running now has done (start-up recovery: spools; retention: \
+             recordings deleted; uploads: files), by job; absent when none runs",
+            m.job_done.clone(),
+        );
+        r.register(
+            "job_total",
+            "Items a long job running now has to do, when known ahead (start-up recovery)",
+            m.job_total.clone(),
         );
         r.register(
             "uploads_pending",
@@ -494,6 +517,23 @@ impl Metrics {
         self.outbox_oldest_age.set(oldest_age_s);
     }
 
+    /// Sets the job gauges from the jobs running now (at scrape time).
+    pub(crate) fn set_jobs(&self) {
+        self.job_done.clear();
+        self.job_total.clear();
+        for j in self.jobs.running() {
+            let l = JobLabel { job: j.job };
+            self.job_done
+                .get_or_create(&l)
+                .set(i64::try_from(j.done).unwrap_or(i64::MAX));
+            if let Some(t) = j.total {
+                self.job_total
+                    .get_or_create(&l)
+                    .set(i64::try_from(t).unwrap_or(i64::MAX));
+            }
+        }
+    }
+
     /// The text exposition: OpenMetrics 1.0 or Prometheus 0.0.4.
     pub fn encode(&self, openmetrics: bool) -> String {
         let mut out = String::with_capacity(8 * 1024);
@@ -508,31 +548,89 @@ impl Metrics {
     }
 }
 
-/// Log lines for a long job (start-up recovery of many spools, a retention sweep that
-/// deletes many files): how far it is, its rate and, with a known total, the time left —
-/// at most every [`Progress::EVERY`], so a quick job says nothing until its summary.
+/// The long jobs running now, by name, each while its [`Progress`] lives: what `/metrics`
+/// (`livetape_job_done`, `livetape_job_total`) and `GET /v1/jobs` (the console's running
+/// jobs) show. A handful of entries, updated a few times a second at most: one mutex.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Jobs(
+    std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, JobState>>>,
+);
+
+/// How far one running job is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct JobState {
+    pub job: &'static str,
+    pub done: u64,
+    pub total: Option<u64>,
+    pub started: std::time::Instant,
+}
+
+impl JobState {
+    pub(crate) fn per_s(&self) -> f64 {
+        self.done as f64 / self.started.elapsed().as_secs_f64().max(0.001)
+    }
+}
+
+impl Jobs {
+    /// The jobs running now, by name.
+    pub(crate) fn running(&self) -> Vec<JobState> {
+        self.lock().values().copied().collect()
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<&'static str, JobState>> {
+        // A panic while holding it left plain numbers behind: still good to read.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A long job (start-up recovery of many spools, a retention sweep that deletes many files,
+/// the uploads of a backlog): listed in [`Jobs`] while it lives, and log lines of how far it
+/// is, its rate and, with a known total, the time left — at most every [`Progress::EVERY`],
+/// so a quick job says nothing until its summary.
 pub(crate) struct Progress {
     job: &'static str,
     total: Option<usize>,
     started: std::time::Instant,
     last: std::time::Instant,
+    jobs: Jobs,
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.jobs.lock().remove(self.job);
+    }
 }
 
 impl Progress {
     pub(crate) const EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-    pub(crate) fn new(job: &'static str, total: Option<usize>) -> Self {
+    pub(crate) fn new(job: &'static str, total: Option<usize>, jobs: &Jobs) -> Self {
         let now = std::time::Instant::now();
+        jobs.lock().insert(
+            job,
+            JobState {
+                job,
+                done: 0,
+                total: total.map(|t| t as u64),
+                started: now,
+            },
+        );
         Self {
             job,
             total,
             started: now,
             last: now,
+            jobs: jobs.clone(),
         }
     }
 
     /// `done` items so far.
     pub(crate) fn tick(&mut self, done: usize) {
+        if let Some(j) = self.jobs.lock().get_mut(self.job) {
+            j.done = done as u64;
+        }
         if self.last.elapsed() < Self::EVERY {
             return;
         }
@@ -564,6 +662,24 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_running_job_is_exposed_until_it_ends() {
+        let m = Metrics::new();
+        let mut p = Progress::new("start-up recovery", Some(7), &m.jobs);
+        p.tick(3);
+        m.set_jobs();
+        let s = series(&m.encode(false));
+        assert_eq!(s["livetape_job_done{job=\"start-up recovery\"}"], 3.0);
+        assert_eq!(s["livetape_job_total{job=\"start-up recovery\"}"], 7.0);
+        let running = m.jobs.running();
+        assert_eq!((running[0].job, running[0].done), ("start-up recovery", 3));
+        drop(p);
+        m.set_jobs();
+        assert!(m.jobs.running().is_empty());
+        let s = series(&m.encode(false));
+        assert!(!s.keys().any(|k| k.starts_with("livetape_job_")), "{s:?}");
+    }
 
     /// `name{labels} value` lines of an exposition, by full series text.
     fn series(text: &str) -> std::collections::HashMap<String, f64> {

@@ -12,6 +12,8 @@ const BATCH: u32 = 100;
 /// The retention job's handles.
 pub(crate) struct Retention {
     pub deletes: Deletes,
+    /// Where a running sweep is listed (`/metrics`, `/v1/jobs`).
+    pub jobs: crate::metrics::Jobs,
     /// `[storage] max_bytes` (0 = no budget).
     pub max_bytes: u64,
     /// `[storage] retention_check_s`.
@@ -25,7 +27,7 @@ impl Retention {
     /// stops or the catalogue fails (the next run goes on).
     pub(crate) async fn enforce(&self, now_ms: i64) -> usize {
         let mut deleted = 0;
-        let mut progress = crate::metrics::Progress::new("retention", None);
+        let mut progress = crate::metrics::Progress::new("retention", None, &self.jobs);
         loop {
             progress.tick(deleted);
             if self.stop.is_cancelled() {

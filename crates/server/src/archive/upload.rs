@@ -61,6 +61,10 @@ impl Uploader {
         tokio::spawn(async move {
             let mut running: JoinSet<String> = JoinSet::new();
             let mut in_flight: HashSet<String> = HashSet::new();
+            // While files are being uploaded: a job in `/v1/jobs` and `/metrics`, with how many
+            // attempts finished since the queue was last empty.
+            let mut progress: Option<crate::metrics::Progress> = None;
+            let mut finished = 0;
             loop {
                 let now = st.deletes.clock.now_ms();
                 if in_flight.len() < MAX_CONCURRENT_UPLOADS {
@@ -101,6 +105,7 @@ impl Uploader {
                     Some(done) = running.join_next(), if !running.is_empty() => {
                         if let Ok(id) = done {
                             in_flight.remove(&id);
+                            finished += 1;
                         }
                     }
                     _ = tokio::time::sleep(sleep), if !full => {}
@@ -108,6 +113,16 @@ impl Uploader {
                 // Collect any other finished uploads without waiting.
                 while let Some(Ok(id)) = running.try_join_next() {
                     in_flight.remove(&id);
+                    finished += 1;
+                }
+                if in_flight.is_empty() {
+                    (progress, finished) = (None, 0);
+                } else {
+                    progress
+                        .get_or_insert_with(|| {
+                            crate::metrics::Progress::new("uploads", None, &st.metrics.jobs)
+                        })
+                        .tick(finished);
                 }
             }
         })

@@ -81,6 +81,7 @@ async fn scrape(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Result<R
     let (pending, oldest_ms) = st.catalog.outbox_pending_stats().await?;
     let age_s = oldest_ms.map_or(0.0, |t| (st.clock.now_ms() - t).max(0) as f64 / 1000.0);
     st.metrics.set_snapshot(st.hub.live_count(), pending, age_s);
+    st.metrics.set_jobs();
     let dead = st.catalog.dead_receivers().await?;
     st.metrics
         .set_outbox_dead(dead.iter().map(|r| r.dead).sum());

@@ -5,7 +5,7 @@
 //! - `GET|POST /common_access?interface=Live_Tape_GetFilelist&…`, Tencent's legacy query
 //!   ([`common_access`])
 //! - `GET /v1/recordings`, `GET|DELETE /v1/recordings/{file_id}` ([`recordings`]),
-//!   `GET /v1/streams` ([`streams`])
+//!   `GET /v1/streams` ([`streams`]), `GET /v1/jobs`: long jobs running now ([`jobs`])
 //! - record/callback templates and rules under `/v1` ([`templates`]), `/v1/deliveries…`
 //!   ([`deliveries`])
 //! - `GET /vod/{file_id}/{name}`: playback with Range/ETag/CORS, from disk or the bucket
@@ -23,6 +23,7 @@ mod console;
 mod deliveries;
 mod error;
 mod health;
+mod jobs;
 mod live;
 mod metrics;
 mod openapi;
@@ -56,6 +57,7 @@ fn guarded_routes() -> OpenApiRouter<Arc<AppState>> {
     OpenApiRouter::with_openapi(openapi::base())
         .merge(recordings::routes())
         .merge(streams::routes())
+        .merge(jobs::routes())
         .merge(templates::routes())
         .merge(deliveries::routes())
 }

@@ -34,6 +34,7 @@ pub const PATH: &str = "/v1/openapi.json";
     tags(
         (name = "recordings", description = "Finished recordings in the catalogue"),
         (name = "streams", description = "Streams being published now"),
+        (name = "jobs", description = "Long jobs running now (retention, uploads)"),
         (name = "record templates", description = "What to record, and how (Tencent §3.1)"),
         (name = "record rules", description = "Which pushes a record template applies to"),
         (name = "callback templates", description = "Where to send event callbacks (Tencent §3.2)"),

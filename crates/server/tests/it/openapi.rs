@@ -19,6 +19,7 @@ const ROUTES: &[&str] = &[
     "GET /v1/recordings/{file_id}",
     "DELETE /v1/recordings/{file_id}",
     "GET /v1/streams",
+    "GET /v1/jobs",
     "GET /v1/record-templates",
     "POST /v1/record-templates",
     "GET /v1/record-templates/{name}",
@@ -180,6 +181,8 @@ async fn every_route_answers_as_its_document_says() {
         .to_owned();
     let (st, _) = call(&srv, M::GET, "/v1/streams", None, false).await;
     assert_eq!(st, 401);
+    let v = expect(&srv, 200, M::GET, "/v1/jobs", None).await;
+    assert!(v["jobs"].is_array(), "{v}");
 
     // Recordings.
     let v = expect(&srv, 200, M::GET, "/v1/recordings", None).await;

@@ -195,6 +195,14 @@ async fn event_100_waits_for_the_bucket_and_presigned_playback_redirects() {
     })
     .await;
     assert_eq!(metric(&http, "livetape_uploads_pending").await, 1.0);
+    // And the console's running jobs say so.
+    let jobs: Value = reqwest::get(s.http("/v1/jobs"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jobs["uploads_pending"], 1, "{jobs}");
     while let Some(d) = s.receiver.try_next() {
         assert_ne!(d.body["event_type"], 100, "event 100 before the upload");
     }
