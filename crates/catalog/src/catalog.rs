@@ -131,6 +131,21 @@ impl Catalog {
                 target: path.display().to_string(),
                 source,
             })?;
+        // A catalogue file this process may read but not write (wrong owner or mode, a
+        // read-only mount) opens fine and fails at the first write, deep in start-up: find
+        // out now, naming the file. Writing the header's user_version back is a write.
+        let probe = async {
+            let v: i64 = sqlx::query_scalar("PRAGMA user_version")
+                .fetch_one(&pool)
+                .await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PRAGMA user_version = {v}")))
+                .execute(&pool)
+                .await
+        };
+        probe.await.map_err(|source| CatalogError::Open {
+            target: path.display().to_string(),
+            source,
+        })?;
         Self::migrate_sqlite(pool).await
     }
 

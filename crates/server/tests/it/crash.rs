@@ -507,3 +507,94 @@ async fn a_second_signal_exits_at_once_and_the_next_start_recovers() {
     assert_eq!(decode_errors(&p), "");
     assert!(probe_counts(&p).0 > 0);
 }
+
+/// The catalogue file made unwritable for the server (it runs as `nobody`; `chmod 0444` on
+/// the SQLite files, as a wrong owner, mode or a read-only mount leaves it) after a crash
+/// mid-push: the next start refuses at once, naming the file, and touches nothing — the
+/// spool stays; once the file is writable again, the start recovers the recording whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_catalogue_is_refused_at_start_and_costs_no_recording() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+    let mut rx = Receiver::start().await;
+    let cfg = write_config(
+        dir.path(),
+        &rx.url,
+        "[[record_template]]\nname = \"default\"\nformats = [\"flv\"]\n",
+    );
+    let mut server = spawn_as_nobody(&cfg).expect("serves as nobody");
+    let rtmp = server.rtmp;
+    let pushing = tokio::spawn(async move {
+        publish(rtmp, "live", "ro", &fixture(CLIP_10S), Pace::Realtime).await
+    });
+    rx.next_of(1).await;
+    let spool = dir.path().join("data/spool");
+    let spooled = || -> u64 {
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "part"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while spooled() < 600_000 {
+        assert!(std::time::Instant::now() < deadline, "spool never grew");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.kill();
+    let _ = pushing.await;
+
+    let db_files: Vec<_> = std::fs::read_dir(dir.path().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("catalog.db")
+        })
+        .collect();
+    assert!(!db_files.is_empty());
+    let mode = |m: u32| {
+        for f in &db_files {
+            std::fs::set_permissions(f, std::fs::Permissions::from_mode(m)).unwrap();
+        }
+    };
+    mode(0o444);
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            "nobody",
+            "--regid",
+            "nogroup",
+            "--clear-groups",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_livetape"))
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started on a read-only catalogue: {err}"
+    );
+    assert!(
+        err.contains("catalog.db") && err.contains("readonly"),
+        "the error names the file and why: {err}"
+    );
+    assert!(spooled() >= 600_000, "the spool is untouched");
+
+    mode(0o644);
+    let server = spawn_as_nobody(&cfg).expect("serves once writable");
+    let file = rx.next_of(100).await.body;
+    let p = dir.path().join("got.flv");
+    fetch(server.http, file["video_url"].as_str().unwrap(), &p).await;
+    let (v, _) = probe_counts(&p);
+    assert!(v >= 60, "{v} video frames recovered (~4 s spooled)");
+    assert_eq!(decode_errors(&p), "");
+    assert_eq!(spooled(), 0, "spool recovered");
+}

@@ -251,16 +251,38 @@ pub fn spawn_with(config: &Path, crash_at: Option<&str>, nofile: Option<u64>) ->
 
 /// Like [`spawn_with`], with more environment variables (e.g. the I/O-error sweep's).
 pub fn spawn_env(config: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Option<Proc> {
+    launch(config, env, nofile, None)
+}
+
+/// Like [`spawn_maybe`], as the unprivileged user `nobody` (util-linux `setpriv`; the tests
+/// run as root), so file modes apply to the server as they would in production.
+pub fn spawn_as_nobody(config: &Path) -> Option<Proc> {
+    launch(config, &[], None, Some("nobody"))
+}
+
+fn launch(
+    config: &Path,
+    env: &[(&str, &str)],
+    nofile: Option<u64>,
+    user: Option<&str>,
+) -> Option<Proc> {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let bin = env!("CARGO_BIN_EXE_livetape");
-    let mut cmd = match nofile {
-        None => Command::new(bin),
-        Some(n) => {
+    let mut cmd = match (nofile, user) {
+        (None, None) => Command::new(bin),
+        (Some(n), None) => {
             let mut c = Command::new("prlimit");
             c.arg(format!("--nofile={n}:{n}")).arg("--").arg(bin);
             c
         }
+        (None, Some(u)) => {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid", u, "--regid", "nogroup", "--clear-groups", "--"])
+                .arg(bin);
+            c
+        }
+        (Some(_), Some(_)) => unimplemented!("prlimit and setpriv together"),
     };
     cmd.args(["serve", "--config"])
         .arg(config)
