@@ -1233,7 +1233,19 @@ fn close_failed(
 
 /// A file whose spool failed a write, for finalize from what it holds (`ClosePlan::Recover`).
 fn abandon_file(ctx: &Arc<RecordContext>, format: Format, f: OpenFile, now_ms: i64) -> ClosedFile {
+    closed_file(ctx, format, f, now_ms, muxer::ClosePlan::Recover)
+}
+
+/// The finalize request of a file closed at `now_ms` with `plan`.
+fn closed_file(
+    ctx: &Arc<RecordContext>,
+    format: Format,
+    f: OpenFile,
+    now_ms: i64,
+    plan: muxer::ClosePlan,
+) -> ClosedFile {
     ClosedFile {
+        // An audio-only format never describes the push's video.
         video: video_info(f.tracks.video_codec, f.tracks.video.as_ref())
             .filter(|_| format != Format::Aac),
         ctx: Arc::clone(ctx),
@@ -1243,7 +1255,7 @@ fn abandon_file(ctx: &Arc<RecordContext>, format: Format, f: OpenFile, now_ms: i
         started_wall_ms: f.started_wall_ms,
         ended_wall_ms: now_ms,
         media_start_ms: f.first_dts,
-        plan: muxer::ClosePlan::Recover,
+        plan,
     }
 }
 
@@ -1279,19 +1291,7 @@ fn close_file(
             Some(err(ctx, format, &f.spool, e)),
         ),
     };
-    let closed = ClosedFile {
-        // An audio-only format never describes the push's video.
-        video: video_info(f.tracks.video_codec, f.tracks.video.as_ref())
-            .filter(|_| format != Format::Aac),
-        ctx: Arc::clone(ctx),
-        format,
-        file_id: f.file_id,
-        spool_path: f.spool.path().to_path_buf(),
-        started_wall_ms: f.started_wall_ms,
-        ended_wall_ms: now_ms,
-        media_start_ms: f.first_dts,
-        plan,
-    };
+    let closed = closed_file(ctx, format, f, now_ms, plan);
     (closed, error)
 }
 

@@ -8,31 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn write_config(dir: &Path, receiver: &str, extra: &str) -> std::path::PathBuf {
-    let p = dir.join("livetape.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"
-            [server]
-            rtmp_listen = "127.0.0.1:0"
-            http_listen = "127.0.0.1:0"
-            data_dir = "{}"
-            [[callback_template]]
-            name = "cb"
-            key = "{CALLBACK_KEY}"
-            stream_begin_url = "{receiver}/begin"
-            stream_end_url = "{receiver}/end"
-            record_url = "{receiver}/record"
-            retry_interval_s = 1
-            [[callback_rule]]
-            template = "cb"
-            {extra}
-            "#,
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    p
+    binary_config(dir, receiver, "", extra)
 }
 
 async fn fetch(http: SocketAddr, video_url: &str, to: &Path) {

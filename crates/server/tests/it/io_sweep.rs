@@ -22,35 +22,12 @@ use std::path::{Path, PathBuf};
 const FORMATS: [(&str, i64); 3] = [("flv", 1), ("hls", 2), ("mp4", 3)];
 
 fn write_config(dir: &Path, receiver: &str) -> PathBuf {
-    let p = dir.join("livetape.toml");
-    std::fs::write(
-        &p,
-        format!(
-            r#"
-            [server]
-            rtmp_listen = "127.0.0.1:0"
-            http_listen = "127.0.0.1:0"
-            data_dir = "{}"
-            shutdown_flush_s = 5
-            [[record_template]]
-            name = "default"
-            formats = ["flv", "mp4", "hls"]
-            hls_target_s = 1
-            [[callback_template]]
-            name = "cb"
-            key = "{CALLBACK_KEY}"
-            stream_begin_url = "{receiver}/begin"
-            stream_end_url = "{receiver}/end"
-            record_url = "{receiver}/record"
-            retry_interval_s = 1
-            [[callback_rule]]
-            template = "cb"
-            "#,
-            dir.join("data").display()
-        ),
+    binary_config(
+        dir,
+        receiver,
+        "shutdown_flush_s = 5",
+        "[[record_template]]\nname = \"default\"\nformats = [\"flv\", \"mp4\", \"hls\"]\nhls_target_s = 1\n",
     )
-    .unwrap();
-    p
 }
 
 /// SIGTERM (a clean stop: recordings finalized, callbacks flushed), then waits for the exit.
@@ -266,6 +243,11 @@ async fn sweep(errno: &str) {
     let full = probe_counts(&clip);
     let mut calls: BTreeMap<&str, u64> = BTreeMap::new();
     for site in livetape::failpoint::SITES {
+        // A failed catalogue write is the same "not committed" error whatever the errno
+        // (`livetape-failpoint` maps it): swept once, with ENOSPC.
+        if site == "catalog.write" && errno != "ENOSPC" {
+            continue;
+        }
         let mut n = 1;
         while run(site, n, errno, &clip, full).await.is_some() {
             n += 1;

@@ -208,36 +208,15 @@ async fn a_crash_while_the_database_is_stopped_keeps_the_true_push_end() {
     let pg = PgCluster::create();
     let dir = tempfile::tempdir().unwrap();
     let mut rx = Receiver::start().await;
-    let cfg = dir.path().join("livetape.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-            [server]
-            rtmp_listen = "127.0.0.1:0"
-            http_listen = "127.0.0.1:0"
-            data_dir = "{data}"
-            [catalog]
-            url = "{url}"
-            [[record_template]]
-            name = "default"
-            formats = ["flv"]
-            [[callback_template]]
-            name = "cb"
-            key = "{CALLBACK_KEY}"
-            stream_begin_url = "{rx}/begin"
-            stream_end_url = "{rx}/end"
-            record_url = "{rx}/record"
-            retry_interval_s = 1
-            [[callback_rule]]
-            template = "cb"
-            "#,
-            data = dir.path().join("data").display(),
-            url = pg.url,
-            rx = rx.url,
+    let cfg = binary_config(
+        dir.path(),
+        &rx.url,
+        "",
+        &format!(
+            "[catalog]\nurl = \"{}\"\n[[record_template]]\nname = \"default\"\nformats = [\"flv\"]\n",
+            pg.url
         ),
-    )
-    .unwrap();
+    );
     let mut server = spawn(&cfg, None);
     let (addr, clip) = (server.rtmp, fixture(CLIP_10S));
     let push =

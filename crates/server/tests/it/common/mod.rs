@@ -205,6 +205,38 @@ pub fn assert_signed(body: &Value) {
     assert_eq!(body["sign"], md5_hex(&format!("{CALLBACK_KEY}{t}")));
 }
 
+/// Writes `dir/livetape.toml` for a [`spawn`]ed server: ports from the OS, data in
+/// `dir/data`, callbacks of every push to `receiver` (`/begin`, `/end`, `/record`, retried
+/// every second); `server_keys` go inside `[server]`, `extra` (whole tables) after the rest.
+pub fn binary_config(dir: &Path, receiver: &str, server_keys: &str, extra: &str) -> PathBuf {
+    let p = dir.join("livetape.toml");
+    std::fs::write(
+        &p,
+        format!(
+            r#"
+            [server]
+            rtmp_listen = "127.0.0.1:0"
+            http_listen = "127.0.0.1:0"
+            data_dir = "{}"
+            {server_keys}
+            [[callback_template]]
+            name = "cb"
+            key = "{CALLBACK_KEY}"
+            stream_begin_url = "{receiver}/begin"
+            stream_end_url = "{receiver}/end"
+            record_url = "{receiver}/record"
+            retry_interval_s = 1
+            [[callback_rule]]
+            template = "cb"
+            {extra}
+            "#,
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
 /// A `livetape serve` child process (killed on drop).
 pub struct Proc {
     pub child: std::process::Child,
