@@ -10,13 +10,17 @@
 //! - [`filelist`]: `Live_Tape_GetFilelist` request parsing and response types.
 //! - [`cst`]: China Standard Time (UTC+8) `YYYY-MM-DD HH:MM:SS` formatting/parsing.
 //! - [`errcode`]: push-interrupt reason codes.
+//! - [`tc3`]: Tencent Cloud API 3.0 request signatures (`TC3-HMAC-SHA256`), verified.
+//! - [`iso`]: ISO 8601 times as API 3.0 writes and reads them.
 
 pub mod callback;
 pub mod cst;
 pub mod errcode;
 pub mod filelist;
+pub mod iso;
 pub mod retry;
 pub mod sign;
+pub mod tc3;
 
 pub use callback::{
     BodyError, CallbackExt, EVENT_PUSH_BEGIN, EVENT_PUSH_END, EVENT_RECORD_FILE,
