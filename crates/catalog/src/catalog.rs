@@ -819,6 +819,15 @@ where
     text(qb, "appname", &q.appname);
     text(qb, "app", &q.app);
     text(qb, "format", &q.format);
+    if !q.stream_ids.is_empty() {
+        qb.push(sep).push("stream_id IN (");
+        let mut list = qb.separated(", ");
+        for s in &q.stream_ids {
+            list.push_bind(s.clone());
+        }
+        list.push_unseparated(")");
+        sep = " AND ";
+    }
     if let Some(from) = q.from_ms {
         qb.push(sep).push("start_ms >= ").push_bind(from);
         sep = " AND ";
@@ -841,7 +850,8 @@ where
     i64: for<'t> Encode<'t, DB> + Type<DB>,
 {
     let mut qb = QueryBuilder::new(prefix);
-    if q.stream_id.is_none() && q.from_ms.is_none() && q.to_ms.is_none() {
+    if q.stream_id.is_none() && q.stream_ids.is_empty() && q.from_ms.is_none() && q.to_ms.is_none()
+    {
         // PostgreSQL sums BIGINT as NUMERIC.
         qb.push("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM recording_counts");
     } else {

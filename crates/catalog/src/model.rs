@@ -96,6 +96,8 @@ pub struct RecordingQuery {
     /// RTMP application (`Recording::appname`).
     pub appname: Option<String>,
     pub stream_id: Option<String>,
+    /// Any of these streams (with `stream_id`, both must hold); empty matches every stream.
+    pub stream_ids: Vec<String>,
     pub format: Option<String>,
     /// Inclusive lower bound on `start_ms`.
     pub from_ms: Option<i64>,
@@ -197,6 +199,9 @@ pub struct OutboxEvent {
 /// [`crate::TemplateBody`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredTemplate<T> {
+    /// The template's number (Tencent's `TemplateId`): unique across kinds, kept when the
+    /// template is replaced.
+    pub id: i64,
     pub template: T,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
@@ -232,6 +237,8 @@ pub struct StoredRule<T = RuleDef> {
 /// [`RawTemplate::decode`]).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RawTemplate {
+    /// The template's number (Tencent's `TemplateId`), unique across kinds.
+    pub id: i64,
     pub kind: String,
     pub name: String,
     pub body: String,

@@ -135,6 +135,7 @@ impl RawTemplate {
             ))));
         }
         Ok(StoredTemplate {
+            id: self.id,
             template: serde_json::from_str(&self.body).map_err(bad)?,
             created_at_ms: self.created_at_ms,
             updated_at_ms: self.updated_at_ms,
@@ -206,6 +207,24 @@ impl Catalog {
                 .map_err(db_err(OP, name_key(name)))
         })?;
         row.as_ref().map(RawTemplate::decode).transpose()
+    }
+
+    /// The template of `T`'s kind numbered `id` (`None` also when `id` is another kind's).
+    pub async fn get_template_by_id<T: TemplateBody>(
+        &self,
+        id: i64,
+    ) -> Result<Option<StoredTemplate<T>>> {
+        const OP: &str = "get_template_by_id";
+        let row = on_pool!(&self.db, |pool| {
+            let mut conn = pool.acquire().await.map_err(db_err(OP, id_key(id)))?;
+            sql::template_by_id_in(&mut Conn::from(&mut *conn), id)
+                .await
+                .map_err(db_err(OP, id_key(id)))
+        })?;
+        row.filter(|r| r.kind == T::KIND)
+            .as_ref()
+            .map(RawTemplate::decode)
+            .transpose()
     }
 
     /// Creates a template; [`CatalogError::Conflict`] if its kind has one of that name.
@@ -441,6 +460,7 @@ impl Catalog {
             }
         });
         let stored = StoredTemplate {
+            id: row.id,
             template: t.clone(),
             created_at_ms: row.created_at_ms,
             updated_at_ms: row.updated_at_ms,

@@ -10,7 +10,7 @@ type Result<T> = std::result::Result<T, sqlx::Error>;
 
 macro_rules! template_cols {
     () => {
-        "kind, name, body, created_at_ms, updated_at_ms"
+        "id, kind, name, body, created_at_ms, updated_at_ms"
     };
 }
 macro_rules! rule_cols {
@@ -97,6 +97,18 @@ pub(crate) async fn template_in(
     .await)
 }
 
+/// The template numbered `id` (of any kind).
+pub(crate) async fn template_by_id_in(conn: &mut Conn<'_>, id: i64) -> Result<Option<RawTemplate>> {
+    on_conn!(conn, |c| sqlx::query_as(concat!(
+        "SELECT ",
+        template_cols!(),
+        " FROM templates WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(c)
+    .await)
+}
+
 pub(crate) async fn template_exists_in(
     conn: &mut Conn<'_>,
     kind: &str,
@@ -126,7 +138,7 @@ pub(crate) async fn upsert_template_in(
         concat!(
             "INSERT INTO templates (",
             template_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kind, name) DO UPDATE SET \
+            ") VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM templates), $1, $2, $3, $4, $5) ON CONFLICT (kind, name) DO UPDATE SET \
              body = excluded.body, updated_at_ms = excluded.updated_at_ms RETURNING ",
             template_cols!()
         )
@@ -134,7 +146,7 @@ pub(crate) async fn upsert_template_in(
         concat!(
             "INSERT INTO templates (",
             template_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5) RETURNING ",
+            ") VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM templates), $1, $2, $3, $4, $5) RETURNING ",
             template_cols!()
         )
     };

@@ -20,6 +20,7 @@ conformance!(
     record_and_callback_bodies_read_back_through_other_types,
     migration_0009_carries_0008_rows_over,
     migration_0009_keeps_ids_that_do_not_collide,
+    templates_are_numbered_across_kinds_and_keep_their_number,
 );
 
 /// A kind only this test knows.
@@ -63,6 +64,70 @@ impl TemplateBody for NotAnOverlay {
 
 fn record_def(name: &str) -> ServerRecord {
     record(name, &["mp4"], 600)
+}
+
+/// Tencent's API names templates by number: one sequence across kinds, kept on replace, and
+/// a number of another kind's template finds nothing.
+async fn templates_are_numbered_across_kinds_and_keep_their_number(db: &TestDb) {
+    let cat = db.open().await;
+    let a = cat.create_template(&record_def("a"), 1).await.unwrap();
+    let b = cat.create_template(&overlay("b", "x"), 2).await.unwrap();
+    let c = cat.create_template(&record_def("c"), 3).await.unwrap();
+    assert!(
+        a.id >= 1 && b.id > a.id && c.id > b.id,
+        "{} {} {}",
+        a.id,
+        b.id,
+        c.id
+    );
+    let (replaced, created) = cat
+        .put_template(&record("a", &["flv"], 60), 4)
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(replaced.id, a.id);
+    let got = cat
+        .get_template_by_id::<ServerRecord>(a.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.id, got.template.formats.as_slice()),
+        (a.id, &["flv".to_string()][..])
+    );
+    assert!(
+        cat.get_template_by_id::<ServerRecord>(b.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        cat.get_template_by_id::<Overlay>(b.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .template
+            .name,
+        "b"
+    );
+    assert!(
+        cat.get_template_by_id::<ServerRecord>(c.id + 100)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listed: Vec<i64> = cat
+        .list_templates::<ServerRecord>()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(listed, [a.id, c.id]);
+    // A deleted template's number is not given to the next one while a later one lives.
+    cat.delete_template::<Overlay>("b").await.unwrap();
+    let d = cat.create_template(&overlay("d", "y"), 5).await.unwrap();
+    assert!(d.id > c.id);
 }
 
 async fn a_third_kind_needs_no_schema_change(db: &TestDb) {
@@ -580,8 +645,9 @@ const CR_SQL: &str = "INSERT INTO callback_rules (app, template, created_at_ms, 
 /// A key with every character JSON escapes, and some it does not.
 const ODD_KEY: &str = "k\"\\/\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f} é 中 \u{2028}";
 
-fn stored<T>(template: T, created_at_ms: i64, updated_at_ms: i64) -> StoredTemplate<T> {
+fn stored<T>(id: i64, template: T, created_at_ms: i64, updated_at_ms: i64) -> StoredTemplate<T> {
     StoredTemplate {
+        id,
         template,
         created_at_ms,
         updated_at_ms,
@@ -693,9 +759,15 @@ async fn migration_0009_carries_0008_rows_over(db: &TestDb) {
     assert_eq!(
         set.templates_of::<ServerRecord>().unwrap(),
         [
-            stored(rt("a\"b\\c", &["aac"], 30, 4, 0, 0), 1, 2),
-            stored(rt("hd", &["flv", "mp4", "hls"], 600, 10, 30, 7), 100, 200),
-            stored(rt("none", &[], 30, 4, 0, 0), 1, 2),
+            // Numbered in creation order (ties by kind and name) by migration 0011.
+            stored(1, rt("a\"b\\c", &["aac"], 30, 4, 0, 0), 1, 2),
+            stored(
+                3,
+                rt("hd", &["flv", "mp4", "hls"], 600, 10, 30, 7),
+                100,
+                200
+            ),
+            stored(2, rt("none", &[], 30, 4, 0, 0), 1, 2),
         ]
     );
     let hooks = ServerCallback {
@@ -709,7 +781,7 @@ async fn migration_0009_carries_0008_rows_over(db: &TestDb) {
     };
     assert_eq!(
         set.templates_of::<ServerCallback>().unwrap(),
-        [stored(hooks.clone(), 300, 400)]
+        [stored(4, hooks.clone(), 300, 400)]
     );
 
     let rules: Vec<(i64, RuleDef, i64, i64)> = set

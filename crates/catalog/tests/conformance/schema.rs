@@ -72,8 +72,13 @@ async fn both_engines_build_the_same_schema() {
             .any(|(n, _, partial)| n == "idx_outbox_claimed" && *partial),
         "{lite_idx:?}"
     );
-    // 0009 replaced the two per-kind template indexes by idx_rules_template.
-    assert_eq!(lite_idx.len(), 15, "{lite_idx:?}");
+    // 0009 replaced the two per-kind template indexes by idx_rules_template; 0011 added
+    // idx_templates_id (the templates' numbers).
+    assert_eq!(lite_idx.len(), 16, "{lite_idx:?}");
+    assert!(
+        lite_idx.contains(&("idx_templates_id".into(), "id".into(), false)),
+        "{lite_idx:?}"
+    );
     assert!(
         lite_idx.contains(&("idx_rules_template".into(), "kind,template".into(), false)),
         "{lite_idx:?}"
