@@ -33,6 +33,77 @@ pub struct Config {
     pub catalog: CatalogConfig,
     pub cluster: ClusterConfig,
     pub callbacks: CallbacksConfig,
+    /// Tencent Cloud API 3.0 on `POST /` (absent: off, every call answers
+    /// `AuthFailure.SecretIdNotFound`).
+    pub tencent_api: Option<TencentApiConfig>,
+}
+
+/// Longest accepted SecretId / SecretKey (Tencent's are 36 and 32 characters).
+pub const MAX_TENCENT_SECRET_LEN: usize = 128;
+
+/// `[tencent_api]`: the SecretId/SecretKey pairs API 3.0 callers sign with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TencentApiConfig {
+    pub secret_id: String,
+    pub secret_key: String,
+    /// More pairs, e.g. one per backend or while rotating a key.
+    #[serde(default)]
+    pub keys: Vec<TencentApiKey>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TencentApiKey {
+    pub secret_id: String,
+    pub secret_key: String,
+}
+
+impl TencentApiConfig {
+    /// The SecretKey issued with `secret_id`.
+    pub fn secret_key(&self, secret_id: &str) -> Option<&str> {
+        std::iter::once((&self.secret_id, &self.secret_key))
+            .chain(self.keys.iter().map(|k| (&k.secret_id, &k.secret_key)))
+            .find(|(id, _)| id.as_str() == secret_id)
+            .map(|(_, k)| k.as_str())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let pairs = std::iter::once((&self.secret_id, &self.secret_key))
+            .chain(self.keys.iter().map(|k| (&k.secret_id, &k.secret_key)));
+        let mut seen = std::collections::HashSet::new();
+        for (i, (id, key)) in pairs.enumerate() {
+            let at = if i == 0 {
+                "tencent_api".to_owned()
+            } else {
+                format!("tencent_api.keys[{}]", i - 1)
+            };
+            for (name, v) in [("secret_id", id), ("secret_key", key)] {
+                if v.is_empty() || v.len() > MAX_TENCENT_SECRET_LEN {
+                    return Err(invalid(
+                        format!("{at}.{name}"),
+                        format!("must be 1..={MAX_TENCENT_SECRET_LEN} characters"),
+                    ));
+                }
+                if !v.bytes().all(|b| b.is_ascii_graphic()) {
+                    return Err(invalid(
+                        format!("{at}.{name}"),
+                        "must be printable ASCII without spaces",
+                    ));
+                }
+            }
+            if id.contains('/') {
+                return Err(invalid(format!("{at}.secret_id"), "must not contain `/`"));
+            }
+            if !seen.insert(id.as_str()) {
+                return Err(invalid(
+                    format!("{at}.secret_id"),
+                    format!("`{id}` is listed twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Valid `[callbacks] dead_probe_s`.
@@ -426,6 +497,12 @@ impl Config {
             hide_opt(&mut p.backup_key);
         }
         hide_opt(&mut c.api.key);
+        if let Some(t) = &mut c.tencent_api {
+            hide(&mut t.secret_key);
+            for k in &mut t.keys {
+                hide(&mut k.secret_key);
+            }
+        }
         hide_opt(&mut c.live.play_key);
         hide_opt(&mut c.live.play_backup_key);
         hide_opt(&mut c.storage.secret_access_key);
@@ -612,6 +689,9 @@ impl Config {
             if pa.auth_delta_s < 0 {
                 return Err(invalid("push_auth.auth_delta_s", "must not be negative"));
             }
+        }
+        if let Some(t) = &self.tencent_api {
+            t.validate()?;
         }
         if self.live.play_key.as_ref().is_some_and(String::is_empty) {
             return Err(invalid("live.play_key", "must not be empty"));

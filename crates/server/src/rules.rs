@@ -76,6 +76,8 @@ impl CallbackRule {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     record_templates: Vec<RecordTemplate>,
+    /// Record template name → its number (`record_temp_id`); empty for a config-only view.
+    record_template_ids: std::collections::HashMap<String, i64>,
     record_rules: Vec<RecordRule>,
     callback_templates: Vec<CallbackTemplate>,
     callback_rules: Vec<CallbackRule>,
@@ -87,6 +89,7 @@ impl Snapshot {
     pub fn from_config(cfg: &Config) -> Self {
         Self {
             record_templates: cfg.record_templates(),
+            record_template_ids: Default::default(),
             record_rules: cfg.record_rules(),
             callback_templates: cfg.callback_template.clone(),
             callback_rules: cfg.callback_rule.clone(),
@@ -103,6 +106,11 @@ impl Snapshot {
         }
         Ok(Self {
             record_templates: templates(set)?,
+            record_template_ids: set
+                .templates_of::<RecordTemplate>()?
+                .into_iter()
+                .map(|t| (t.template.name, t.id))
+                .collect(),
             record_rules: set
                 .rules_of(RECORD_KIND)
                 .map(|r| RecordRule::from_def(&r.rule))
@@ -145,6 +153,11 @@ impl Snapshot {
             .iter()
             .find(|t| t.name == best.template)
             .cloned()
+    }
+
+    /// The number of the record template `name` (0 if unknown).
+    pub fn record_template_id(&self, name: &str) -> i64 {
+        self.record_template_ids.get(name).copied().unwrap_or(0)
     }
 
     /// The callback template for an app (Tencent binds callbacks per domain and app, not per
@@ -275,6 +288,7 @@ mod tests {
     fn snap() -> Snapshot {
         Snapshot {
             record_templates: ["any", "app", "glob", "exact", "glob2"].map(rt).to_vec(),
+            record_template_ids: Default::default(),
             // Deliberately not in specificity order: precedence must not depend on it.
             record_rules: vec![
                 rr("live", "vip_1", "exact"),
@@ -376,7 +390,9 @@ mod tests {
             templates: seed
                 .templates
                 .iter()
-                .map(|t| RawTemplate {
+                .enumerate()
+                .map(|(i, t)| RawTemplate {
+                    id: i as i64 + 1,
                     kind: t.kind.clone(),
                     name: t.name.clone(),
                     body: t.body.clone(),

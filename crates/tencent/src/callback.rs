@@ -125,6 +125,10 @@ pub struct RecordFileEvent {
     /// Opaque string; keep stable across retries (receivers dedupe on it).
     pub file_id: String,
     pub record_file_id: String,
+    /// The legacy VOD1 id (`{appid}_{32 hex}` in Tencent's guide): the same as `file_id`.
+    pub video_id: String,
+    /// The recording template's id as a string (API 3.0 `TemplateId`).
+    pub record_temp_id: String,
     /// `flv` | `hls` | `mp4` | `aac` | `mp3`.
     pub file_format: String,
     /// Numeric-looking string (task/session id).
@@ -288,6 +292,8 @@ mod tests {
             channel_id: "stream_test".into(),
             file_id: "1234567890".into(),
             record_file_id: "1234567890".into(),
+            video_id: "1234567890".into(),
+            record_temp_id: "7".into(),
             file_format: "hls".into(),
             task_id: "1818336333418013137".into(),
             start_time: 1_642_089_445,
@@ -378,6 +384,8 @@ mod tests {
             "channel_id",
             "file_id",
             "record_file_id",
+            "video_id",
+            "record_temp_id",
             "file_format",
             "task_id",
             "stream_param",

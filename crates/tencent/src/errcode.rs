@@ -26,6 +26,9 @@ pub const NETWORK_ERROR: i32 = 12;
 pub const AUTH_FAILED: i32 = 19;
 /// No data for a long time (newer code; Tencent closes after ~70 s without data).
 pub const NO_DATA_TIMEOUT: i32 = 20;
+/// The push was cut by the server on an API call (`DropLiveStream`). Tencent documents no
+/// code of its own for this; 24 is one of its "server side" codes.
+pub const DROPPED: i32 = 24;
 /// Bad AMF.
 pub const BAD_AMF: i32 = 33;
 
@@ -40,7 +43,8 @@ pub fn errmsg(code: i32) -> &'static str {
         3 => "recv() return 0",
         4 => "recv() return error",
         35 => "The push client actively stopped the push",
-        5 | 9 | 10 | 11 | 24 => "internal error",
+        24 => "the stream was dropped by DropLiveStream",
+        5 | 9 | 10 | 11 => "internal error",
         6 | 23 => "bad rtmp content",
         7 => "rtmp message large than 1M",
         8 | 20 => "no data for a long time",

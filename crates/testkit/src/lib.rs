@@ -37,7 +37,7 @@ pub use fixtures::{
 };
 #[cfg(feature = "postgres")]
 pub use pg::{DATABASE_URL_ENV, PgCluster, PgDatabase, admin_url, pg_admin};
-pub use probe::{Counts, count_packets, decode_errors, ffmpeg9, probe_counts};
+pub use probe::{Counts, count_packets, decode_errors, ffmpeg9, probe_counts, venv_python};
 #[cfg(feature = "net")]
 pub use publisher::{Pace, publish};
 #[cfg(feature = "net")]

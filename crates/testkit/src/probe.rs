@@ -99,6 +99,19 @@ pub fn decode_errors(ffmpeg: &Path, path: &Path) -> String {
     s
 }
 
+/// The Python of the venv `scripts/test.sh` makes (`target/testkit/venv`), with the pinned
+/// PyPI tools of `scripts/requirements-test.txt` (ffmpeg 9, Tencent Cloud's SDKs). Panics
+/// with the install command if it is missing (tests that need it fail rather than skip).
+pub fn venv_python() -> PathBuf {
+    let py = crate::target_dir().join("testkit/venv/bin/python");
+    assert!(
+        py.is_file(),
+        "{} not found: run ./scripts/test.sh (it installs scripts/requirements-test.txt there)",
+        py.display()
+    );
+    py
+}
+
 /// The pinned ffmpeg 9 binary: `$LIVETAPE_FFMPEG9`, else the one `scripts/test.sh` installed
 /// with PyPI `imageio-ffmpeg` into `target/testkit/venv`. Panics with the install command if
 /// neither exists (tests that need it fail rather than skip).

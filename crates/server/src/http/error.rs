@@ -28,6 +28,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A count limit is reached (409; Tencent's `LimitExceeded`).
+    #[error("{0}")]
+    Limit(String),
     #[error("{}", catalog_message(.0))]
     Catalog(#[from] CatalogError),
     #[error("{0}")]
@@ -58,7 +61,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Limit(_) => StatusCode::CONFLICT,
             Self::Catalog(CatalogError::NotFound { .. }) => StatusCode::NOT_FOUND,
             Self::Catalog(CatalogError::UnknownTemplate { .. }) => StatusCode::BAD_REQUEST,
             Self::Catalog(e) if e.is_conflict() => StatusCode::CONFLICT,

@@ -11,7 +11,9 @@
 //! - `GET /vod/{file_id}/{name}`: playback with Range/ETag/CORS, from disk or the bucket
 //!   ([`vod`])
 //! - `GET /live/{app}/{stream}.{flv|m3u8}`: live viewing ([`live`])
-//! - `GET /metrics` ([`metrics`]), `GET /console` ([`console`])
+//! - `GET /metrics` ([`metrics`]), `GET /console` ([`console`]; `GET /` redirects there)
+//! - `POST /`: Tencent Cloud API 3.0 (`TC3-HMAC-SHA256`-signed, `X-TC-Action`), the live and
+//!   vod actions of the recording feature ([`tencent_api`])
 //! - `GET /v1/openapi.json`: the OpenAPI document of `/v1`, generated from the handlers'
 //!   annotations ([`openapi`]); each `/v1` file registers its routes through
 //!   `utoipa_axum::routes!`, so a route and its description are one item
@@ -31,6 +33,7 @@ mod recordings;
 pub(crate) mod serve;
 mod streams;
 mod templates;
+mod tencent_api;
 mod vod;
 
 pub use error::ApiError;
@@ -124,10 +127,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(live::routes())
         .layer(cors);
     Router::new()
-        .route(
-            "/",
-            axum::routing::get(|| async { axum::response::Redirect::to("/console") }),
-        )
+        // `POST /` (and a signed `GET /`) is Tencent Cloud API 3.0; a plain `GET /` the console.
+        .merge(tencent_api::routes())
         .merge(health::routes())
         .merge(console::routes())
         .merge(playback)

@@ -122,6 +122,7 @@ async fn list_recordings(
         app: None,
         appname: p.app,
         stream_id: p.stream_id,
+        stream_ids: Vec::new(),
         format: p.format,
         from_ms: p.from,
         to_ms: p.to,

@@ -71,6 +71,8 @@ pub(crate) trait RuleResource: Serialize + Sized {
 /// A stored template as the API shows it: its fields and when it was created and changed.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TemplateJson<T> {
+    /// The template's number (Tencent API 3.0's `TemplateId`), kept when it is replaced.
+    pub id: i64,
     #[serde(flatten)]
     pub template: T,
     pub created_at_ms: i64,
@@ -82,6 +84,7 @@ impl<T: TemplateResource> From<StoredTemplate<T>> for TemplateJson<T> {
         let mut template = s.template;
         template.redact();
         Self {
+            id: s.id,
             template,
             created_at_ms: s.created_at_ms,
             updated_at_ms: s.updated_at_ms,
@@ -423,12 +426,56 @@ async fn create_template<T: TemplateResource>(
     State(st): State<Arc<AppState>>,
     b: Result<Json<T::Body>, JsonRejection>,
 ) -> Result<(StatusCode, Json<TemplateJson<T>>), ApiError> {
-    let t = T::from_body(body(b)?, None)?;
-    t.check_targets(&st.cfg.callbacks.allowed_targets())?;
-    room_for_one::<T>(&st).await?;
-    let t = st.catalog.create_template(&t, st.clock.now_ms()).await?;
-    applied(&st).await?;
+    let t = create(&st, T::from_body(body(b)?, None)?).await?;
     Ok((StatusCode::CREATED, Json(t.into())))
+}
+
+/// Creates a checked template: what every face (`/v1`, Tencent API 3.0) runs.
+pub(crate) async fn create<T: TemplateResource>(
+    st: &AppState,
+    t: T,
+) -> Result<StoredTemplate<T>, ApiError> {
+    t.check_targets(&st.cfg.callbacks.allowed_targets())?;
+    room_for_one::<T>(st).await?;
+    let t = st.catalog.create_template(&t, st.clock.now_ms()).await?;
+    applied(st).await?;
+    Ok(t)
+}
+
+/// Replaces a checked template that exists: what every face runs.
+pub(crate) async fn replace<T: TemplateResource>(
+    st: &AppState,
+    t: T,
+) -> Result<StoredTemplate<T>, ApiError> {
+    t.check_targets(&st.cfg.callbacks.allowed_targets())?;
+    let (t, _) = st.catalog.put_template(&t, st.clock.now_ms()).await?;
+    applied(st).await?;
+    Ok(t)
+}
+
+/// Deletes a template (refused while a rule binds it): what every face runs.
+pub(crate) async fn remove<T: TemplateResource>(st: &AppState, name: &str) -> Result<(), ApiError> {
+    st.catalog.delete_template::<T>(name).await?;
+    applied(st).await
+}
+
+/// Adds a checked rule: what every face runs.
+pub(crate) async fn add_rule(
+    st: &AppState,
+    kind: &str,
+    what: &str,
+    def: &RuleDef,
+) -> Result<StoredRule, ApiError> {
+    room_beside(st.catalog.list_rules(kind).await?.len(), what)?;
+    let r = st.catalog.insert_rule(kind, def, st.clock.now_ms()).await?;
+    applied(st).await?;
+    Ok(r)
+}
+
+/// Deletes rule `id` of `kind`: what every face runs.
+pub(crate) async fn remove_rule(st: &AppState, kind: &str, id: i64) -> Result<(), ApiError> {
+    st.catalog.delete_rule(kind, id).await?;
+    applied(st).await
 }
 
 async fn put_template<T: TemplateResource>(
@@ -458,7 +505,7 @@ async fn room_for_one<T: TemplateResource>(st: &AppState) -> Result<(), ApiError
 /// `n` of a kind (templates or rules) exist: room for one more, or 409.
 fn room_beside(n: usize, what: &str) -> Result<(), ApiError> {
     if n as u64 >= MAX_TEMPLATES {
-        return Err(ApiError::Conflict(format!(
+        return Err(ApiError::Limit(format!(
             "{n} {what}s exist, the most there may be ({MAX_TEMPLATES}); delete one first"
         )));
     }
@@ -469,8 +516,7 @@ async fn delete_template<T: TemplateResource>(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    st.catalog.delete_template::<T>(&name).await?;
-    applied(&st).await?;
+    remove::<T>(&st, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -492,12 +538,7 @@ async fn create_rule<R: RuleResource>(
     b: Result<Json<R::Body>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RuleJson<R>>), ApiError> {
     let def = R::from_body(body(b)?)?;
-    room_beside(st.catalog.list_rules(R::KIND).await?.len(), R::WHAT)?;
-    let r = st
-        .catalog
-        .insert_rule(R::KIND, &def, st.clock.now_ms())
-        .await?;
-    applied(&st).await?;
+    let r = add_rule(&st, R::KIND, R::WHAT, &def).await?;
     Ok((StatusCode::CREATED, Json(rule_json(r))))
 }
 
@@ -520,9 +561,7 @@ async fn delete_rule<R: RuleResource>(
     State(st): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = rule_id(R::WHAT, &id)?;
-    st.catalog.delete_rule(R::KIND, id).await?;
-    applied(&st).await?;
+    remove_rule(&st, R::KIND, rule_id(R::WHAT, &id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

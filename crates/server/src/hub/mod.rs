@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 pub struct LiveStream {
     pub app: String,
     pub stream: String,
+    /// The push domain (`[server] domain`, else the tcUrl host): `app` in the callbacks.
+    pub domain: String,
     pub sequence: String,
     pub client_ip: String,
     pub started_at_ms: i64,
@@ -31,6 +33,9 @@ pub struct LiveStream {
     /// The live-viewing side of the push (`None` with `[live] enabled = false`).
     #[serde(skip)]
     pub live: Option<Arc<live::StreamLive>>,
+    /// Cancelling it cuts the push ([`Hub::cut`]).
+    #[serde(skip)]
+    pub cut: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Default)]
@@ -108,6 +113,16 @@ impl Hub {
             }
         }
         v
+    }
+
+    /// Cuts the push of `app/stream` at once (its driver ends it as usual: event 0, files
+    /// closed); false if the stream is not live here.
+    pub fn cut(&self, app: &str, stream: &str) -> bool {
+        let key = StreamKey {
+            app: app.to_owned(),
+            stream: stream.to_owned(),
+        };
+        self.lock().get(&key).map(|s| s.cut.cancel()).is_some()
     }
 
     /// The live feed of a stream being published.

@@ -76,6 +76,8 @@ struct Connection {
     st: Arc<AppState>,
     peer: SocketAddr,
     push: Option<Push>,
+    /// The server's stop, or this push cut through the API (`Hub::cut`).
+    cut: tokio_util::sync::CancellationToken,
     /// What this connection holds until it publishes (then released: a publisher's memory
     /// is bounded per stream instead).
     charge: Charge,
@@ -84,10 +86,20 @@ struct Connection {
 impl Connection {
     fn new(st: Arc<AppState>, peer: SocketAddr, charge: Charge) -> Self {
         Self {
+            cut: st.stop.child_token(),
             st,
             peer,
             push: None,
             charge,
+        }
+    }
+
+    /// Why [`Self::cut`] fired: the server stops, or the API dropped the stream.
+    fn cut_reason(&self) -> (i32, String) {
+        if self.st.stop.is_cancelled() {
+            (errcode::INTERNAL_ERROR, "server shutting down".into())
+        } else {
+            (errcode::DROPPED, errcode::errmsg(errcode::DROPPED).into())
         }
     }
 
@@ -106,18 +118,14 @@ impl Connection {
         loop {
             if coalesce {
                 tokio::select! {
-                    _ = self.st.stop.cancelled() => {
-                        return (errcode::INTERNAL_ERROR, "server shutting down".into());
-                    }
+                    _ = self.cut.cancelled() => return self.cut_reason(),
                     () = tokio::time::sleep_until(next_tick(tokio::time::Instant::now())) => {}
                 }
             }
             make_room(&mut buf, want);
             let offered = buf.capacity() - buf.len();
             let read = tokio::select! {
-                _ = self.st.stop.cancelled() => {
-                    return (errcode::INTERNAL_ERROR, "server shutting down".into());
-                }
+                _ = self.cut.cancelled() => return self.cut_reason(),
                 r = tokio::time::timeout(idle, sock.read_buf(&mut buf)) => r,
                 () = tokio::time::sleep_until(publish_by), if self.push.is_none() => {
                     self.st.metrics.rtmp_refused(Refusal::PublishDeadline);
@@ -235,6 +243,7 @@ impl Connection {
             stream_param,
             tc_url,
             peer: self.peer,
+            cut: self.cut.clone(),
         };
         match push::begin(&self.st, req).await {
             Ok(p) => {

@@ -124,7 +124,13 @@ pub(crate) async fn commit_file(
         after.cancelled().await;
     }
     let now = st.clock.now_ms();
-    let event = super::events::record_file(&st.cfg, callbacks.as_ref(), &done.recording, now);
+    let event = super::events::record_file(
+        &st.cfg,
+        callbacks.as_ref(),
+        ctx.template_id,
+        &done.recording,
+        now,
+    );
     let events: Vec<_> = event.into_iter().collect();
     let res = match &st.objects {
         // Not catalogued yet: queued for upload, its event 100 held until the object is in

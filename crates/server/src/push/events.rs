@@ -116,6 +116,7 @@ pub fn push_end(
 pub fn record_file(
     cfg: &Config,
     callbacks: Option<&CallbackTemplate>,
+    template_id: i64,
     r: &Recording,
     now_ms: i64,
 ) -> Option<NewEvent> {
@@ -139,6 +140,8 @@ pub fn record_file(
         channel_id: r.stream_id.clone(),
         file_id: r.file_id.clone(),
         record_file_id: r.file_id.clone(),
+        video_id: r.file_id.clone(),
+        record_temp_id: template_id.to_string(),
         file_format: r.format.clone(),
         task_id: r.sequence.clone(),
         start_time: r.start_ms.div_euclid(1000),

@@ -49,6 +49,9 @@ pub(crate) struct PublishRequest {
     /// Where the publisher connected to (its host is the push domain unless configured).
     pub tc_url: String,
     pub peer: SocketAddr,
+    /// Cancelled to cut this push from outside (Tencent API `DropLiveStream`); a child of
+    /// the server's stop token, so the driver waits on this one alone.
+    pub cut: CancellationToken,
 }
 
 /// Why a publish was refused: the status to answer (RTMP `onStatus` code and text) and the
@@ -121,6 +124,7 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
         stream_param,
         tc_url,
         peer,
+        cut,
     } = req;
     let now = st.clock.now_ms();
     if stream.is_empty() || stream.len() > MAX_NAME_LEN || app.len() > MAX_NAME_LEN {
@@ -153,6 +157,11 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
         }
     }
     let sequence = new_sequence();
+    let domain = if st.cfg.server.domain.is_empty() {
+        host_of(&tc_url)
+    } else {
+        st.cfg.server.domain.clone()
+    };
     let live = st
         .cfg
         .live
@@ -161,10 +170,12 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
     let lease = match st.hub.claim(LiveStream {
         app: app.clone(),
         stream: stream.clone(),
+        domain: domain.clone(),
         sequence: sequence.clone(),
         client_ip: peer.ip().to_string(),
         started_at_ms: now,
         live: live.as_ref().map(|l| l.shared()),
+        cut,
         ..Default::default()
     }) {
         Ok(l) => l,
@@ -210,11 +221,6 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
             ));
         }
     }
-    let domain = if st.cfg.server.domain.is_empty() {
-        host_of(&tc_url)
-    } else {
-        st.cfg.server.domain.clone()
-    };
     let snapshot = st.templates.snapshot();
     let callbacks = snapshot.callback_template_for(&domain, &app);
     let facts = PushFacts {
@@ -283,6 +289,7 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
                         stream_param: stream_param.clone(),
                         callbacks,
                         storage_days: t.storage_days,
+                        template_id: snapshot.record_template_id(&t.name),
                     },
                     &t,
                     st.storage.spool_dir(),

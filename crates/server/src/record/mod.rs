@@ -83,6 +83,9 @@ pub struct RecordContext {
     /// The template's retention (days, 0 = forever), pinned like `callbacks`.
     #[serde(default)]
     pub storage_days: u64,
+    /// The record template's number (`record_temp_id` in event 100; 0 if unknown).
+    #[serde(default)]
+    pub template_id: i64,
 }
 
 /// Errors while writing a recording; they stop that recording, never the push.
@@ -1355,6 +1358,7 @@ mod tests {
             stream_param: String::new(),
             callbacks: None,
             storage_days: 0,
+            template_id: 0,
         };
         let rec = Recorder::new(ctx, &template, storage.spool_dir());
         (dir, storage, rec)
@@ -1477,6 +1481,7 @@ mod tests {
             stream_param: String::new(),
             callbacks: None,
             storage_days: 0,
+            template_id: 0,
         };
         let mut rec = Recorder::new(ctx, &template, storage.spool_dir());
         let (mut closed, mut errors) = (Vec::new(), Vec::new());

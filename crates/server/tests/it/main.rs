@@ -27,3 +27,4 @@ mod record_loop;
 mod retention;
 mod s3;
 mod shapes;
+mod tencent_api;

@@ -598,7 +598,7 @@ fn the_check_catches_an_answer_that_does_not_match() {
     get("/v1/recordings/1_abc", 200, &negative).unwrap_err();
 
     // A flattened template: its fields and the stored times, and nothing else.
-    let t = json!({"name": "hd", "formats": ["mp4"], "interval_s": 1800, "resume_s": 0,
+    let t = json!({"id": 1, "name": "hd", "formats": ["mp4"], "interval_s": 1800, "resume_s": 0,
                    "hls_target_s": 10, "storage_days": 0, "created_at_ms": 1, "updated_at_ms": 2});
     get("/v1/record-templates", 200, &json!({"templates": [t]})).unwrap();
     let mut extra = t.clone();

@@ -60,6 +60,8 @@ async fn push_records_catalogues_notifies_and_plays() {
         for k in [
             "file_id",
             "record_file_id",
+            "video_id",
+            "record_temp_id",
             "file_format",
             "task_id",
             "stream_param",
@@ -88,6 +90,7 @@ async fn push_records_catalogues_notifies_and_plays() {
             assert!(f[k].is_i64() || f[k].is_u64(), "{k} is an integer in {f}");
         }
         assert_eq!(f["file_id"], f["record_file_id"]);
+        assert_eq!(f["file_id"], f["video_id"]);
         assert_eq!(f["stream_param"], "foo=bar&x=1");
         assert!((9..=11).contains(&f["duration"].as_i64().unwrap()), "{f}");
         let ext: Value = serde_json::from_str(f["callback_ext"].as_str().unwrap()).unwrap();

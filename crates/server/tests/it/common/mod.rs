@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use livetape_testkit::{
     CALLBACK_KEY, CLIP_2S, CLIP_10S, CLIP_60S, Clip, Delivery, HANG, Pace, PgCluster, PgDatabase,
-    Receiver, S3_BUCKET, S3Server, Scenario, probe_counts, publish,
+    Receiver, S3_BUCKET, S3Server, Scenario, probe_counts, publish, venv_python,
 };
 /// Upper bound for anything awaited; tests wait on events, this only stops a hang.
 pub const WAIT: Duration = Duration::from_secs(30);

@@ -1,0 +1,839 @@
+//! Tencent Cloud API 3.0 through Tencent's official Python SDK (`tencentcloud-sdk-python-live`
+//! and `-vod`, pinned in scripts/requirements-test.txt): every call below is the SDK's request
+//! model, signed and sent by the SDK's client, its answer parsed into the SDK's response model
+//! (`tests/tencent_api/sdk.py`), against a real livetape with real ffmpeg pushes.
+
+use crate::common::*;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+const SECRET_ID: &str = "AKIDlivetapetest0000000000000000000";
+const SECRET_KEY: &str = "livetape-test-secret-key-0000001";
+const SECOND_ID: &str = "AKIDsecondbackend";
+const SECOND_KEY: &str = "second-key";
+
+fn keys() -> String {
+    format!(
+        "[tencent_api]\nsecret_id = \"{SECRET_ID}\"\nsecret_key = \"{SECRET_KEY}\"\n\
+         [[tencent_api.keys]]\nsecret_id = \"{SECOND_ID}\"\nsecret_key = \"{SECOND_KEY}\"\n"
+    )
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tencent_api/sdk.py")
+}
+
+/// What the SDK returned: the response model as JSON, or Tencent's error code and message.
+type Sdk = Result<Value, (String, String)>;
+
+/// One call through the SDK, as `id`/`key`, with extra `sdk.py` flags (`--get`, `--skew N`).
+async fn call_as(
+    s: &TestServer,
+    id: &str,
+    key: &str,
+    service: &str,
+    action: &str,
+    params: Value,
+    flags: &[&str],
+) -> Sdk {
+    let out = tokio::process::Command::new(venv_python())
+        .arg(script())
+        .arg(s.running.http_addr.to_string())
+        .args([id, key, service, action, &params.to_string()])
+        .args(flags)
+        .output()
+        .await
+        .expect("run the SDK script");
+    assert!(
+        out.status.success(),
+        "sdk.py {action}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "sdk.py {action} printed {:?}: {e}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    match v.get("ok") {
+        Some(ok) => {
+            assert!(
+                ok["RequestId"].as_str().is_some_and(|r| r.len() == 36),
+                "{v}"
+            );
+            Ok(ok.clone())
+        }
+        None => Err((
+            v["error"]["code"].as_str().unwrap().to_owned(),
+            v["error"]["message"].as_str().unwrap().to_owned(),
+        )),
+    }
+}
+
+async fn live(s: &TestServer, action: &str, params: Value) -> Sdk {
+    call_as(s, SECRET_ID, SECRET_KEY, "live", action, params, &[]).await
+}
+
+async fn vod(s: &TestServer, action: &str, params: Value) -> Sdk {
+    call_as(s, SECRET_ID, SECRET_KEY, "vod", action, params, &[]).await
+}
+
+/// The error code of a call that must fail (its message must name something).
+fn code(r: Sdk) -> String {
+    let (code, message) = r.expect_err("the call must fail");
+    assert!(!message.is_empty());
+    code
+}
+
+/// SDK creates record template + rule + callback template + rule → ffmpeg push → the stream
+/// is online → DropLiveStream cuts it → event 100 arrives signed → SearchMedia finds the file,
+/// its MediaUrl plays → DeleteMedia removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_end_to_end_template_rule_push_drop_search_delete() {
+    // Nothing records and nothing is announced until the SDK says so.
+    let scenario = Scenario::new()
+        .server("domain = \"push.example.com\"")
+        .config(&format!(
+            "[[record_rule]]\napp = \"nothing-records-here\"\ntemplate = \"default\"\n\
+             [callbacks]\nallow_targets = [\"127.0.0.0/8\"]\n{}",
+            keys()
+        ))
+        .without_callbacks();
+    let mut s = TestServer::from_scenario(scenario).await;
+
+    let tpl = live(
+        &s,
+        "CreateLiveRecordTemplate",
+        json!({
+            "TemplateName": "sdk_hd",
+            "FlvParam": {"Enable": 1, "RecordInterval": 1800, "StorageTime": 0},
+            "Mp4Param": {"Enable": 1, "RecordInterval": 1800, "StorageTime": 0},
+        }),
+    )
+    .await
+    .unwrap();
+    let template_id = tpl["TemplateId"].as_i64().unwrap();
+    assert!(template_id > 0);
+    live(&s, "CreateLiveRecordRule", json!({
+        "DomainName": "push.example.com", "AppName": "live", "StreamName": "", "TemplateId": template_id,
+    }))
+    .await
+    .unwrap();
+    let cb = live(
+        &s,
+        "CreateLiveCallbackTemplate",
+        json!({
+            "TemplateName": "sdk_cb",
+            "StreamBeginNotifyUrl": format!("{}/begin", s.receiver.url),
+            "StreamEndNotifyUrl": format!("{}/end", s.receiver.url),
+            "RecordNotifyUrl": format!("{}/record", s.receiver.url),
+            "CallbackKey": CALLBACK_KEY,
+        }),
+    )
+    .await
+    .unwrap();
+    live(
+        &s,
+        "CreateLiveCallbackRule",
+        json!({
+            "DomainName": "push.example.com", "AppName": "live", "TemplateId": cb["TemplateId"],
+        }),
+    )
+    .await
+    .unwrap();
+
+    // A real-time push, cut through the API while it runs.
+    let (rtmp, clip) = (s.rtmp(), fixture(CLIP_60S));
+    let pusher =
+        tokio::spawn(async move { publish(rtmp, "live", "sdk1", &clip, Pace::Rate(1)).await });
+    let begin = s.receiver.next_of(1).await.body;
+    assert_signed(&begin);
+    assert_eq!(begin["app"], "push.example.com");
+    let online = live(
+        &s,
+        "DescribeLiveStreamOnlineList",
+        json!({"DomainName": "push.example.com", "AppName": "live"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(online["TotalNum"], 1, "{online}");
+    let info = &online["OnlineInfo"][0];
+    assert_eq!(
+        (info["StreamName"].as_str(), info["AppName"].as_str()),
+        (Some("sdk1"), Some("live"))
+    );
+    assert_eq!(info["DomainName"], "push.example.com");
+    assert!(
+        info["PublishTimeList"][0]["PublishTime"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let state = live(
+        &s,
+        "DescribeLiveStreamState",
+        json!({"AppName": "live", "DomainName": "push.example.com", "StreamName": "sdk1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(state["StreamState"], "active");
+    // Content, not synchronisation: a real-time push records as many seconds as it runs.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    live(
+        &s,
+        "DropLiveStream",
+        json!({"AppName": "live", "DomainName": "push.example.com", "StreamName": "sdk1"}),
+    )
+    .await
+    .unwrap();
+    let end = s.receiver.next_of(0).await.body;
+    assert_signed(&end);
+    assert_eq!(end["sequence"], begin["sequence"]);
+    assert_eq!(end["errcode"], 24, "{end}");
+    let _ = pusher.await;
+
+    let mut files = vec![
+        s.receiver.next_of(100).await.body,
+        s.receiver.next_of(100).await.body,
+    ];
+    files.sort_by_key(|f| f["file_format"].as_str().unwrap().to_owned());
+    for f in &files {
+        assert_signed(f);
+        assert_eq!(f["record_temp_id"], template_id.to_string(), "{f}");
+        assert_eq!(f["video_id"], f["file_id"]);
+    }
+    let state = live(
+        &s,
+        "DescribeLiveStreamState",
+        json!({"AppName": "live", "DomainName": "push.example.com", "StreamName": "sdk1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(state["StreamState"], "inactive");
+
+    let found = vod(
+        &s,
+        "SearchMedia",
+        json!({"StreamIds": ["sdk1"], "Sort": {"Field": "CreateTime", "Order": "Asc"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(found["TotalCount"], 2, "{found}");
+    let mp4 = files.iter().find(|f| f["file_format"] == "mp4").unwrap();
+    let item = found["MediaInfoSet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["FileId"] == mp4["file_id"])
+        .expect("the mp4 is found")
+        .clone();
+    let basic = &item["BasicInfo"];
+    assert_eq!(basic["MediaUrl"], mp4["video_url"]);
+    assert_eq!(basic["Type"], "mp4");
+    assert_eq!(basic["SourceInfo"]["SourceType"], "Record");
+    assert_eq!(basic["SourceInfo"]["LiveRecordInfo"]["StreamId"], "sdk1");
+    assert_eq!(
+        basic["SourceInfo"]["LiveRecordInfo"]["Domain"],
+        "push.example.com"
+    );
+    assert_eq!(basic["ExpireTime"], "9999-12-31T23:59:59Z");
+    let meta = &item["MetaData"];
+    assert_eq!(meta["Size"], mp4["file_size"]);
+    assert_eq!(
+        (meta["Width"].as_u64(), meta["Height"].as_u64()),
+        (Some(1280), Some(720)),
+        "CLIP_60S is 720p"
+    );
+    assert!(meta["Duration"].as_f64().unwrap() >= 2.0, "{meta}");
+    assert_eq!(meta["VideoStreamSet"][0]["Codec"], "h264");
+
+    // The MediaUrl plays: the same bytes as the catalogued file, decoding clean.
+    let got = s.download(mp4).await;
+    assert_eq!(decode_errors(&got), "");
+    let fid = mp4["file_id"].as_str().unwrap();
+    let on_disk = s.data_path(basic["StoragePath"].as_str().unwrap());
+    assert_eq!(
+        std::fs::metadata(&on_disk).unwrap().len(),
+        mp4["file_size"].as_u64().unwrap()
+    );
+    let (v, a) = probe_counts(&got);
+    assert!(v > 0 && a > 0, "{v} video, {a} audio packets");
+
+    // DescribeMediaInfos with a filter, and an id that does not exist.
+    let d = vod(
+        &s,
+        "DescribeMediaInfos",
+        json!({"FileIds": [mp4["file_id"], "nope"], "Filters": ["metaData"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(d["NotExistFileIdSet"], json!(["nope"]));
+    assert!(
+        d["MediaInfoSet"][0]["BasicInfo"].is_null()
+            && d["MediaInfoSet"][0]["MetaData"]["Size"] == mp4["file_size"]
+    );
+
+    // DeleteMedia: catalogue row, file and playback go together.
+    let local = s.local_url(mp4["video_url"].as_str().unwrap());
+    vod(&s, "DeleteMedia", json!({"FileId": fid}))
+        .await
+        .unwrap();
+    assert_eq!(reqwest::get(&local).await.unwrap().status(), 404);
+    assert!(!on_disk.exists(), "{} is gone", on_disk.display());
+    let left = vod(&s, "SearchMedia", json!({"StreamIds": ["sdk1"]}))
+        .await
+        .unwrap();
+    assert_eq!(left["TotalCount"], 1);
+    assert_eq!(
+        code(vod(&s, "DeleteMedia", json!({"FileId": fid})).await),
+        "ResourceNotFound.FileNotExist"
+    );
+    let recs = s.api_json("/v1/recordings?stream_id=sdk1", "").await;
+    assert_eq!(recs["total"], 1, "{recs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_keys_and_actions_are_refused_with_tencents_codes() {
+    let s = TestServer::start(&keys()).await;
+    let p = json!({"AppName": "live", "DomainName": "d", "StreamName": "x"});
+    let ok = live(&s, "DescribeLiveStreamState", p.clone())
+        .await
+        .unwrap();
+    assert_eq!(ok["StreamState"], "inactive");
+    // A second issued pair works too; a GET (query parameters, signed) as well.
+    call_as(
+        &s,
+        SECOND_ID,
+        SECOND_KEY,
+        "live",
+        "DescribeLiveStreamState",
+        p.clone(),
+        &[],
+    )
+    .await
+    .unwrap();
+    let got = call_as(
+        &s,
+        SECRET_ID,
+        SECRET_KEY,
+        "live",
+        "DescribeLiveStreamState",
+        p.clone(),
+        &["--get"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(got["StreamState"], "inactive");
+    for (id, key, flags, want) in [
+        (
+            SECRET_ID,
+            "wrong-key",
+            &[][..],
+            "AuthFailure.SignatureFailure",
+        ),
+        (
+            SECOND_ID,
+            SECRET_KEY,
+            &[][..],
+            "AuthFailure.SignatureFailure",
+        ),
+        (
+            "AKIDnobody",
+            SECRET_KEY,
+            &[][..],
+            "AuthFailure.SecretIdNotFound",
+        ),
+        (
+            SECRET_ID,
+            SECRET_KEY,
+            &["--skew", "400"][..],
+            "AuthFailure.SignatureExpire",
+        ),
+        (
+            SECRET_ID,
+            SECRET_KEY,
+            &["--skew", "-400"][..],
+            "AuthFailure.SignatureExpire",
+        ),
+    ] {
+        let r = call_as(
+            &s,
+            id,
+            key,
+            "live",
+            "DescribeLiveStreamState",
+            p.clone(),
+            flags,
+        )
+        .await;
+        assert_eq!(code(r), want, "{id} {flags:?}");
+    }
+    // Within the window is fine.
+    call_as(
+        &s,
+        SECRET_ID,
+        SECRET_KEY,
+        "live",
+        "DescribeLiveStreamState",
+        p.clone(),
+        &["--skew", "200"],
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        code(live(&s, "DescribeLiveStreamState", json!({"AppName": "live"})).await),
+        "MissingParameter"
+    );
+    assert_eq!(
+        code(live(&s, "ForbidLiveStream", p.clone()).await),
+        "UnsupportedOperation"
+    );
+    assert_eq!(
+        code(live(&s, "DescribeLiveDomains", json!({})).await),
+        "InvalidAction"
+    );
+    assert_eq!(
+        code(live(&s, "DropLiveStream", p.clone()).await),
+        "ResourceNotFound.StreamNotAlive"
+    );
+    assert_eq!(
+        code(
+            live(
+                &s,
+                "DescribeLiveStreamOnlineList",
+                json!({"PageSize": 1000})
+            )
+            .await
+        ),
+        "InvalidParameterValue"
+    );
+
+    // The raw wire: a bad Authorization header, an unsigned request; errors are HTTP 200
+    // with Tencent's envelope (the SDKs take any other status for a network failure).
+    let http = reqwest::Client::new();
+    for auth in [None, Some("TC3-HMAC-SHA256 Credential=x")] {
+        let mut req = http
+            .post(s.http("/"))
+            .header("Content-Type", "application/json")
+            .header("X-TC-Action", "DescribeLiveStreamState")
+            .header("X-TC-Version", "2018-08-01")
+            .header("X-TC-Timestamp", "1")
+            .body("{}");
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(
+            v["Response"]["Error"]["Code"], "AuthFailure.InvalidAuthorization",
+            "{v}"
+        );
+        assert_eq!(v["Response"]["RequestId"].as_str().unwrap().len(), 36);
+    }
+    // A body over the bound is refused before anything else is read.
+    let big = vec![b' '; API_BODY_LIMIT + 1];
+    let r = http
+        .post(s.http("/"))
+        .header("X-TC-Action", "X")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["Response"]["Error"]["Code"], "InvalidParameter", "{v}");
+    // GET / without an action is still the console.
+    let r = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(s.http("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/console");
+}
+
+/// `http::tencent_api::MAX_BODY_BYTES`.
+const API_BODY_LIMIT: usize = 1024 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_section_the_api_is_off() {
+    let s = TestServer::start("").await;
+    let r = live(
+        &s,
+        "DescribeLiveStreamState",
+        json!({"AppName": "a", "DomainName": "d", "StreamName": "s"}),
+    )
+    .await;
+    assert_eq!(code(r), "AuthFailure.SecretIdNotFound");
+}
+
+/// Templates and rules made through the SDK are the `/v1` ones (one implementation), with
+/// Tencent's errors where a backend branches on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_and_rules_through_the_sdk_are_the_v1_ones() {
+    let s = TestServer::start(&keys()).await;
+    assert_eq!(
+        code(
+            live(
+                &s,
+                "CreateLiveRecordTemplate",
+                json!({"FlvParam": {"Enable": 1}})
+            )
+            .await
+        ),
+        "MissingParameter"
+    );
+    let mismatched = json!({"TemplateName": "bad", "FlvParam": {"Enable": 1, "RecordInterval": 600}, "Mp4Param": {"Enable": 1, "RecordInterval": 900}});
+    assert_eq!(
+        code(live(&s, "CreateLiveRecordTemplate", mismatched).await),
+        "InvalidParameterValue"
+    );
+    let created = live(
+        &s,
+        "CreateLiveRecordTemplate",
+        json!({
+            "TemplateName": "hls_only",
+            "HlsParam": {"Enable": 1, "StorageTime": 86400 * 7},
+            "HlsSpecialParam": {"FlowContinueDuration": 60},
+        }),
+    )
+    .await
+    .unwrap();
+    let id = created["TemplateId"].as_i64().unwrap();
+    assert_eq!(
+        code(
+            live(
+                &s,
+                "CreateLiveRecordTemplate",
+                json!({"TemplateName": "hls_only", "HlsParam": {"Enable": 1}})
+            )
+            .await
+        ),
+        "FailedOperation"
+    );
+
+    let one = live(&s, "DescribeLiveRecordTemplate", json!({"TemplateId": id}))
+        .await
+        .unwrap();
+    let t = &one["Template"];
+    assert_eq!(
+        (t["TemplateId"].as_i64(), t["TemplateName"].as_str()),
+        (Some(id), Some("hls_only"))
+    );
+    assert_eq!(t["HlsParam"]["Enable"], 1);
+    assert_eq!(t["FlvParam"]["Enable"], 0);
+    assert_eq!(t["HlsParam"]["StorageTime"], 86400 * 7);
+    assert_eq!(t["HlsSpecialParam"]["FlowContinueDuration"], 60);
+    // The same template on /v1, with the same number.
+    let v1 = s.api_json("/v1/record-templates/hls_only", "").await;
+    assert_eq!(
+        (
+            v1["id"].as_i64(),
+            v1["formats"].clone(),
+            v1["storage_days"].as_u64(),
+            v1["resume_s"].as_u64()
+        ),
+        (Some(id), json!(["hls"]), Some(7), Some(60))
+    );
+
+    live(
+        &s,
+        "ModifyLiveRecordTemplate",
+        json!({"TemplateId": id, "Mp4Param": {"Enable": 1, "RecordInterval": 900}}),
+    )
+    .await
+    .unwrap();
+    let v1 = s.api_json("/v1/record-templates/hls_only", "").await;
+    assert_eq!(
+        (v1["formats"].clone(), v1["interval_s"].as_u64()),
+        (json!(["mp4", "hls"]), Some(900))
+    );
+    let all = live(&s, "DescribeLiveRecordTemplates", json!({}))
+        .await
+        .unwrap();
+    assert!(
+        all["Templates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["TemplateId"] == id && t["Mp4Param"]["Enable"] == 1)
+    );
+    assert_eq!(
+        code(
+            live(
+                &s,
+                "ModifyLiveRecordTemplate",
+                json!({"TemplateId": id, "TemplateName": "renamed"})
+            )
+            .await
+        ),
+        "InvalidParameterValue"
+    );
+    assert_eq!(
+        code(
+            live(
+                &s,
+                "DescribeLiveRecordTemplate",
+                json!({"TemplateId": 999_999})
+            )
+            .await
+        ),
+        "ResourceNotFound"
+    );
+
+    // Rules bind by number; a bound template cannot be deleted.
+    live(&s, "CreateLiveRecordRule", json!({"DomainName": "d.example", "AppName": "live", "StreamName": "vip", "TemplateId": id}))
+        .await
+        .unwrap();
+    assert_eq!(code(live(&s, "CreateLiveRecordRule", json!({"DomainName": "d.example", "AppName": "live", "StreamName": "vip", "TemplateId": id})).await), "FailedOperation");
+    assert_eq!(
+        code(
+            live(
+                &s,
+                "CreateLiveRecordRule",
+                json!({"DomainName": "d.example", "TemplateId": 999_999})
+            )
+            .await
+        ),
+        "ResourceNotFound"
+    );
+    let rules = live(&s, "DescribeLiveRecordRules", json!({}))
+        .await
+        .unwrap();
+    let r = rules["Rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["TemplateId"] == id)
+        .expect("the rule")
+        .clone();
+    assert_eq!(
+        (
+            r["DomainName"].as_str(),
+            r["AppName"].as_str(),
+            r["StreamName"].as_str()
+        ),
+        (Some("d.example"), Some("live"), Some("vip"))
+    );
+    let v1 = s.api_json("/v1/record-rules", "").await;
+    assert!(
+        v1["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["template"] == "hls_only" && r["domain"] == "d.example"),
+        "{v1}"
+    );
+    assert_eq!(
+        code(live(&s, "DeleteLiveRecordTemplate", json!({"TemplateId": id})).await),
+        "FailedOperation"
+    );
+    live(
+        &s,
+        "DeleteLiveRecordRule",
+        json!({"DomainName": "d.example", "AppName": "live", "StreamName": "vip"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        code(
+            live(
+                &s,
+                "DeleteLiveRecordRule",
+                json!({"DomainName": "d.example", "AppName": "live", "StreamName": "vip"})
+            )
+            .await
+        ),
+        "ResourceNotFound"
+    );
+    live(&s, "DeleteLiveRecordTemplate", json!({"TemplateId": id}))
+        .await
+        .unwrap();
+    assert_eq!(
+        reqwest::get(s.http("/v1/record-templates/hls_only"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    // Callback templates: the key is write-only, URLs are checked as on /v1.
+    let cb = live(&s, "CreateLiveCallbackTemplate", json!({
+        "TemplateName": "hooks", "RecordNotifyUrl": "http://hooks.example/rec", "CallbackKey": "secret-k",
+    }))
+    .await
+    .unwrap();
+    let cid = cb["TemplateId"].as_i64().unwrap();
+    // Callback targets set over the API are checked as on /v1 (no loopback unless allowed).
+    let loopback = json!({"TemplateName": "lo", "RecordNotifyUrl": "http://127.0.0.1:9/rec"});
+    assert_eq!(
+        code(live(&s, "CreateLiveCallbackTemplate", loopback).await),
+        "InvalidParameterValue"
+    );
+    let got = live(
+        &s,
+        "DescribeLiveCallbackTemplate",
+        json!({"TemplateId": cid}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        got["Template"]["RecordNotifyUrl"],
+        "http://hooks.example/rec"
+    );
+    assert_eq!(got["Template"]["CallbackKey"], "***");
+    assert_eq!(
+        code(
+            live(
+                &s,
+                "CreateLiveCallbackTemplate",
+                json!({"TemplateName": "x", "RecordNotifyUrl": "ftp://h/"})
+            )
+            .await
+        ),
+        "InvalidParameterValue"
+    );
+    assert_eq!(
+        code(
+            live(
+                &s,
+                "CreateLiveCallbackTemplate",
+                json!({"TemplateName": "y"})
+            )
+            .await
+        ),
+        "InvalidParameterValue"
+    );
+    live(
+        &s,
+        "ModifyLiveCallbackTemplate",
+        json!({"TemplateId": cid, "StreamEndNotifyUrl": "http://hooks.example/end"}),
+    )
+    .await
+    .unwrap();
+    let v1 = s.api_json("/v1/callback-templates/hooks", "").await;
+    assert_eq!(
+        (v1["stream_end_url"].as_str(), v1["key"].as_str()),
+        (Some("http://hooks.example/end"), Some("***"))
+    );
+    live(
+        &s,
+        "CreateLiveCallbackRule",
+        json!({"DomainName": "d.example", "AppName": "live", "TemplateId": cid}),
+    )
+    .await
+    .unwrap();
+    let rules = live(&s, "DescribeLiveCallbackRules", json!({}))
+        .await
+        .unwrap();
+    assert!(
+        rules["Rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["TemplateId"] == cid && r["AppName"] == "live")
+    );
+    let all = live(&s, "DescribeLiveCallbackTemplates", json!({}))
+        .await
+        .unwrap();
+    assert!(
+        all["Templates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["TemplateId"] == cid)
+    );
+    live(
+        &s,
+        "DeleteLiveCallbackRule",
+        json!({"DomainName": "d.example", "AppName": "live"}),
+    )
+    .await
+    .unwrap();
+    live(&s, "DeleteLiveCallbackTemplate", json!({"TemplateId": cid}))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            live(
+                &s,
+                "DescribeLiveCallbackTemplate",
+                json!({"TemplateId": cid})
+            )
+            .await
+        ),
+        "ResourceNotFound"
+    );
+}
+
+/// The VOD search's bounds and the filters it cannot evaluate are refused, never ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_search_refuses_what_it_cannot_answer() {
+    let mut s = TestServer::start(&keys()).await;
+    assert!(s.publish("live", "m1", &fixture(CLIP_2S)).await);
+    let f = s.receiver.next_of(100).await.body;
+    let all = vod(&s, "SearchMedia", json!({})).await.unwrap();
+    assert_eq!(all["TotalCount"], 1);
+    assert_eq!(all["MediaInfoSet"][0]["FileId"], f["file_id"]);
+    let by_id = vod(
+        &s,
+        "SearchMedia",
+        json!({"FileIds": [f["file_id"]], "SourceTypes": ["Record"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_id["TotalCount"], 1);
+    let none = vod(&s, "SearchMedia", json!({"SourceTypes": ["Upload"]}))
+        .await
+        .unwrap();
+    assert_eq!(none["TotalCount"], 0);
+    let other = vod(&s, "SearchMedia", json!({"StreamIds": ["m2", "m3"]}))
+        .await
+        .unwrap();
+    assert_eq!(other["TotalCount"], 0);
+    let later = vod(
+        &s,
+        "SearchMedia",
+        json!({"CreateTime": {"After": "2099-01-01T00:00:00+08:00"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(later["TotalCount"], 0);
+    let earlier = vod(
+        &s,
+        "SearchMedia",
+        json!({"CreateTime": {"After": "2020-01-01T00:00:00Z"}, "StreamIds": ["m1", "x"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(earlier["TotalCount"], 1);
+    for bad in [
+        json!({"Names": ["a"]}),
+        json!({"Limit": 6000}),
+        json!({"Offset": 4999, "Limit": 2}),
+        json!({"CreateTime": {"After": "yesterday"}}),
+        json!({"Sort": {"Field": "Name"}}),
+        json!({"StreamIds": (0..11).map(|i| format!("s{i}")).collect::<Vec<_>>()}),
+    ] {
+        assert_eq!(
+            code(vod(&s, "SearchMedia", bad.clone()).await),
+            "InvalidParameterValue",
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        code(vod(&s, "DescribeMediaInfos", json!({})).await),
+        "MissingParameter"
+    );
+    assert_eq!(
+        code(vod(&s, "DeleteMedia", json!({})).await),
+        "MissingParameter"
+    );
+    assert_eq!(
+        code(vod(&s, "ModifyMediaInfo", json!({"FileId": "x"})).await),
+        "UnsupportedOperation"
+    );
+}
