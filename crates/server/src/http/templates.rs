@@ -596,6 +596,10 @@ fn pattern(v: Option<String>) -> String {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordTemplateBody {
+    /// Read-only (the template's number, as answers show it): accepted so an answer can be
+    /// sent back as is, and ignored.
+    #[allow(dead_code)]
+    pub id: Option<i64>,
     pub name: Option<String>,
     pub formats: Option<Vec<String>>,
     pub interval_s: Option<i64>,
@@ -640,6 +644,10 @@ impl TemplateResource for RecordTemplate {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackTemplateBody {
+    /// Read-only (the template's number, as answers show it): accepted so an answer can be
+    /// sent back as is, and ignored.
+    #[allow(dead_code)]
+    pub id: Option<i64>,
     pub name: Option<String>,
     /// Signing key (`sign = md5(key + t)`); default empty.
     pub key: Option<String>,

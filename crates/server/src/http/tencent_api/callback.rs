@@ -9,7 +9,7 @@
 //! write-only: Describe shows `***`, as `/v1` does.
 
 use super::params::int;
-use super::{Answer, TcError, answer, parse};
+use super::{Answer, TcError, answer, no_rename, parse, pattern, shown, template_by_id};
 use crate::http::templates;
 use crate::model::{
     CallbackRule, CallbackTemplate, DEFAULT_RETRY_COUNT, DEFAULT_RETRY_INTERVAL_S, REDACTED,
@@ -110,11 +110,7 @@ async fn by_id(
     st: &AppState,
     id: Option<i64>,
 ) -> Result<StoredTemplate<CallbackTemplate>, TcError> {
-    let id = id.ok_or_else(|| TcError::missing("TemplateId"))?;
-    st.catalog
-        .get_template_by_id::<CallbackTemplate>(id)
-        .await?
-        .ok_or_else(|| TcError::not_found(format!("callback template {id}")))
+    template_by_id(st, id).await
 }
 
 #[derive(Deserialize)]
@@ -162,20 +158,7 @@ pub(super) async fn describe_template(st: &Arc<AppState>, p: Value) -> Answer {
 pub(super) async fn modify_template(st: &Arc<AppState>, p: Value) -> Answer {
     let p: TemplateIn = parse(p)?;
     let stored = by_id(st, p.template_id).await?;
-    if let Some(n) = p
-        .template_name
-        .as_deref()
-        .filter(|n| *n != stored.template.name)
-    {
-        return Err(TcError::invalid_value(
-            "TemplateName",
-            format!(
-                "`{n}`: livetape keys templates by name (here `{}`); create a new template to \
-                 rename one",
-                stored.template.name
-            ),
-        ));
-    }
+    no_rename(p.template_name.as_deref(), &stored.template.name)?;
     templates::replace(st, apply(stored.template, p)?).await?;
     answer(json!({}))
 }
@@ -185,15 +168,6 @@ pub(super) async fn delete_template(st: &Arc<AppState>, p: Value) -> Answer {
     let t = by_id(st, template_id).await?;
     templates::remove::<CallbackTemplate>(st, &t.template.name).await?;
     answer(json!({}))
-}
-
-fn pattern(v: Option<String>) -> String {
-    v.filter(|s| !s.is_empty())
-        .unwrap_or_else(|| RuleDef::ANY.into())
-}
-
-fn shown(p: &str) -> &str {
-    if p == RuleDef::ANY { "" } else { p }
 }
 
 #[derive(Deserialize)]

@@ -126,6 +126,49 @@ pub(crate) fn parse<T: DeserializeOwned>(v: Value) -> Result<T, TcError> {
     })
 }
 
+/// A rule's `DomainName`/`AppName`/`StreamName`: empty (or absent) matches every one.
+pub(crate) fn pattern(v: Option<String>) -> String {
+    v.filter(|s| !s.is_empty())
+        .unwrap_or_else(|| livetape_catalog::RuleDef::ANY.into())
+}
+
+/// A rule's pattern as Tencent shows it: "any" is empty.
+pub(crate) fn shown(p: &str) -> &str {
+    if p == livetape_catalog::RuleDef::ANY {
+        ""
+    } else {
+        p
+    }
+}
+
+/// The template of `T`'s kind numbered `id` (`TemplateId`).
+pub(crate) async fn template_by_id<T: livetape_catalog::TemplateBody>(
+    st: &AppState,
+    id: Option<i64>,
+) -> Result<livetape_catalog::StoredTemplate<T>, TcError> {
+    let id = id.ok_or_else(|| TcError::missing("TemplateId"))?;
+    st.catalog
+        .get_template_by_id::<T>(id)
+        .await?
+        .ok_or_else(|| {
+            TcError::not_found(format!("{} {id}", livetape_catalog::template_what(T::KIND)))
+        })
+}
+
+/// `Modify…Template` may not rename: livetape keys templates by name.
+pub(crate) fn no_rename(asked: Option<&str>, name: &str) -> Result<(), TcError> {
+    match asked {
+        Some(n) if n != name => Err(TcError::invalid_value(
+            "TemplateName",
+            format!(
+                "`{n}`: livetape keys templates by name (here `{name}`); create a new template \
+                 to rename one"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// An action's output as JSON.
 pub(crate) fn answer<T: Serialize>(out: T) -> Answer {
     serde_json::to_value(out).map_err(|e| TcError::new("InternalError", e.to_string()))

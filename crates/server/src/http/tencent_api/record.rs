@@ -8,7 +8,7 @@
 //! FlowContinueDuration` is the reconnect window. `TemplateName` is the template's name.
 
 use super::params::int;
-use super::{Answer, TcError, answer, parse};
+use super::{Answer, TcError, answer, no_rename, parse, pattern, shown, template_by_id};
 use crate::http::templates;
 use crate::model::{DEFAULT_INTERVAL_S, Format, RecordRule, RecordTemplate};
 use crate::state::AppState;
@@ -259,11 +259,7 @@ struct ById {
 
 async fn by_id(st: &AppState, p: Value) -> Result<StoredTemplate<RecordTemplate>, TcError> {
     let ById { template_id } = parse(p)?;
-    let id = template_id.ok_or_else(|| TcError::missing("TemplateId"))?;
-    st.catalog
-        .get_template_by_id::<RecordTemplate>(id)
-        .await?
-        .ok_or_else(|| TcError::not_found(format!("record template {id}")))
+    template_by_id(st, template_id).await
 }
 
 pub(super) async fn describe_templates(st: &Arc<AppState>, p: Value) -> Answer {
@@ -287,28 +283,8 @@ pub(super) async fn describe_template(st: &Arc<AppState>, p: Value) -> Answer {
 
 pub(super) async fn modify_template(st: &Arc<AppState>, p: Value) -> Answer {
     let p: TemplateIn = parse(p)?;
-    let id = p
-        .template_id
-        .ok_or_else(|| TcError::missing("TemplateId"))?;
-    let stored = st
-        .catalog
-        .get_template_by_id::<RecordTemplate>(id)
-        .await?
-        .ok_or_else(|| TcError::not_found(format!("record template {id}")))?;
-    if let Some(n) = p
-        .template_name
-        .as_deref()
-        .filter(|n| *n != stored.template.name)
-    {
-        return Err(TcError::invalid_value(
-            "TemplateName",
-            format!(
-                "`{n}`: livetape keys templates by name (here `{}`); create a new template to \
-                 rename one",
-                stored.template.name
-            ),
-        ));
-    }
+    let stored = template_by_id::<RecordTemplate>(st, p.template_id).await?;
+    no_rename(p.template_name.as_deref(), &stored.template.name)?;
     let t = apply(stored.template, p)?;
     templates::replace(st, t).await?;
     answer(serde_json::json!({}))
@@ -321,20 +297,6 @@ pub(super) async fn delete_template(st: &Arc<AppState>, p: Value) -> Answer {
 }
 
 // ---- rules -------------------------------------------------------------------------------
-
-/// A rule's `DomainName`/`AppName`/`StreamName`: empty (or absent) matches every one.
-fn pattern(v: Option<String>) -> String {
-    v.filter(|s| !s.is_empty())
-        .unwrap_or_else(|| RuleDef::ANY.into())
-}
-
-fn shown(p: &str) -> String {
-    if p == RuleDef::ANY {
-        String::new()
-    } else {
-        p.to_owned()
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
