@@ -70,6 +70,11 @@ async fn call_as(
     }
 }
 
+/// The stream the push test publishes, as the stream actions name it.
+fn sdk1() -> Value {
+    json!({"AppName": "live", "DomainName": "push.example.com", "StreamName": "sdk1"})
+}
+
 async fn live(s: &TestServer, action: &str, params: Value) -> Sdk {
     call_as(s, SECRET_ID, SECRET_KEY, "live", action, params, &[]).await
 }
@@ -169,23 +174,11 @@ async fn sdk_end_to_end_template_rule_push_drop_search_delete() {
             .unwrap()
             .ends_with('Z')
     );
-    let state = live(
-        &s,
-        "DescribeLiveStreamState",
-        json!({"AppName": "live", "DomainName": "push.example.com", "StreamName": "sdk1"}),
-    )
-    .await
-    .unwrap();
+    let state = live(&s, "DescribeLiveStreamState", sdk1()).await.unwrap();
     assert_eq!(state["StreamState"], "active");
     // Content, not synchronisation: a real-time push records as many seconds as it runs.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    live(
-        &s,
-        "DropLiveStream",
-        json!({"AppName": "live", "DomainName": "push.example.com", "StreamName": "sdk1"}),
-    )
-    .await
-    .unwrap();
+    live(&s, "DropLiveStream", sdk1()).await.unwrap();
     let end = s.receiver.next_of(0).await.body;
     assert_signed(&end);
     assert_eq!(end["sequence"], begin["sequence"]);
@@ -202,13 +195,7 @@ async fn sdk_end_to_end_template_rule_push_drop_search_delete() {
         assert_eq!(f["record_temp_id"], template_id.to_string(), "{f}");
         assert_eq!(f["video_id"], f["file_id"]);
     }
-    let state = live(
-        &s,
-        "DescribeLiveStreamState",
-        json!({"AppName": "live", "DomainName": "push.example.com", "StreamName": "sdk1"}),
-    )
-    .await
-    .unwrap();
+    let state = live(&s, "DescribeLiveStreamState", sdk1()).await.unwrap();
     assert_eq!(state["StreamState"], "inactive");
 
     let found = vod(

@@ -9,7 +9,10 @@
 //! write-only: Describe shows `***`, as `/v1` does.
 
 use super::params::int;
-use super::{Answer, TcError, answer, no_rename, parse, pattern, shown, template_by_id};
+use super::{
+    Answer, TcError, answer, no_rename, parse, pattern, rule_error, shown, template_by_id,
+    template_ids, template_named_by,
+};
 use crate::http::templates;
 use crate::model::{
     CallbackRule, CallbackTemplate, DEFAULT_RETRY_COUNT, DEFAULT_RETRY_INTERVAL_S, REDACTED,
@@ -106,20 +109,6 @@ fn info(s: &StoredTemplate<CallbackTemplate>) -> Value {
     })
 }
 
-async fn by_id(
-    st: &AppState,
-    id: Option<i64>,
-) -> Result<StoredTemplate<CallbackTemplate>, TcError> {
-    template_by_id(st, id).await
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct ById {
-    #[serde(default, deserialize_with = "int")]
-    template_id: Option<i64>,
-}
-
 pub(super) async fn create_template(st: &Arc<AppState>, p: Value) -> Answer {
     let p: TemplateIn = parse(p)?;
     let name = p
@@ -150,22 +139,20 @@ pub(super) async fn describe_templates(st: &Arc<AppState>, p: Value) -> Answer {
 }
 
 pub(super) async fn describe_template(st: &Arc<AppState>, p: Value) -> Answer {
-    let ById { template_id } = parse(p)?;
-    let t = by_id(st, template_id).await?;
+    let t = template_named_by::<CallbackTemplate>(st, p).await?;
     answer(json!({ "Template": info(&t) }))
 }
 
 pub(super) async fn modify_template(st: &Arc<AppState>, p: Value) -> Answer {
     let p: TemplateIn = parse(p)?;
-    let stored = by_id(st, p.template_id).await?;
+    let stored = template_by_id::<CallbackTemplate>(st, p.template_id).await?;
     no_rename(p.template_name.as_deref(), &stored.template.name)?;
     templates::replace(st, apply(stored.template, p)?).await?;
     answer(json!({}))
 }
 
 pub(super) async fn delete_template(st: &Arc<AppState>, p: Value) -> Answer {
-    let ById { template_id } = parse(p)?;
-    let t = by_id(st, template_id).await?;
+    let t = template_named_by::<CallbackTemplate>(st, p).await?;
     templates::remove::<CallbackTemplate>(st, &t.template.name).await?;
     answer(json!({}))
 }
@@ -185,20 +172,13 @@ pub(super) async fn create_rule(st: &Arc<AppState>, p: Value) -> Answer {
         .domain_name
         .ok_or_else(|| TcError::missing("DomainName"))?;
     let app = p.app_name.ok_or_else(|| TcError::missing("AppName"))?;
-    let t = by_id(st, p.template_id).await?;
+    let t = template_by_id::<CallbackTemplate>(st, p.template_id).await?;
     let rule = CallbackRule {
         domain: pattern(Some(domain)),
         app: pattern(Some(app)),
         template: t.template.name,
     };
-    rule.check().map_err(|e| {
-        let f = if e.field == "domain" {
-            "DomainName"
-        } else {
-            "AppName"
-        };
-        TcError::invalid_value(f, e.problem)
-    })?;
+    rule.check().map_err(rule_error)?;
     let def = RuleDef {
         domain: rule.domain,
         app: rule.app,
@@ -214,13 +194,7 @@ pub(super) async fn describe_rules(st: &Arc<AppState>, p: Value) -> Answer {
     #[serde(deny_unknown_fields)]
     struct In {}
     let _: In = parse(p)?;
-    let ids: std::collections::HashMap<String, i64> = st
-        .catalog
-        .list_templates::<CallbackTemplate>()
-        .await?
-        .into_iter()
-        .map(|t| (t.template.name, t.id))
-        .collect();
+    let ids = template_ids::<CallbackTemplate>(st).await?;
     let rules = st.catalog.list_rules(CALLBACK_KIND).await?;
     let out: Vec<Value> = rules
         .iter()

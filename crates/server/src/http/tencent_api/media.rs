@@ -226,17 +226,12 @@ pub(super) async fn search(st: &Arc<AppState>, p: Value) -> Answer {
     let parts = parts_of(&p.filters)?;
     // Filters livetape cannot evaluate are refused, never ignored: ignoring one would
     // answer more than was asked.
+    let listed = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
     for (field, given) in [
-        ("Names", p.names.as_ref().is_some_and(|v| !v.is_empty())),
-        (
-            "NamePrefixes",
-            p.name_prefixes.as_ref().is_some_and(|v| !v.is_empty()),
-        ),
-        (
-            "Descriptions",
-            p.descriptions.as_ref().is_some_and(|v| !v.is_empty()),
-        ),
-        ("Tags", p.tags.as_ref().is_some_and(|v| !v.is_empty())),
+        ("Names", listed(&p.names)),
+        ("NamePrefixes", listed(&p.name_prefixes)),
+        ("Descriptions", listed(&p.descriptions)),
+        ("Tags", listed(&p.tags)),
         ("Text", p.text.as_ref().is_some_and(|v| !v.is_empty())),
         ("ExpireTime", p.expire_time.is_some()),
     ] {

@@ -155,6 +155,48 @@ pub(crate) async fn template_by_id<T: livetape_catalog::TemplateBody>(
         })
 }
 
+/// The parameters of `Describe…Template` / `Delete…Template`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+struct ById {
+    #[serde(default, deserialize_with = "params::int")]
+    template_id: Option<i64>,
+}
+
+/// The template a `{"TemplateId": N}` request names.
+pub(crate) async fn template_named_by<T: livetape_catalog::TemplateBody>(
+    st: &AppState,
+    p: Value,
+) -> Result<livetape_catalog::StoredTemplate<T>, TcError> {
+    let ById { template_id } = parse(p)?;
+    template_by_id(st, template_id).await
+}
+
+/// Template name → number for `T`'s kind: rules bind by name, Tencent shows the number.
+pub(crate) async fn template_ids<T: livetape_catalog::TemplateBody>(
+    st: &AppState,
+) -> Result<std::collections::HashMap<String, i64>, TcError> {
+    Ok(st
+        .catalog
+        .list_templates::<T>()
+        .await?
+        .into_iter()
+        .map(|t| (t.template.name().to_owned(), t.id))
+        .collect())
+}
+
+/// A rule's field as Tencent names the parameter.
+pub(crate) fn rule_error(e: crate::model::FieldError) -> TcError {
+    let f = match e.field.as_str() {
+        "domain" => "DomainName",
+        "app" => "AppName",
+        "stream" => "StreamName",
+        "template" => "TemplateId",
+        f => f,
+    };
+    TcError::invalid_value(f, e.problem)
+}
+
 /// `Modify…Template` may not rename: livetape keys templates by name.
 pub(crate) fn no_rename(asked: Option<&str>, name: &str) -> Result<(), TcError> {
     match asked {

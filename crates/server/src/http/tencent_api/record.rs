@@ -8,9 +8,12 @@
 //! FlowContinueDuration` is the reconnect window. `TemplateName` is the template's name.
 
 use super::params::int;
-use super::{Answer, TcError, answer, no_rename, parse, pattern, shown, template_by_id};
+use super::{
+    Answer, TcError, answer, no_rename, parse, pattern, rule_error, shown, template_by_id,
+    template_ids, template_named_by,
+};
 use crate::http::templates;
-use crate::model::{DEFAULT_INTERVAL_S, Format, RecordRule, RecordTemplate};
+use crate::model::{Format, RecordRule, RecordTemplate};
 use crate::state::AppState;
 use livetape_catalog::{RECORD_KIND, RuleDef, StoredRule, StoredTemplate};
 use livetape_tencent::iso;
@@ -244,22 +247,9 @@ pub(super) async fn create_template(st: &Arc<AppState>, p: Value) -> Answer {
         .ok_or_else(|| TcError::missing("TemplateName"))?;
     let mut t = RecordTemplate::named(name);
     t.formats.clear();
-    t.interval_s = DEFAULT_INTERVAL_S;
     let t = apply(t, p)?;
     let stored = templates::create(st, t).await?;
     answer(serde_json::json!({ "TemplateId": stored.id }))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase", deny_unknown_fields)]
-struct ById {
-    #[serde(default, deserialize_with = "int")]
-    template_id: Option<i64>,
-}
-
-async fn by_id(st: &AppState, p: Value) -> Result<StoredTemplate<RecordTemplate>, TcError> {
-    let ById { template_id } = parse(p)?;
-    template_by_id(st, template_id).await
 }
 
 pub(super) async fn describe_templates(st: &Arc<AppState>, p: Value) -> Answer {
@@ -277,7 +267,7 @@ pub(super) async fn describe_templates(st: &Arc<AppState>, p: Value) -> Answer {
 }
 
 pub(super) async fn describe_template(st: &Arc<AppState>, p: Value) -> Answer {
-    let t = by_id(st, p).await?;
+    let t = template_named_by::<RecordTemplate>(st, p).await?;
     answer(serde_json::json!({ "Template": info(&t) }))
 }
 
@@ -291,7 +281,7 @@ pub(super) async fn modify_template(st: &Arc<AppState>, p: Value) -> Answer {
 }
 
 pub(super) async fn delete_template(st: &Arc<AppState>, p: Value) -> Answer {
-    let t = by_id(st, p).await?;
+    let t = template_named_by::<RecordTemplate>(st, p).await?;
     templates::remove::<RecordTemplate>(st, &t.template.name).await?;
     answer(serde_json::json!({}))
 }
@@ -313,29 +303,14 @@ pub(super) async fn create_rule(st: &Arc<AppState>, p: Value) -> Answer {
     let domain = p
         .domain_name
         .ok_or_else(|| TcError::missing("DomainName"))?;
-    let id = p
-        .template_id
-        .ok_or_else(|| TcError::missing("TemplateId"))?;
-    let t = st
-        .catalog
-        .get_template_by_id::<RecordTemplate>(id)
-        .await?
-        .ok_or_else(|| TcError::not_found(format!("record template {id}")))?;
+    let t = template_by_id::<RecordTemplate>(st, p.template_id).await?;
     let rule = RecordRule {
         domain: pattern(Some(domain)),
         app: pattern(p.app_name),
         stream: pattern(p.stream_name),
         template: t.template.name,
     };
-    rule.check().map_err(|e| {
-        let f = match e.field.as_str() {
-            "domain" => "DomainName",
-            "app" => "AppName",
-            "stream" => "StreamName",
-            f => f,
-        };
-        TcError::invalid_value(f, e.problem)
-    })?;
+    rule.check().map_err(rule_error)?;
     let def = RuleDef {
         domain: rule.domain,
         app: rule.app,
@@ -351,23 +326,10 @@ pub(super) async fn describe_rules(st: &Arc<AppState>, p: Value) -> Answer {
     #[serde(deny_unknown_fields)]
     struct In {}
     let _: In = parse(p)?;
-    let ids = template_ids(st).await?;
+    let ids = template_ids::<RecordTemplate>(st).await?;
     let rules = st.catalog.list_rules(RECORD_KIND).await?;
     let out: Vec<Value> = rules.iter().map(|r| rule_info(r, &ids)).collect();
     answer(serde_json::json!({ "Rules": out }))
-}
-
-/// Template name → number, for rules (which bind by name).
-pub(super) async fn template_ids(
-    st: &AppState,
-) -> Result<std::collections::HashMap<String, i64>, TcError> {
-    Ok(st
-        .catalog
-        .list_templates::<RecordTemplate>()
-        .await?
-        .into_iter()
-        .map(|t| (t.template.name, t.id))
-        .collect())
 }
 
 fn rule_info(r: &StoredRule, ids: &std::collections::HashMap<String, i64>) -> Value {
