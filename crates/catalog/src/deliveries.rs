@@ -17,6 +17,14 @@ const GET_SQL: &str = concat!("SELECT ", delivery_cols!(), " FROM outbox WHERE i
 pub struct DeliveryQuery {
     pub state: Option<OutboxState>,
     pub stream_id: Option<String>,
+    pub event_type: Option<i32>,
+    /// Rows created in `[from, to]` (epoch ms).
+    pub created_ms: Option<(i64, i64)>,
+    /// Only rows an attempt was made for (the delivery log Tencent's
+    /// `DescribeCallbackRecordsList` shows).
+    pub attempted: bool,
+    /// `Some(true)`: delivered rows only; `Some(false)`: rows not delivered.
+    pub delivered: Option<bool>,
     pub offset: u64,
     /// Page size; clamped to [`MAX_LIST_LIMIT`].
     pub limit: u32,
@@ -27,15 +35,31 @@ where
     DB: Database,
     String: for<'t> Encode<'t, DB> + Type<DB>,
     &'static str: for<'t> Encode<'t, DB> + Type<DB>,
+    i32: for<'t> Encode<'t, DB> + Type<DB>,
+    i64: for<'t> Encode<'t, DB> + Type<DB>,
 {
-    let mut sep = " WHERE ";
+    qb.push(" WHERE 1 = 1");
     if let Some(state) = q.state {
-        qb.push(sep).push("state = ").push_bind(state.as_str());
-        sep = " AND ";
+        qb.push(" AND state = ").push_bind(state.as_str());
     }
     if let Some(stream) = &q.stream_id {
-        qb.push(sep).push("stream_id = ").push_bind(stream.clone());
+        qb.push(" AND stream_id = ").push_bind(stream.clone());
     }
+    if let Some(t) = q.event_type {
+        qb.push(" AND event_type = ").push_bind(t);
+    }
+    if let Some((from, to)) = q.created_ms {
+        qb.push(" AND created_at_ms >= ").push_bind(from);
+        qb.push(" AND created_at_ms <= ").push_bind(to);
+    }
+    if q.attempted {
+        qb.push(" AND (attempts > 0 OR state = 'delivered')");
+    }
+    match q.delivered {
+        Some(true) => qb.push(" AND state = 'delivered'"),
+        Some(false) => qb.push(" AND state <> 'delivered'"),
+        None => qb,
+    };
 }
 
 impl Catalog {

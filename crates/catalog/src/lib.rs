@@ -29,7 +29,9 @@ mod catalog;
 mod cluster;
 mod deliveries;
 mod error;
+mod forbidden;
 mod model;
+mod pushes;
 mod sql;
 mod synth;
 mod templates;
@@ -41,11 +43,13 @@ pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
 pub use cluster::stream_lease_key;
 pub use deliveries::{DeadReceiver, DeliveryQuery};
 pub use error::{CatalogError, Result};
+pub use forbidden::ForbiddenStream;
 pub use model::{
     KindRule, NewEvent, NewPush, OutboxEvent, OutboxState, PushSession, RawSeed, RawTemplate,
     RawTemplateSet, Recording, RecordingQuery, RuleDef, SeedRule, SeedTemplate, SortOrder,
     StoredRule, StoredTemplate, UnknownOutboxState,
 };
+pub use pushes::{PushQuery, StreamMatch};
 pub use synth::{
     SEED_STREAM_PREFIX, SeedReport, SeedSpec, seed_appname, seed_stream_for, seed_stream_name,
 };

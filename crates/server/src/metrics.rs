@@ -72,6 +72,8 @@ pub enum Refusal {
     PublishDeadline,
     /// Over `[server] rtmp_pre_publish_budget_bytes` before publishing.
     MemoryBudget,
+    /// Forbidden until a time (Tencent API `ForbidLiveStream`).
+    Forbidden,
 }
 
 impl Refusal {
@@ -84,6 +86,7 @@ impl Refusal {
             Self::ConnectionLimit => "connection_limit",
             Self::PublishDeadline => "publish_deadline",
             Self::MemoryBudget => "memory_budget",
+            Self::Forbidden => "forbidden",
         }
     }
 }
@@ -263,6 +266,7 @@ impl Metrics {
             Refusal::ConnectionLimit,
             Refusal::PublishDeadline,
             Refusal::MemoryBudget,
+            Refusal::Forbidden,
         ] {
             let _ = m.rtmp_refused.get_or_create(&ReasonLabel {
                 reason: why.as_str(),

@@ -56,6 +56,7 @@ async fn lists_newest_first_filtered_and_paged(db: &TestDb) {
         stream_id: stream.map(str::to_owned),
         offset,
         limit,
+        ..Default::default()
     };
     let (total, rows) = cat.list_deliveries(&q(None, None, 0, 2)).await.unwrap();
     assert_eq!(total, 5);

@@ -9,6 +9,7 @@ mod catalog;
 mod cluster;
 mod deliveries;
 mod generic_templates;
+mod pushes;
 mod schema;
 mod seed_and_plans;
 mod templates;

@@ -132,6 +132,7 @@ async fn list(
         stream_id: p.stream.filter(|s| !s.is_empty()),
         offset: (page - 1).saturating_mul(u64::from(page_size)),
         limit: page_size,
+        ..Default::default()
     };
     let (total, rows) = st.catalog.list_deliveries(&q).await?;
     Ok(Json(DeliveryPage {

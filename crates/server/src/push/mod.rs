@@ -7,7 +7,7 @@
 //! push.end(errcode, reason).await;               // exactly once, however the push ended
 //! ```
 //!
-//! [`begin`]: name limits, push auth (`txSecret`/`txTime`), one publisher per stream on this
+//! [`begin`]: name limits, push auth (`txSecret`/`txTime`), a ban (`ForbidLiveStream`), one publisher per stream on this
 //! node (hub) and across nodes (a catalogue lease, see [`leases`]), the session row with its
 //! event 1, the recorder (or the parked one a reconnect takes back), the free-space floor.
 //! [`Push::media`]: live viewing, the recorder, status events (332). [`Push::after_read`]:
@@ -116,6 +116,46 @@ pub(crate) fn host_of(tc_url: &str) -> String {
     host.to_owned()
 }
 
+/// Refuses a stream forbidden by `ForbidLiveStream` (a catalogue row, so the ban holds
+/// across restarts and nodes). A catalogue that cannot answer refuses too, as the session
+/// row right after would.
+async fn forbidden(
+    st: &AppState,
+    domain: &str,
+    app: &str,
+    stream: &str,
+    now: i64,
+    peer: SocketAddr,
+) -> Result<(), Refused> {
+    match st.catalog.forbidden(domain, app, stream, now).await {
+        Ok(None) => Ok(()),
+        Ok(Some(ban)) => {
+            tracing::warn!(%peer, app, stream, reason = ban.reason, "publish refused: forbidden");
+            st.metrics.rtmp_refused(Refusal::Forbidden);
+            let why = format!(
+                "stream is forbidden until {}",
+                livetape_tencent::iso::format_utc(ban.resume_at_ms / 1000)
+            );
+            Err(Refused::new(
+                "NetStream.Publish.Unauthorized",
+                why.clone(),
+                errcode::DROPPED,
+                why,
+            ))
+        }
+        Err(e) => {
+            tracing::error!(stream, error = %e, "publish refused: catalogue unavailable");
+            st.metrics.rtmp_refused(Refusal::Internal);
+            Err(Refused::new(
+                "NetStream.Publish.Failed",
+                "server error",
+                errcode::INTERNAL_ERROR,
+                e.to_string(),
+            ))
+        }
+    }
+}
+
 /// Starts a push, or says why not (the caller answers the publisher and closes).
 pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Push, Refused> {
     let PublishRequest {
@@ -162,6 +202,7 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
     } else {
         st.cfg.server.domain.clone()
     };
+    forbidden(st, &domain, &app, &stream, now, peer).await?;
     let live = st
         .cfg
         .live

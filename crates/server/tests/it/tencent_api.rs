@@ -824,3 +824,131 @@ async fn media_search_refuses_what_it_cannot_answer() {
         "UnsupportedOperation"
     );
 }
+
+/// A finished push is in the SDK's push history and its callbacks in the delivery log;
+/// `ForbidLiveStream` refuses the next push until `ResumeLiveStream`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_history_callback_log_and_forbid_through_the_sdk() {
+    let scenario = Scenario::new()
+        .server("domain = \"push.example.com\"")
+        .config(&keys());
+    let mut s = TestServer::from_scenario(scenario).await;
+    let clip = fixture(CLIP_2S);
+    assert!(s.publish("live", "hist1", &clip).await);
+    let begin = s.receiver.next_of(1).await.body;
+    let end = s.receiver.next_of(0).await.body;
+    assert_eq!(end["sequence"], begin["sequence"]);
+    let now = begin["event_time"].as_i64().unwrap();
+    let iso = livetape_tencent::iso::format_utc;
+    let window = json!({"StartTime": iso(now - 3600), "EndTime": iso(now + 3600)});
+    let with = |extra: Value| {
+        let mut v = window.clone();
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        v
+    };
+
+    let published = live(
+        &s,
+        "DescribeLiveStreamPublishedList",
+        with(json!({"DomainName": "push.example.com", "StreamName": "hist"})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(published["TotalNum"], 1, "{published}");
+    let p = &published["PublishInfo"][0];
+    assert_eq!(
+        (
+            p["StreamName"].as_str(),
+            p["AppName"].as_str(),
+            p["DomainName"].as_str()
+        ),
+        (Some("hist1"), Some("live"), Some("push.example.com"))
+    );
+    assert!(p["StreamEndTime"].as_str().unwrap() >= p["StreamStartTime"].as_str().unwrap());
+    assert_eq!(p["ClientIp"], "127.0.0.1");
+    let strict = |name: &str| with(json!({"StreamName": name, "IsStrict": 1}));
+    let events = live(&s, "DescribeLiveStreamEventList", strict("hist1"))
+        .await
+        .unwrap();
+    assert_eq!(events["TotalNum"], 1, "{events}");
+    assert_eq!(events["EventList"][0]["StopReason"], end["errmsg"]);
+    let none = live(&s, "DescribeLiveStreamEventList", strict("hist"))
+        .await
+        .unwrap();
+    assert_eq!(none["TotalNum"], 0, "strict: `hist` is not `hist1`");
+    let month = json!({"StartTime": iso(now - 40 * 86_400), "EndTime": iso(now)});
+    assert_eq!(
+        code(live(&s, "DescribeLiveStreamEventList", month).await),
+        "InvalidParameterValue"
+    );
+
+    // The delivery log: the receiver has both events; their "delivered" commit follows
+    // the answer, so the log is read until it shows them (bounded).
+    let log = with(json!({"StreamName": "hist1", "ResultCode": 0}));
+    let mut types = Vec::new();
+    for _ in 0..100 {
+        let got = live(&s, "DescribeCallbackRecordsList", log.clone())
+            .await
+            .unwrap();
+        types = got["DataInfoList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["EventType"].as_i64().unwrap())
+            .collect();
+        if types.contains(&0) && types.contains(&1) {
+            let r = &got["DataInfoList"][0];
+            assert_eq!(r["ResultCode"], 0);
+            assert_eq!(r["StreamId"], "hist1");
+            assert!(r["Request"].as_str().unwrap().contains("\"event_type\""));
+            assert!(r["EventTime"].as_str().unwrap().ends_with('Z'));
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        types.contains(&0) && types.contains(&1),
+        "delivered events 1 and 0 in the log: {types:?}"
+    );
+    let beijing = json!({
+        "StartTime": livetape_tencent::cst::format_cst(now - 3600),
+        "EndTime": livetape_tencent::cst::format_cst(now + 3600),
+        "StreamName": "hist1", "EventType": 1,
+    });
+    let got = live(&s, "DescribeCallbackRecordsList", beijing)
+        .await
+        .unwrap();
+    assert_eq!(got["TotalNum"], 1, "{got}");
+    assert!(
+        !got["DataInfoList"][0]["EventTime"]
+            .as_str()
+            .unwrap()
+            .contains('T')
+    );
+
+    // Forbidden: the next push is refused (no event 1) until the ban is lifted.
+    let hist1 = json!({"AppName": "live", "DomainName": "push.example.com", "StreamName": "hist1"});
+    let mut ban = hist1.clone();
+    ban["Reason"] = json!("test ban");
+    live(&s, "ForbidLiveStream", ban).await.unwrap();
+    assert!(
+        !s.publish("live", "hist1", &clip).await,
+        "a forbidden push is refused"
+    );
+    assert!(
+        s.publish("live", "other", &clip).await,
+        "other streams push"
+    );
+    assert_eq!(s.receiver.next_of(1).await.body["stream_id"], "other");
+    live(&s, "ResumeLiveStream", hist1).await.unwrap();
+    assert!(s.publish("live", "hist1", &clip).await);
+    let again = loop {
+        let e = s.receiver.next_of(1).await.body;
+        if e["stream_id"] == "hist1" {
+            break e;
+        }
+    };
+    assert_ne!(again["sequence"], begin["sequence"]);
+}

@@ -7,7 +7,7 @@
 //! `MetaData` size, duration, average bitrate, width/height and the video codec. Fields
 //! livetape has no value for get Tencent's empty value.
 
-use super::params::int;
+use super::params::{int, time};
 use super::{Answer, TcError, answer, parse};
 use crate::state::AppState;
 use livetape_catalog::{Recording, RecordingQuery, SortOrder};
@@ -208,17 +208,6 @@ struct SearchIn {
     stream_domains: Option<Vec<String>>,
     stream_paths: Option<Vec<String>>,
     knowledge_bases: Option<Vec<String>>,
-}
-
-fn time(field: &str, v: &Option<String>) -> Result<Option<i64>, TcError> {
-    v.as_deref()
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            iso::parse(s).map(|t| t * 1000).ok_or_else(|| {
-                TcError::invalid_value(field, format!("`{s}` is not an ISO 8601 time"))
-            })
-        })
-        .transpose()
 }
 
 pub(super) async fn search(st: &Arc<AppState>, p: Value) -> Answer {

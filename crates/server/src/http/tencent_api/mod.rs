@@ -14,6 +14,7 @@
 //! [`media`] (the VOD face of the recordings catalogue).
 
 mod callback;
+mod history;
 mod media;
 mod params;
 mod record;
@@ -363,6 +364,11 @@ async fn live(st: &Arc<AppState>, action: &str, p: Value) -> Answer {
         "DescribeLiveStreamOnlineList" => streams::online_list(st, p).await,
         "DescribeLiveStreamState" => streams::state(st, p).await,
         "DropLiveStream" => streams::drop_stream(st, p).await,
+        "ForbidLiveStream" => streams::forbid(st, p).await,
+        "ResumeLiveStream" => streams::resume(st, p).await,
+        "DescribeLiveStreamPublishedList" => history::published_list(st, p).await,
+        "DescribeLiveStreamEventList" => history::event_list(st, p).await,
+        "DescribeCallbackRecordsList" => history::callback_records(st, p).await,
         a if NOT_YET_LIVE.contains(&a) => Err(not_yet(a)),
         a => Err(unknown_action(a, "live")),
     }
@@ -381,16 +387,11 @@ async fn vod(st: &Arc<AppState>, action: &str, p: Value) -> Answer {
 /// Actions of the recording feature livetape does not answer yet (README, "Moving from
 /// Tencent Cloud"): `UnsupportedOperation`, so a caller can tell them from a typo.
 const NOT_YET_LIVE: &[&str] = &[
-    "DescribeCallbackRecordsList",
     "CreateRecordTask",
     "StopRecordTask",
     "DeleteRecordTask",
     "DescribeRecordTask",
-    "DescribeLiveStreamPublishedList",
-    "DescribeLiveStreamEventList",
     "DescribeLiveStreamPushInfoList",
-    "ForbidLiveStream",
-    "ResumeLiveStream",
     "DescribeLivePushAuthKey",
     "ModifyLivePushAuthKey",
     "DescribeLivePlayAuthKey",

@@ -2,6 +2,7 @@
 //! form-encoded) and every value is a string; integer fields read either form ([`int`]).
 
 use super::TcError;
+use livetape_tencent::{cst, iso};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
@@ -98,6 +99,109 @@ pub(crate) fn int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
             .map(Some)
             .map_err(|_| serde::de::Error::custom(format!("`{s}` is not an integer"))),
     }
+}
+
+/// An optional ISO 8601 time (`2019-01-07T12:00:00Z`, or with a `±HH:MM` zone) as epoch ms.
+pub(crate) fn time(field: &str, v: &Option<String>) -> Result<Option<i64>, TcError> {
+    v.as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            iso::parse(s).map(|t| t * 1000).ok_or_else(|| {
+                TcError::invalid_value(field, format!("`{s}` is not an ISO 8601 time"))
+            })
+        })
+        .transpose()
+}
+
+/// A required time, as [`time`].
+pub(crate) fn required_time(field: &str, v: &Option<String>) -> Result<i64, TcError> {
+    time(field, v)?.ok_or_else(|| TcError::missing(field))
+}
+
+/// How a time was written, so an answer can use the form the query used (Tencent's
+/// `DescribeCallbackRecordsList` reads both and answers in the one it was asked in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimeForm {
+    /// `2019-01-07T12:00:00Z`.
+    Iso,
+    /// `2019-01-07 20:00:00`, Beijing time.
+    Beijing,
+}
+
+impl TimeForm {
+    pub fn format(self, ms: i64) -> String {
+        match self {
+            Self::Iso => iso::format_utc(ms.div_euclid(1000)),
+            Self::Beijing => cst::format_cst(ms.div_euclid(1000)),
+        }
+    }
+}
+
+/// A required time in either of Tencent's two forms: epoch ms and the form.
+pub(crate) fn time_either(field: &str, v: &Option<String>) -> Result<(i64, TimeForm), TcError> {
+    let s = v
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| TcError::missing(field))?;
+    if let Some(t) = iso::parse(s) {
+        return Ok((t * 1000, TimeForm::Iso));
+    }
+    cst::parse_cst(s)
+        .map(|t| (t * 1000, TimeForm::Beijing))
+        .ok_or_else(|| {
+            TcError::invalid_value(
+                field,
+                format!("`{s}` is neither YYYY-MM-DDThh:mm:ssZ nor YYYY-MM-DD hh:mm:ss"),
+            )
+        })
+}
+
+/// A window's `StartTime` ≤ `EndTime`, at most `max_ms` long.
+pub(crate) fn window(start_ms: i64, end_ms: i64, max_ms: i64, max: &str) -> Result<(), TcError> {
+    if end_ms < start_ms {
+        return Err(TcError::invalid_value("EndTime", "is before StartTime"));
+    }
+    if end_ms - start_ms > max_ms {
+        return Err(TcError::invalid_value(
+            "EndTime",
+            format!("StartTime and EndTime may be at most {max} apart"),
+        ));
+    }
+    Ok(())
+}
+
+/// `PageNum` (from 1, default 1) and `PageSize` (within `sizes`, default `default`): the
+/// page and the offset of its first row.
+pub(crate) fn page(
+    num: Option<i64>,
+    size: Option<i64>,
+    sizes: std::ops::RangeInclusive<i64>,
+    default: i64,
+) -> Result<(i64, i64, u64), TcError> {
+    let num = num.unwrap_or(1);
+    if num < 1 {
+        return Err(TcError::invalid_value("PageNum", format!("{num}: from 1")));
+    }
+    let size = size.unwrap_or(default);
+    if !sizes.contains(&size) {
+        return Err(TcError::invalid_value(
+            "PageSize",
+            format!("{size} is outside {}..={}", sizes.start(), sizes.end()),
+        ));
+    }
+    let offset = u64::try_from((num - 1).saturating_mul(size)).unwrap_or(u64::MAX);
+    Ok((num, size, offset))
+}
+
+/// The paging fields of a paged answer.
+pub(crate) fn paged(num: i64, size: i64, total: u64) -> serde_json::Map<String, Value> {
+    let total = i64::try_from(total).unwrap_or(i64::MAX);
+    let mut m = serde_json::Map::new();
+    m.insert("PageNum".into(), num.into());
+    m.insert("PageSize".into(), size.into());
+    m.insert("TotalNum".into(), total.into());
+    m.insert("TotalPage".into(), ((total + size - 1) / size).into());
+    m
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
-//! Streams live on this node (`DescribeLiveStreamOnlineList`, `DescribeLiveStreamState`) and
+//! Streams live on this node (`DescribeLiveStreamOnlineList`, `DescribeLiveStreamState`),
 //! `DropLiveStream`, which cuts a push at once: its driver ends it as any other end (files
-//! closed and announced, event 0 with errcode [`errcode::DROPPED`]).
+//! closed and announced, event 0 with errcode [`errcode::DROPPED`]), and `ForbidLiveStream` /
+//! `ResumeLiveStream`: a ban in the catalogue that every publish checks (`push::begin`), so it
+//! holds across restarts and nodes; forbidding a live stream also cuts it.
 
-use super::params::int;
+use super::params::{int, page, paged, time};
 use super::{Answer, TcError, answer, parse};
 use crate::hub::LiveStream;
 use crate::state::AppState;
+use livetape_catalog::ForbiddenStream;
 use livetape_tencent::{errcode, iso};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -39,35 +42,16 @@ pub(super) async fn online_list(st: &Arc<AppState>, p: Value) -> Answer {
         stream_name: Option<String>,
     }
     let p: In = parse(p)?;
-    let page_num = p.page_num.unwrap_or(1);
-    if page_num < 1 {
-        return Err(TcError::invalid_value(
-            "PageNum",
-            format!("{page_num}: from 1"),
-        ));
-    }
-    let page_size = p.page_size.unwrap_or(10);
-    if !ONLINE_PAGE_SIZE.contains(&page_size) {
-        return Err(TcError::invalid_value(
-            "PageSize",
-            format!(
-                "{page_size} is outside {}..={}",
-                ONLINE_PAGE_SIZE.start(),
-                ONLINE_PAGE_SIZE.end()
-            ),
-        ));
-    }
+    let (page_num, page_size, skip) = page(p.page_num, p.page_size, ONLINE_PAGE_SIZE, 10)?;
     let live: Vec<LiveStream> = st
         .hub
         .list()
         .into_iter()
         .filter(|s| matches(s, &p.domain_name, &p.app_name, &p.stream_name))
         .collect();
-    let total = live.len() as i64;
-    let skip = usize::try_from((page_num - 1).saturating_mul(page_size)).unwrap_or(usize::MAX);
     let info: Vec<Value> = live
         .iter()
-        .skip(skip)
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
         .take(page_size as usize)
         .map(|s| {
             json!({
@@ -79,13 +63,9 @@ pub(super) async fn online_list(st: &Arc<AppState>, p: Value) -> Answer {
             })
         })
         .collect();
-    answer(json!({
-        "TotalNum": total,
-        "TotalPage": (total + page_size - 1) / page_size,
-        "PageNum": page_num,
-        "PageSize": page_size,
-        "OnlineInfo": info,
-    }))
+    let mut out = paged(page_num, page_size, live.len() as u64);
+    out.insert("OnlineInfo".into(), info.into());
+    answer(out)
 }
 
 #[derive(Deserialize)]
@@ -96,24 +76,34 @@ struct StreamIn {
     stream_name: Option<String>,
 }
 
-/// The live stream `p` names (all three fields required, as at Tencent).
-fn named(st: &AppState, p: Value) -> Result<(StreamIn, Option<LiveStream>), TcError> {
-    let p: StreamIn = parse(p)?;
-    for (f, v) in [
-        ("AppName", &p.app_name),
-        ("DomainName", &p.domain_name),
-        ("StreamName", &p.stream_name),
-    ] {
+/// The stream `p` names (all three fields required, as at Tencent).
+fn required(p: &StreamIn) -> Result<(&str, &str, &str), TcError> {
+    let get = |f: &str, v: &Option<String>| -> Result<(), TcError> {
         if v.as_deref().is_none_or(str::is_empty) {
             return Err(TcError::missing(f));
         }
-    }
-    let (d, a, s) = (
-        p.domain_name.clone(),
-        p.app_name.clone(),
-        p.stream_name.clone(),
-    );
-    let found = st.hub.list().into_iter().find(|l| matches(l, &d, &a, &s));
+        Ok(())
+    };
+    get("AppName", &p.app_name)?;
+    get("DomainName", &p.domain_name)?;
+    get("StreamName", &p.stream_name)?;
+    Ok((
+        p.domain_name.as_deref().unwrap_or_default(),
+        p.app_name.as_deref().unwrap_or_default(),
+        p.stream_name.as_deref().unwrap_or_default(),
+    ))
+}
+
+fn live_one(st: &AppState, domain: &str, app: &str, stream: &str) -> Option<LiveStream> {
+    let (d, a, s) = (Some(domain.into()), Some(app.into()), Some(stream.into()));
+    st.hub.list().into_iter().find(|l| matches(l, &d, &a, &s))
+}
+
+/// The live stream `p` names (all three fields required, as at Tencent).
+fn named(st: &AppState, p: Value) -> Result<(StreamIn, Option<LiveStream>), TcError> {
+    let p: StreamIn = parse(p)?;
+    let (d, a, s) = required(&p)?;
+    let found = live_one(st, d, a, s);
     Ok((p, found))
 }
 
@@ -142,5 +132,75 @@ pub(super) async fn drop_stream(st: &Arc<AppState>, p: Value) -> Answer {
         errcode = errcode::DROPPED,
         "DropLiveStream"
     );
+    answer(json!({}))
+}
+
+/// Tencent's default ban (7 days) and longest one (90 days).
+pub const FORBID_DEFAULT_MS: i64 = 7 * 86_400_000;
+pub const FORBID_MAX_MS: i64 = 90 * 86_400_000;
+/// Longest `Reason`, in bytes (Tencent's limit).
+pub const FORBID_REASON_MAX: usize = 2048;
+
+pub(super) async fn forbid(st: &Arc<AppState>, p: Value) -> Answer {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+    struct In {
+        app_name: Option<String>,
+        domain_name: Option<String>,
+        stream_name: Option<String>,
+        resume_time: Option<String>,
+        reason: Option<String>,
+    }
+    let p: In = parse(p)?;
+    let named = StreamIn {
+        app_name: p.app_name,
+        domain_name: p.domain_name,
+        stream_name: p.stream_name,
+    };
+    let (domain, app, stream) = required(&named)?;
+    let now = st.clock.now_ms();
+    let resume_at_ms = time("ResumeTime", &p.resume_time)?.unwrap_or(now + FORBID_DEFAULT_MS);
+    if resume_at_ms <= now || resume_at_ms - now > FORBID_MAX_MS {
+        return Err(TcError::invalid_value(
+            "ResumeTime",
+            "must be in the future and at most 90 days away",
+        ));
+    }
+    let reason = p.reason.unwrap_or_default();
+    if reason.len() > FORBID_REASON_MAX {
+        return Err(TcError::invalid_value(
+            "Reason",
+            format!("longer than {FORBID_REASON_MAX} bytes"),
+        ));
+    }
+    st.catalog
+        .forbid_stream(&ForbiddenStream {
+            app: domain.to_owned(),
+            appname: app.to_owned(),
+            stream_id: stream.to_owned(),
+            resume_at_ms,
+            reason,
+            created_at_ms: now,
+        })
+        .await?;
+    // After the row: a reconnect racing the cut is refused by it.
+    if let Some(live) = live_one(st, domain, app, stream) {
+        st.hub.cut(&live.app, &live.stream);
+    }
+    tracing::info!(
+        app,
+        stream,
+        resume = iso::format_utc(resume_at_ms / 1000),
+        "ForbidLiveStream"
+    );
+    answer(json!({}))
+}
+
+pub(super) async fn resume(st: &Arc<AppState>, p: Value) -> Answer {
+    let p: StreamIn = parse(p)?;
+    let (domain, app, stream) = required(&p)?;
+    // Tencent answers success for a stream that was not forbidden; so do we.
+    let lifted = st.catalog.resume_stream(domain, app, stream).await?;
+    tracing::info!(app, stream, lifted, "ResumeLiveStream");
     answer(json!({}))
 }
