@@ -373,7 +373,7 @@ async fn signatures_keys_and_actions_are_refused_with_tencents_codes() {
         "MissingParameter"
     );
     assert_eq!(
-        code(live(&s, "ForbidLiveStream", p.clone()).await),
+        code(live(&s, "DescribeRecordTask", json!({})).await),
         "UnsupportedOperation"
     );
     assert_eq!(
