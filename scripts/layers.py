@@ -11,7 +11,7 @@ LAYERS = [
     ["model", "clock", "failpoint", "net"],
     ["config", "metrics"],
     ["store"],
-    ["record", "hub", "rules"],
+    ["record", "hub", "rules", "keys"],
     ["archive"],
     ["state"],
     ["push"],

@@ -97,7 +97,7 @@ async fn open_applies_migrations_and_durability_pragmas() {
     let applied: i64 = one("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
         .await
         .get(0);
-    assert_eq!(applied, 12);
+    assert_eq!(applied, 13);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' \
          AND name IN ('push_sessions', 'recordings', 'outbox', 'templates', 'rules', \

@@ -25,6 +25,7 @@
 
 #[macro_use]
 mod backend;
+mod auth_keys;
 mod catalog;
 mod cluster;
 mod deliveries;
@@ -38,6 +39,7 @@ mod templates;
 mod uploads;
 mod writer;
 
+pub use auth_keys::{AuthKeys, AuthKind};
 pub use backend::redact_url;
 pub use catalog::{BUSY_TIMEOUT, Catalog, MAX_LIST_LIMIT};
 pub use cluster::stream_lease_key;

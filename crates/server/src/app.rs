@@ -157,6 +157,14 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         .seed_all(&seed_from_config(&cfg)?, clock.now_ms())
         .await?;
     let templates = Arc::new(Templates::load(&catalog).await?);
+    let keys = Arc::new(crate::keys::Keys::load(&cfg, &catalog).await?);
+    for (kind, domain) in keys.overrides() {
+        tracing::info!(
+            kind = kind.as_str(),
+            domain,
+            "auth key set over Tencent Cloud API 3.0 overrides the file's for this domain"
+        );
+    }
     let bind = |what, addr: SocketAddr| async move {
         TcpListener::bind(addr)
             .await
@@ -209,6 +217,7 @@ pub async fn start(cfg: Config, clock: SharedClock) -> Result<Running, StartErro
         storage,
         hub: Arc::new(Hub::default()),
         templates,
+        keys,
         parking: record::Parking::default(),
         clock,
         notifier: notifier.waker(),

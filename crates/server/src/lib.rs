@@ -19,6 +19,7 @@ pub mod failpoint;
 pub(crate) mod http;
 pub(crate) mod hub;
 pub(crate) mod ingest;
+pub(crate) mod keys;
 pub mod metrics;
 pub mod model;
 pub(crate) mod net;

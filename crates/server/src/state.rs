@@ -23,6 +23,8 @@ pub(crate) struct AppState {
     pub hub: Arc<Hub>,
     /// Record/callback templates and rules (catalogue-backed, editable at run time).
     pub templates: Arc<Templates>,
+    /// Push and play auth keys in force (the file's, overridden per domain over API 3.0).
+    pub keys: Arc<crate::keys::Keys>,
     /// Recordings waiting out their reconnect window.
     pub parking: Parking,
     pub clock: SharedClock,

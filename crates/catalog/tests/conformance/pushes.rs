@@ -1,7 +1,8 @@
 //! Push history (`list_pushes`), forbidden streams, and the delivery log's filters: what the
 //! Tencent Cloud API 3.0 stream history and `DescribeCallbackRecordsList` read.
 use livetape_catalog::{
-    Catalog, DeliveryQuery, ForbiddenStream, NewEvent, NewPush, PushQuery, StreamMatch,
+    AuthKeys, AuthKind, Catalog, DeliveryQuery, ForbiddenStream, NewEvent, NewPush, PushQuery,
+    StreamMatch,
 };
 
 use crate::common::TestDb;
@@ -9,6 +10,7 @@ use crate::common::TestDb;
 conformance!(
     push_history_lists_ended_sessions_filtered_ordered_and_paged,
     a_forbidden_stream_stays_forbidden_until_resumed_or_due,
+    auth_keys_are_kept_per_kind_and_domain_and_replaced,
     the_delivery_log_filters_by_type_time_and_outcome,
 );
 
@@ -259,5 +261,40 @@ async fn the_delivery_log_filters_by_type_time_and_outcome(db: &TestDb) {
         })
         .await,
         (3, "d,c,b".into())
+    );
+}
+
+async fn auth_keys_are_kept_per_kind_and_domain_and_replaced(db: &TestDb) {
+    let cat = db.open().await;
+    assert_eq!(cat.all_auth_keys().await.unwrap(), vec![]);
+    let keys = |kind, domain: &str, master: &str, enabled| AuthKeys {
+        kind,
+        domain: domain.into(),
+        enabled,
+        master_key: master.into(),
+        backup_key: String::new(),
+        delta_s: 30,
+        updated_at_ms: 5,
+    };
+    cat.set_auth_keys(&keys(AuthKind::Push, "a.com", "k1", true))
+        .await
+        .unwrap();
+    cat.set_auth_keys(&keys(AuthKind::Play, "a.com", "p1", true))
+        .await
+        .unwrap();
+    cat.set_auth_keys(&keys(AuthKind::Push, "b.com", "k2", true))
+        .await
+        .unwrap();
+    // A second set replaces the first for the same kind and domain only.
+    cat.set_auth_keys(&keys(AuthKind::Push, "a.com", "k3", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        cat.all_auth_keys().await.unwrap(),
+        vec![
+            keys(AuthKind::Play, "a.com", "p1", true),
+            keys(AuthKind::Push, "a.com", "k3", false),
+            keys(AuthKind::Push, "b.com", "k2", true),
+        ]
     );
 }

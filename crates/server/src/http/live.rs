@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
+use livetape_catalog::AuthKind;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,16 +32,23 @@ fn status(code: StatusCode, msg: &'static str) -> Response {
     (code, msg).into_response()
 }
 
-/// Tencent play auth (§4.2): `txSecret = MD5(key + stream + txTime)`, checked in constant time.
-fn authorized(st: &AppState, stream: &str, query: &str) -> bool {
-    let Some(key) = &st.cfg.live.play_key else {
+/// Tencent play auth (§4.2): `txSecret = MD5(key + stream + txTime)`, checked in constant time,
+/// with the play domain's key set: the one set over API 3.0 for the request's `Host`, else the
+/// file's `[live] play_key`.
+fn authorized(st: &AppState, req: &Request, stream: &str) -> bool {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(crate::push::host_of);
+    let domain = match host {
+        Some(h) if !h.is_empty() => h,
+        _ => st.cfg.server.domain.clone(),
+    };
+    let Some(auth) = st.keys.get(AuthKind::Play, &domain).auth() else {
         return true;
     };
-    let auth = livetape_tencent::sign::PushAuth {
-        key: key.clone(),
-        backup_key: st.cfg.live.play_backup_key.clone(),
-        auth_delta_s: st.cfg.live.play_auth_delta_s,
-    };
+    let query = req.uri().query().unwrap_or("");
     let now = st.clock.now_ms() / 1000;
     livetape_tencent::sign::verify_push(&auth, stream, query, now).is_ok()
 }
@@ -73,7 +81,7 @@ async fn play(
         return status(StatusCode::NOT_FOUND, "use .flv or .m3u8");
     };
     let query = req.uri().query().unwrap_or("");
-    if !authorized(&st, stream, query) {
+    if !authorized(&st, &req, stream) {
         return status(StatusCode::FORBIDDEN, "play auth failed");
     }
     let Some(live) = st.hub.live(&app, stream) else {
@@ -125,7 +133,7 @@ async fn segment(
     else {
         return not_found();
     };
-    if !authorized(&st, &stream, req.uri().query().unwrap_or("")) {
+    if !authorized(&st, &req, &stream) {
         return status(StatusCode::FORBIDDEN, "play auth failed");
     }
     let Some(live) = st.hub.live(&app, &stream) else {

@@ -33,7 +33,7 @@ use crate::model::{MAX_NAME_LEN, StreamKey};
 use crate::record::{ClosedFile, RecordContext, RecordError, Recorder};
 use crate::state::AppState;
 use events::PushFacts;
-use livetape_catalog::NewPush;
+use livetape_catalog::{AuthKind, NewPush};
 use livetape_media::MediaFrame;
 use livetape_tencent::errcode;
 use std::net::SocketAddr;
@@ -177,31 +177,26 @@ pub(crate) async fn begin(st: &Arc<AppState>, req: PublishRequest) -> Result<Pus
             "bad stream name",
         ));
     }
-    if let Some(pa) = &st.cfg.push_auth {
-        let auth = livetape_tencent::sign::PushAuth {
-            key: pa.key.clone(),
-            backup_key: pa.backup_key.clone(),
-            auth_delta_s: pa.auth_delta_s,
-        };
-        if let Err(e) =
-            livetape_tencent::sign::verify_push(&auth, &stream, &stream_param, now / 1000)
-        {
-            tracing::warn!(%peer, app, stream, error = %e, "publish refused: push auth");
-            st.metrics.rtmp_refused(Refusal::Auth);
-            return Err(Refused::new(
-                "NetStream.Publish.Unauthorized",
-                format!("push auth failed: {e}"),
-                errcode::AUTH_FAILED,
-                e.to_string(),
-            ));
-        }
-    }
     let sequence = new_sequence();
     let domain = if st.cfg.server.domain.is_empty() {
         host_of(&tc_url)
     } else {
         st.cfg.server.domain.clone()
     };
+    // The domain's key set: the file's `[push_auth]`, or one set over API 3.0.
+    if let Some(auth) = st.keys.get(AuthKind::Push, &domain).auth()
+        && let Err(e) =
+            livetape_tencent::sign::verify_push(&auth, &stream, &stream_param, now / 1000)
+    {
+        tracing::warn!(%peer, app, stream, error = %e, "publish refused: push auth");
+        st.metrics.rtmp_refused(Refusal::Auth);
+        return Err(Refused::new(
+            "NetStream.Publish.Unauthorized",
+            format!("push auth failed: {e}"),
+            errcode::AUTH_FAILED,
+            e.to_string(),
+        ));
+    }
     forbidden(st, &domain, &app, &stream, now, peer).await?;
     let live = st
         .cfg

@@ -952,3 +952,176 @@ async fn push_history_callback_log_and_forbid_through_the_sdk() {
     };
     assert_ne!(again["sequence"], begin["sequence"]);
 }
+
+/// Push and play keys set through the SDK: the next push on the domain needs the new key, a
+/// live play request its play key (by the `Host` it names); both survive a restart, Enable 0
+/// opens the domain again, and other domains keep the file's keys. Bad values name the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_and_play_auth_keys_through_the_sdk_apply_to_the_next_push_and_survive_a_restart() {
+    let scenario = Scenario::new()
+        .server("domain = \"push.example.com\"")
+        .config(&format!(
+            "[push_auth]\nkey = \"filekey\"\n[live]\nplay_key = \"fileplay\"\n{}",
+            keys()
+        ));
+    let mut s = TestServer::from_scenario(scenario).await;
+    let clip = fixture(CLIP_2S);
+    let domain = json!({"DomainName": "push.example.com"});
+    let expiry = format!(
+        "{:X}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600
+    );
+    let signed = |key: &str, stream: &str| {
+        format!(
+            "{stream}?txSecret={}&txTime={expiry}",
+            md5_hex(&format!("{key}{stream}{expiry}"))
+        )
+    };
+
+    // Before any change the file's keys are in force and shown.
+    let before = live(&s, "DescribeLivePushAuthKey", domain.clone())
+        .await
+        .unwrap();
+    let info = &before["PushAuthKeyInfo"];
+    assert_eq!(
+        (&info["Enable"], &info["MasterAuthKey"], &info["AuthDelta"]),
+        (&json!(1), &json!("filekey"), &json!(0))
+    );
+
+    let mut change = domain.clone();
+    change["MasterAuthKey"] = json!("apikey1");
+    change["BackupAuthKey"] = json!("apikey2");
+    change["AuthDelta"] = json!(120);
+    live(&s, "ModifyLivePushAuthKey", change).await.unwrap();
+    assert!(
+        !s.publish("live", &signed("filekey", "k1"), &clip).await,
+        "the file's key no longer holds for this domain"
+    );
+    assert!(s.publish("live", &signed("apikey2", "k1"), &clip).await);
+    assert_eq!(s.receiver.next_of(1).await.body["stream_id"], "k1");
+
+    // Play: keyed by the request's Host (127.0.0.1 here); the refusal comes before the
+    // "not live" answer, so no stream is needed to tell them apart.
+    let play = |q: String| {
+        let url = s.http(&format!("/live/live/p1.flv{q}"));
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    let play_sig = |key: &str| format!("?{}", signed(key, "p1").split_once('?').unwrap().1);
+    assert_eq!(play(play_sig("fileplay")).await, 404, "the file's play key");
+    let mut change = json!({"DomainName": "127.0.0.1", "AuthKey": "playapi", "Enable": 1});
+    live(&s, "ModifyLivePlayAuthKey", change.clone())
+        .await
+        .unwrap();
+    assert_eq!(play(play_sig("fileplay")).await, 403);
+    assert_eq!(play(String::new()).await, 403);
+    assert_eq!(play(play_sig("playapi")).await, 404);
+    let shown = live(
+        &s,
+        "DescribeLivePlayAuthKey",
+        json!({"DomainName": "127.0.0.1"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(shown["PlayAuthKeyInfo"]["AuthKey"], "playapi");
+    assert_eq!(shown["PlayAuthKeyInfo"]["AuthBackKey"], "");
+
+    // Bad values, each naming its field; nothing changes.
+    for (field, value) in [
+        ("AuthKey", json!("no-dashes")),
+        ("AuthKey", json!("k".repeat(257))),
+        ("AuthDelta", json!(-1)),
+        ("AuthDelta", json!(10 * 365 * 86_400 + 1)),
+        ("Enable", json!(2)),
+    ] {
+        let mut bad = change.clone();
+        bad[field] = value;
+        let (got, message) = live(&s, "ModifyLivePlayAuthKey", bad).await.unwrap_err();
+        assert_eq!(got, "InvalidParameterValue", "{field}: {message}");
+        assert!(message.contains(field), "{message}");
+    }
+    change["AuthKey"] = json!("");
+    let (got, message) = live(&s, "ModifyLivePlayAuthKey", change.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (got.as_str(), message.contains("AuthKey")),
+        ("InvalidParameterValue", true),
+        "enabled without a key: {message}"
+    );
+    assert_eq!(
+        code(live(&s, "DescribeLivePushAuthKey", json!({})).await),
+        "MissingParameter"
+    );
+
+    // Persisted: a restarted server still asks for the API's keys.
+    let mut s = s.restart().await;
+    let info = live(&s, "DescribeLivePushAuthKey", domain.clone())
+        .await
+        .unwrap();
+    assert_eq!(info["PushAuthKeyInfo"]["MasterAuthKey"], "apikey1");
+    assert_eq!(info["PushAuthKeyInfo"]["AuthDelta"], 120);
+    assert!(!s.publish("live", &signed("filekey", "k2"), &clip).await);
+    assert!(s.publish("live", &signed("apikey1", "k2"), &clip).await);
+    assert_eq!(s.receiver.next_of(1).await.body["stream_id"], "k2");
+    let play = |q: String| {
+        let url = s.http(&format!("/live/live/p1.flv{q}"));
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+    assert_eq!(play(String::new()).await, 403);
+
+    // Enable 0 opens the domain (the keys are kept for the next Enable 1).
+    let mut off = domain.clone();
+    off["Enable"] = json!(0);
+    live(&s, "ModifyLivePushAuthKey", off).await.unwrap();
+    assert!(
+        s.publish("live", "k3", &clip).await,
+        "auth off for the domain"
+    );
+    let info = live(&s, "DescribeLivePushAuthKey", domain).await.unwrap();
+    assert_eq!(
+        (
+            &info["PushAuthKeyInfo"]["Enable"],
+            &info["PushAuthKeyInfo"]["MasterAuthKey"]
+        ),
+        (&json!(0), &json!("apikey1"))
+    );
+    // Another domain was never changed: the file's key.
+    let other = live(
+        &s,
+        "DescribeLivePushAuthKey",
+        json!({"DomainName": "other.example.com"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(other["PushAuthKeyInfo"]["MasterAuthKey"], "filekey");
+
+    // At most MAX_AUTH_KEY_DOMAINS (100) play domains of their own: 127.0.0.1 and 99 more fit,
+    // the next is refused, and a stored domain can still be changed.
+    let each = |n: &'static str, d: &'static str| {
+        let params = json!({"DomainName": d, "AuthKey": "k", "Enable": 1});
+        let s = &s;
+        async move {
+            let flags = ["--each", n];
+            call_as(
+                s,
+                SECRET_ID,
+                SECRET_KEY,
+                "live",
+                "ModifyLivePlayAuthKey",
+                params,
+                &flags,
+            )
+            .await
+        }
+    };
+    each("99", "play{i}.example.com").await.unwrap();
+    assert_eq!(
+        code(each("1", "one-more.example.com").await),
+        "LimitExceeded"
+    );
+    each("1", "play7.example.com").await.unwrap();
+}

@@ -1,12 +1,15 @@
 """Calls one Tencent Cloud API 3.0 action through the official Python SDK, as a backend would.
 
     sdk.py ENDPOINT SECRET_ID SECRET_KEY SERVICE ACTION PARAMS_JSON [--get] [--skew SECONDS]
+           [--each N]
 
 SERVICE is `live` (2018-08-01) or `vod` (2018-07-17). The request is the SDK's model
 (`<Action>Request().from_json_string`), sent by the SDK's client method (`client.<Action>`),
 so the SDK signs it (TC3-HMAC-SHA256) and parses the answer into its response model. Prints
 one JSON line: {"ok": <response model as JSON>} or {"error": {"code", "message"}}.
-`--skew` shifts the SDK's clock (to test the timestamp window); `--get` sends a GET.
+`--skew` shifts the SDK's clock (to test the timestamp window); `--get` sends a GET;
+`--each N` makes N calls, `{i}` in PARAMS_JSON replaced by 0..N-1, and prints the first error
+or else the last answer (to fill a limit without N processes).
 """
 import json
 import sys
@@ -37,16 +40,17 @@ def main(argv):
         client, models = live_client.LiveClient(cred, "ap-guangzhou", profile), live_models
     else:
         client, models = vod_client.VodClient(cred, "ap-guangzhou", profile), vod_models
-    req = getattr(models, action + "Request")()
-    req.from_json_string(params)
-    try:
-        resp = getattr(client, action)(req)
-    except TencentCloudSDKException as e:
-        print(json.dumps({"error": {"code": e.get_code(), "message": e.get_message(),
-                                    "request_id": e.get_request_id()}}))
-        return
+    each = int(rest[rest.index("--each") + 1]) if "--each" in rest else 1
+    for i in range(each):
+        req = getattr(models, action + "Request")()
+        req.from_json_string(params.replace("{i}", str(i)))
+        try:
+            resp = getattr(client, action)(req)
+        except TencentCloudSDKException as e:
+            print(json.dumps({"error": {"code": e.get_code(), "message": e.get_message(),
+                                        "request_id": e.get_request_id(), "call": i}}))
+            return
     print(json.dumps({"ok": json.loads(resp.to_json_string())}))
-
 
 if __name__ == "__main__":
     main(sys.argv[1:])

@@ -10,9 +10,11 @@
 //!
 //! The actions run the same code as `/v1` (templates through `templates::create` & co, deletes
 //! through `archive`), one file per group: [`record`] (record templates and rules),
-//! [`callback`] (callback templates and rules), [`streams`] (online streams, drop),
+//! [`callback`] (callback templates and rules), [`streams`] (online streams, drop, forbid),
+//! [`history`] (push history, the delivery log), [`auth_keys`] (push and play keys),
 //! [`media`] (the VOD face of the recordings catalogue).
 
+mod auth_keys;
 mod callback;
 mod history;
 mod media;
@@ -369,6 +371,10 @@ async fn live(st: &Arc<AppState>, action: &str, p: Value) -> Answer {
         "DescribeLiveStreamPublishedList" => history::published_list(st, p).await,
         "DescribeLiveStreamEventList" => history::event_list(st, p).await,
         "DescribeCallbackRecordsList" => history::callback_records(st, p).await,
+        "DescribeLivePushAuthKey" => auth_keys::describe_push(st, p).await,
+        "ModifyLivePushAuthKey" => auth_keys::modify_push(st, p).await,
+        "DescribeLivePlayAuthKey" => auth_keys::describe_play(st, p).await,
+        "ModifyLivePlayAuthKey" => auth_keys::modify_play(st, p).await,
         a if NOT_YET_LIVE.contains(&a) => Err(not_yet(a)),
         a => Err(unknown_action(a, "live")),
     }
@@ -392,10 +398,6 @@ const NOT_YET_LIVE: &[&str] = &[
     "DeleteRecordTask",
     "DescribeRecordTask",
     "DescribeLiveStreamPushInfoList",
-    "DescribeLivePushAuthKey",
-    "ModifyLivePushAuthKey",
-    "DescribeLivePlayAuthKey",
-    "ModifyLivePlayAuthKey",
 ];
 const NOT_YET_VOD: &[&str] = &["ModifyMediaInfo"];
 
