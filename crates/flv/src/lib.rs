@@ -251,6 +251,40 @@ pub fn declared_tracks(body: &[u8]) -> DeclaredTracks {
     }
 }
 
+/// The rates an `onMetaData` body declares (what the encoder was set to, not what it sends):
+/// `videodatarate`/`audiodatarate` (kbit/s) and `framerate`, each 0 when absent, not a
+/// finite number, or malformed metadata.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeclaredRates {
+    pub video_kbps: u32,
+    pub audio_kbps: u32,
+    pub fps: u32,
+}
+
+pub fn declared_rates(body: &[u8]) -> DeclaredRates {
+    let Ok(values) = amf0::Amf0Value::decode_all_lenient(body) else {
+        return DeclaredRates::default();
+    };
+    let Some(obj) = values.iter().find(|v| {
+        matches!(
+            v,
+            amf0::Amf0Value::Object(_) | amf0::Amf0Value::EcmaArray(_)
+        )
+    }) else {
+        return DeclaredRates::default();
+    };
+    // `as` saturates: NaN is 0, a huge or negative value is clamped.
+    let num = |k: &str| match obj.get(k) {
+        Some(amf0::Amf0Value::Number(n)) => n.round() as u32,
+        _ => 0,
+    };
+    DeclaredRates {
+        video_kbps: num("videodatarate"),
+        audio_kbps: num("audiodatarate"),
+        fps: num("framerate"),
+    }
+}
+
 #[cfg(test)]
 mod declared_tests {
     use super::amf0::Amf0Value;
@@ -283,5 +317,19 @@ mod declared_tests {
         let d = declared_tracks(&flags);
         assert_eq!((d.video, d.audio), (Some(true), Some(false)));
         assert_eq!(declared_tracks(b"\x02\x00"), DeclaredTracks::default());
+    }
+
+    #[test]
+    fn rates_from_numbers_only() {
+        let m = meta(vec![
+            ("videodatarate", Amf0Value::Number(2500.4)),
+            ("audiodatarate", Amf0Value::Number(f64::NAN)),
+            ("framerate", Amf0Value::Number(29.97)),
+        ]);
+        let r = declared_rates(&m);
+        assert_eq!((r.video_kbps, r.audio_kbps, r.fps), (2500, 0, 30));
+        let strings = meta(vec![("framerate", Amf0Value::String("30".into()))]);
+        assert_eq!(declared_rates(&strings), DeclaredRates::default());
+        assert_eq!(declared_rates(&[0xff; 3]), DeclaredRates::default());
     }
 }

@@ -8,7 +8,9 @@ use livetape_flv::{
 use livetape_media::av1::Av1Config;
 use livetape_media::avc::AvcConfig;
 use livetape_media::hevc::HevcConfig;
-use livetape_media::{AudioPacket, MediaFrame, MediaKind, VideoCodec, VideoPacket, VideoTag};
+use livetape_media::{
+    AudioCodec, AudioPacket, AudioTag, MediaFrame, MediaKind, VideoCodec, VideoPacket, VideoTag,
+};
 use std::collections::VecDeque;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +45,10 @@ pub struct StreamInfo {
     pub audio_codec: Option<&'static str>,
     pub width: u32,
     pub height: u32,
+    /// Hz: the AAC AudioSpecificConfig's, else the legacy FLV rate bits (0: unknown).
+    pub sample_rate: u32,
+    /// What `onMetaData` declares (`videodatarate`, `audiodatarate`, `framerate`).
+    pub declared: livetape_flv::DeclaredRates,
 }
 
 /// One frame in the ring, stored as a complete FLV tag (header, body, PreviousTagSize).
@@ -126,6 +132,27 @@ impl Media {
             self.info.width = w;
             self.info.height = h;
         }
+    }
+}
+
+/// The sampling rate an audio tag tells (0: not from this tag). AAC's is in its
+/// AudioSpecificConfig (the FLV rate bits always say 44.1 kHz for it); Opus decodes at 48 kHz;
+/// a legacy tag's other codecs say it in the rate bits; other Enhanced RTMP codecs: unknown.
+fn sample_rate(a: &AudioTag, payload: &[u8]) -> u32 {
+    const LEGACY_RATES: [u32; 4] = [5512, 11025, 22050, 44100];
+    /// SoundFormat 9 marks an Enhanced RTMP audio header.
+    const EX_HEADER: u8 = 9;
+    let Some(&b0) = payload.first() else {
+        return 0;
+    };
+    match a.codec {
+        AudioCodec::Aac if a.packet == AudioPacket::SequenceHeader => {
+            livetape_media::aac::AacConfig::parse(a.data(payload)).map_or(0, |c| c.sample_rate)
+        }
+        AudioCodec::Aac => 0,
+        AudioCodec::Opus => 48_000,
+        _ if b0 >> 4 != EX_HEADER => LEGACY_RATES[usize::from((b0 >> 2) & 3)],
+        _ => 0,
     }
 }
 
@@ -214,6 +241,11 @@ impl Feed {
             MediaKind::Script => {
                 if m.headers.metadata.as_ref() != Some(&frame.payload) {
                     m.headers.metadata = Some(Bytes::copy_from_slice(&frame.payload));
+                    let declared = livetape_flv::declared_rates(&frame.payload);
+                    if declared != m.info.declared {
+                        m.info.declared = declared;
+                        return true;
+                    }
                 }
                 return false;
             }
@@ -245,6 +277,10 @@ impl Feed {
                     if m.info.audio_codec.is_none() {
                         m.info.audio_codec = Some(a.codec.name());
                         changed = true;
+                    }
+                    if m.info.sample_rate == 0 {
+                        m.info.sample_rate = sample_rate(&a, &frame.payload);
+                        changed |= m.info.sample_rate != 0;
                     }
                     match a.packet {
                         AudioPacket::SequenceHeader => {

@@ -1,4 +1,4 @@
-//! A stream's bitrate: a moving average over the last few seconds of media time.
+//! A stream's bitrate and frame rate: moving averages over the last few seconds of media time.
 
 /// Seconds averaged.
 const WINDOW_S: usize = 5;
@@ -10,7 +10,10 @@ const BUCKET_MS: u64 = 1_000;
 pub struct RateMeter {
     bucket_start: Option<u64>,
     bucket_bytes: u64,
+    bucket_frames: u64,
     history: [u64; WINDOW_S],
+    /// Frames per closed bucket, beside `history`.
+    frames: [u64; WINDOW_S],
     filled: usize,
     pos: usize,
 }
@@ -25,12 +28,13 @@ impl RateMeter {
             self.bucket_start = Some(dts_ms);
         } else if dts_ms - start >= BUCKET_MS {
             let elapsed = (dts_ms - start) / BUCKET_MS;
-            self.close(self.bucket_bytes);
+            self.close(self.bucket_bytes, self.bucket_frames);
             // Silent seconds count as zero, but a long gap just empties the window.
             for _ in 1..elapsed.min(WINDOW_S as u64) {
-                self.close(0);
+                self.close(0, 0);
             }
             self.bucket_bytes = 0;
+            self.bucket_frames = 0;
             self.bucket_start = Some(if elapsed > WINDOW_S as u64 {
                 dts_ms
             } else {
@@ -39,11 +43,13 @@ impl RateMeter {
             result = Some(self.kbps());
         }
         self.bucket_bytes += bytes as u64;
+        self.bucket_frames += 1;
         result
     }
 
-    fn close(&mut self, bytes: u64) {
+    fn close(&mut self, bytes: u64, frames: u64) {
         self.history[self.pos] = bytes;
+        self.frames[self.pos] = frames;
         self.pos = (self.pos + 1) % WINDOW_S;
         self.filled = (self.filled + 1).min(WINDOW_S);
     }
@@ -55,6 +61,16 @@ impl RateMeter {
         }
         let bytes: u64 = self.history.iter().sum();
         bytes * 8 / (self.filled as u64 * BUCKET_MS)
+    }
+
+    /// Frames per second over the closed buckets, rounded (0 before the first second).
+    pub fn fps(&self) -> u64 {
+        if self.filled == 0 {
+            return 0;
+        }
+        let frames: u64 = self.frames.iter().sum();
+        let s = self.filled as u64 * BUCKET_MS / 1000;
+        (frames + s / 2) / s
     }
 }
 
@@ -73,6 +89,24 @@ mod tests {
             }
         }
         assert_eq!(last, Some(1000));
+        assert_eq!(m.fps(), 25);
+    }
+
+    #[test]
+    fn frame_rate_counts_frames_per_second_of_media_time() {
+        let mut m = RateMeter::default();
+        assert_eq!(m.fps(), 0);
+        // 30 fps for 3 s (frames 33 ms apart), then AAC-like 43 fps.
+        for i in 0..90u64 {
+            m.push(i * 1000 / 30, 100);
+        }
+        m.push(3_000, 100);
+        assert_eq!(m.fps(), 30);
+        let mut a = RateMeter::default();
+        for i in 0..430u64 {
+            a.push(i * 1024 * 1000 / 44_100, 10);
+        }
+        assert_eq!(a.fps(), 43);
     }
 
     #[test]

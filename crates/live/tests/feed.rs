@@ -93,6 +93,10 @@ fn new_viewer_starts_with_headers_then_the_last_keyframe() {
         (Some("h264"), Some("aac"))
     );
     assert_eq!((info.width, info.height), (640, 360));
+    assert_eq!(
+        info.sample_rate, 48_000,
+        "from the AudioSpecificConfig, not the FLV bits"
+    );
     let id = feed.attach();
     let out = read_all(&mut feed, id);
     assert_eq!(&out[0][..5], b"FLV\x01\x05", "audio+video header");

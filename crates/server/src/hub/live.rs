@@ -17,7 +17,7 @@ use livetape_live::{
     DEFAULT_HLS_TARGET_MS, DEFAULT_HLS_WINDOW, Feed, FeedConfig, LiveHls, RateMeter, ReadStatus,
     StreamInfo, ViewerId,
 };
-use livetape_media::MediaFrame;
+use livetape_media::{AudioPacket, MediaFrame, MediaKind, VideoPacket};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -42,7 +42,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Viewer counts, bitrate and codecs of one live stream, for `GET /v1/streams`.
+/// Viewer counts, rates and codecs of one live stream, for `GET /v1/streams` and API 3.0's
+/// `DescribeLiveStreamPushInfoList`.
 #[derive(Clone, Debug, Default)]
 pub struct LiveStats {
     pub bitrate_kbps: u64,
@@ -51,6 +52,14 @@ pub struct LiveStats {
     pub width: u32,
     pub height: u32,
     pub viewers: u64,
+    /// Per track, over the same ~5 s of media time as `bitrate_kbps`.
+    pub video_kbps: u64,
+    pub audio_kbps: u64,
+    pub video_fps: u64,
+    pub audio_fps: u64,
+    pub sample_rate: u32,
+    /// What the publisher's `onMetaData` declares.
+    pub declared: livetape_flv::DeclaredRates,
 }
 
 /// The shared side of one live stream (in the hub while it is published).
@@ -62,6 +71,9 @@ pub struct StreamLive {
     readers: AtomicUsize,
     flv_viewers: AtomicUsize,
     bitrate_kbps: AtomicU64,
+    /// `[video kbps, audio kbps, video fps, audio fps]`, each stored when its meter's second
+    /// closes.
+    track_rates: [AtomicU64; 4],
     /// Updated only when a sequence header changes.
     info: Mutex<StreamInfo>,
     hls: Mutex<HlsState>,
@@ -105,6 +117,12 @@ impl StreamLive {
             width: info.width,
             height: info.height,
             viewers: (self.flv_viewers.load(Ordering::Relaxed) + hls) as u64,
+            video_kbps: self.track_rates[0].load(Ordering::Relaxed),
+            audio_kbps: self.track_rates[1].load(Ordering::Relaxed),
+            video_fps: self.track_rates[2].load(Ordering::Relaxed),
+            audio_fps: self.track_rates[3].load(Ordering::Relaxed),
+            sample_rate: info.sample_rate,
+            declared: info.declared,
         }
     }
 
@@ -235,6 +253,8 @@ pub struct Publisher {
     private: Feed,
     attached: bool,
     meter: RateMeter,
+    video_meter: RateMeter,
+    audio_meter: RateMeter,
 }
 
 impl Publisher {
@@ -250,12 +270,15 @@ impl Publisher {
                 readers: AtomicUsize::new(0),
                 flv_viewers: AtomicUsize::new(0),
                 bitrate_kbps: AtomicU64::new(0),
+                track_rates: Default::default(),
                 info: Mutex::new(StreamInfo::default()),
                 hls: Mutex::new(HlsState::default()),
             }),
             private: Feed::new(fc),
             attached: false,
             meter: RateMeter::default(),
+            video_meter: RateMeter::default(),
+            audio_meter: RateMeter::default(),
         }
     }
 
@@ -266,8 +289,31 @@ impl Publisher {
     /// One frame from the publisher. Without readers: no lock, no wake-up, and a copy into
     /// the GOP arena only if the GOP cache is on.
     pub fn push(&mut self, frame: &MediaFrame) {
-        if let Some(kbps) = self.meter.push(frame.dts_ms, frame.payload.len()) {
+        let (dts, len) = (frame.dts_ms, frame.payload.len());
+        if let Some(kbps) = self.meter.push(dts, len) {
             self.live.bitrate_kbps.store(kbps, Ordering::Relaxed);
+        }
+        // Per track: coded frames of the default track only (a sequence header is no frame,
+        // and Enhanced RTMP's other tracks are not what the stream's fps means).
+        let track = match frame.kind {
+            MediaKind::Video => frame
+                .video()
+                .and_then(Result::ok)
+                .filter(|v| v.packet == VideoPacket::Frame && v.track == 0)
+                .map(|_| (&mut self.video_meter, 0)),
+            MediaKind::Audio => frame
+                .audio()
+                .and_then(Result::ok)
+                .filter(|a| a.packet == AudioPacket::Frame && a.track == 0)
+                .map(|_| (&mut self.audio_meter, 1)),
+            MediaKind::Script => None,
+        };
+        if let Some((m, i)) = track
+            && let Some(kbps) = m.push(dts, len)
+        {
+            let rates = &self.live.track_rates;
+            rates[i].store(kbps, Ordering::Relaxed);
+            rates[i + 2].store(m.fps(), Ordering::Relaxed);
         }
         let readers = self.live.readers.load(Ordering::Acquire) > 0;
         if !readers && !self.attached {

@@ -1125,3 +1125,90 @@ async fn push_and_play_auth_keys_through_the_sdk_apply_to_the_next_push_and_surv
     );
     each("1", "play7.example.com").await.unwrap();
 }
+
+/// A real-time ffmpeg push seen by `DescribeLiveStreamPushInfoList`: per-track rates from the
+/// hub (the fixture is 640x360 H.264 at 30 fps ~1 Mbit/s, AAC 48 kHz ~128 kbit/s), filters by
+/// domain and app, paging limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_info_list_shows_the_hubs_rates_of_a_live_push() {
+    let scenario = Scenario::new()
+        .server("domain = \"push.example.com\"")
+        .config(&keys());
+    let mut s = TestServer::from_scenario(scenario).await;
+    let (addr, clip) = (s.rtmp(), fixture(CLIP_10S));
+    let push =
+        tokio::spawn(async move { publish(addr, "live", "rates", &clip, Pace::Realtime).await });
+    assert_eq!(s.receiver.next_of(1).await.body["stream_id"], "rates");
+    // The rates exist once a second of media has been metered per track; poll (bounded).
+    let mut row = Value::Null;
+    for _ in 0..40 {
+        let got = live(&s, "DescribeLiveStreamPushInfoList", json!({}))
+            .await
+            .unwrap();
+        row = got["DataInfoList"][0].clone();
+        if row["VideoFps"].as_u64().unwrap_or(0) > 0 && row["AudioFps"].as_u64().unwrap_or(0) > 0 {
+            assert_eq!(
+                (got["TotalNum"].as_i64(), got["PageSize"].as_i64()),
+                (Some(1), Some(200))
+            );
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(row["VideoFps"], 30, "{row}");
+    let audio_fps = row["AudioFps"].as_u64().unwrap();
+    assert!((46..=48).contains(&audio_fps), "48000/1024 = 46.9: {row}");
+    let video_bps = row["VideoSpeed"].as_u64().unwrap();
+    assert!((500_000..=1_600_000).contains(&video_bps), "{row}");
+    let audio_bps = row["AudioSpeed"].as_u64().unwrap();
+    assert!((64_000..=200_000).contains(&audio_bps), "{row}");
+    assert_eq!(
+        (
+            row["StreamName"].as_str(),
+            row["AppName"].as_str(),
+            row["PushDomain"].as_str(),
+            row["ClientIp"].as_str(),
+            row["Vcodec"].as_str(),
+            row["Acodec"].as_str(),
+            row["Resolution"].as_str(),
+        ),
+        (
+            Some("rates"),
+            Some("live"),
+            Some("push.example.com"),
+            Some("127.0.0.1"),
+            Some("h264"),
+            Some("aac"),
+            Some("640*360"),
+        ),
+        "{row}"
+    );
+    assert_eq!(row["AsampleRate"], 48_000, "{row}");
+    assert_eq!(row["MetaFps"], 30, "ffmpeg's onMetaData framerate: {row}");
+    let begin = row["BeginPushTime"].as_str().unwrap();
+    assert!(
+        livetape_tencent::cst::parse_cst(begin).is_some(),
+        "Beijing time: {begin}"
+    );
+
+    for other in [
+        json!({"PushDomain": "other.example.com"}),
+        json!({"AppName": "other"}),
+    ] {
+        let got = live(&s, "DescribeLiveStreamPushInfoList", other)
+            .await
+            .unwrap();
+        assert_eq!(got["TotalNum"], 0, "{got}");
+    }
+    for bad in [
+        json!({"PageSize": 0}),
+        json!({"PageSize": 1001}),
+        json!({"PageNum": 10_001}),
+    ] {
+        assert_eq!(
+            code(live(&s, "DescribeLiveStreamPushInfoList", bad).await),
+            "InvalidParameterValue"
+        );
+    }
+    assert!(push.await.unwrap());
+}

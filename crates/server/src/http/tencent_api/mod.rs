@@ -365,6 +365,7 @@ async fn live(st: &Arc<AppState>, action: &str, p: Value) -> Answer {
         "DeleteLiveCallbackRule" => callback::delete_rule(st, p).await,
         "DescribeLiveStreamOnlineList" => streams::online_list(st, p).await,
         "DescribeLiveStreamState" => streams::state(st, p).await,
+        "DescribeLiveStreamPushInfoList" => streams::push_info_list(st, p).await,
         "DropLiveStream" => streams::drop_stream(st, p).await,
         "ForbidLiveStream" => streams::forbid(st, p).await,
         "ResumeLiveStream" => streams::resume(st, p).await,
@@ -397,7 +398,6 @@ const NOT_YET_LIVE: &[&str] = &[
     "StopRecordTask",
     "DeleteRecordTask",
     "DescribeRecordTask",
-    "DescribeLiveStreamPushInfoList",
 ];
 const NOT_YET_VOD: &[&str] = &["ModifyMediaInfo"];
 

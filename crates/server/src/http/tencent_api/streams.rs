@@ -1,4 +1,5 @@
-//! Streams live on this node (`DescribeLiveStreamOnlineList`, `DescribeLiveStreamState`),
+//! Streams live on this node (`DescribeLiveStreamOnlineList`, `DescribeLiveStreamState`,
+//! `DescribeLiveStreamPushInfoList` with the hub's rates),
 //! `DropLiveStream`, which cuts a push at once: its driver ends it as any other end (files
 //! closed and announced, event 0 with errcode [`errcode::DROPPED`]), and `ForbidLiveStream` /
 //! `ResumeLiveStream`: a ban in the catalogue that every publish checks (`push::begin`), so it
@@ -9,13 +10,17 @@ use super::{Answer, TcError, answer, parse};
 use crate::hub::LiveStream;
 use crate::state::AppState;
 use livetape_catalog::ForbiddenStream;
-use livetape_tencent::{errcode, iso};
+use livetape_tencent::{cst, errcode, iso};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// Tencent's `PageSize` range for the online list.
 pub const ONLINE_PAGE_SIZE: std::ops::RangeInclusive<i64> = 10..=100;
+/// Tencent's `PageSize` range for the push info list (default 200).
+pub const PUSH_INFO_PAGE_SIZE: std::ops::RangeInclusive<i64> = 1..=1000;
+/// Tencent's last `PageNum` of the push info list.
+pub const MAX_PUSH_INFO_PAGE: i64 = 10_000;
 
 fn matches(
     s: &LiveStream,
@@ -65,6 +70,67 @@ pub(super) async fn online_list(st: &Arc<AppState>, p: Value) -> Answer {
         .collect();
     let mut out = paged(page_num, page_size, live.len() as u64);
     out.insert("OnlineInfo".into(), info.into());
+    answer(out)
+}
+
+/// Each live stream's push statistics: rates over the last ~5 s of media time, per track
+/// (bit/s and frames per second), codecs, size, sample rate, and what `onMetaData` declared.
+/// Without live viewing (`[live] enabled = false`) the hub keeps no rates: they are 0.
+pub(super) async fn push_info_list(st: &Arc<AppState>, p: Value) -> Answer {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase", deny_unknown_fields)]
+    struct In {
+        push_domain: Option<String>,
+        app_name: Option<String>,
+        #[serde(default, deserialize_with = "int")]
+        page_num: Option<i64>,
+        #[serde(default, deserialize_with = "int")]
+        page_size: Option<i64>,
+    }
+    let p: In = parse(p)?;
+    if p.page_num.is_some_and(|n| n > MAX_PUSH_INFO_PAGE) {
+        return Err(TcError::invalid_value(
+            "PageNum",
+            format_args!("at most {MAX_PUSH_INFO_PAGE}"),
+        ));
+    }
+    let (page_num, page_size, skip) = page(p.page_num, p.page_size, PUSH_INFO_PAGE_SIZE, 200)?;
+    let live: Vec<LiveStream> = st
+        .hub
+        .list()
+        .into_iter()
+        .filter(|s| matches(s, &p.push_domain, &p.app_name, &None))
+        .collect();
+    let bps = |kbps: u64| kbps.saturating_mul(1000);
+    let info: Vec<Value> = live
+        .iter()
+        .skip(usize::try_from(skip).unwrap_or(usize::MAX))
+        .take(page_size as usize)
+        .map(|s| {
+            let r = s.live.as_ref().map(|l| l.stats()).unwrap_or_default();
+            json!({
+                "StreamName": s.stream,
+                "AppName": s.app,
+                "ClientIp": s.client_ip,
+                "ServerIp": st.node,
+                "VideoFps": r.video_fps,
+                "VideoSpeed": bps(r.video_kbps),
+                "AudioFps": r.audio_fps,
+                "AudioSpeed": bps(r.audio_kbps),
+                "PushDomain": s.domain,
+                "BeginPushTime": cst::format_cst(s.started_at_ms.div_euclid(1000)),
+                "Acodec": r.audio_codec,
+                "Vcodec": r.video_codec,
+                "Resolution": if r.width == 0 { String::new() } else { format!("{}*{}", r.width, r.height) },
+                "AsampleRate": r.sample_rate,
+                "MetaAudioSpeed": bps(r.declared.audio_kbps.into()),
+                "MetaVideoSpeed": bps(r.declared.video_kbps.into()),
+                "MetaFps": r.declared.fps,
+            })
+        })
+        .collect();
+    let mut out = paged(page_num, page_size, live.len() as u64);
+    out.insert("DataInfoList".into(), info.into());
     answer(out)
 }
 
