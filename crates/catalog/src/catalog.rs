@@ -491,6 +491,27 @@ impl Catalog {
         .map_err(db_err("expired_recordings", ""))
     }
 
+    /// Sets when a recording may be deleted (`None`: kept forever); retention deletes it at
+    /// its first check after that time. `false` if there is no such recording.
+    pub async fn set_recording_expiry(
+        &self,
+        file_id: &str,
+        expires_at_ms: Option<i64>,
+    ) -> Result<bool> {
+        on_pool!(&self.db, |pool| sqlx::query(
+            "UPDATE recordings SET expires_at_ms = $1 WHERE file_id = $2"
+        )
+        .bind(expires_at_ms)
+        .bind(file_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected() > 0))
+        .map_err(db_err(
+            "set_recording_expiry",
+            format_args!("file_id={file_id}"),
+        ))
+    }
+
     /// The oldest recordings by start time (ties by `file_id`), at most
     /// `limit` (clamped to [`MAX_LIST_LIMIT`]).
     pub async fn oldest_recordings(&self, limit: u32) -> Result<Vec<Recording>> {

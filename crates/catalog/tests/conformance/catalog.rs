@@ -299,6 +299,12 @@ async fn expired_oldest_and_total_bytes(db: &TestDb) {
     cat.tombstone_recording("later", 1).await.unwrap().unwrap();
     assert_eq!(cat.total_recording_bytes().await.unwrap(), 4_321);
     assert_eq!(at(i64::MAX, 10).await, ["e2", "e3", "e1"]);
+    // An expiry set afterwards (ModifyMediaInfo): "keep" now expires first; None keeps it.
+    assert!(cat.set_recording_expiry("keep", Some(100)).await.unwrap());
+    assert_eq!(at(300, 10).await, ["keep", "e2", "e3"]);
+    assert!(cat.set_recording_expiry("e2", None).await.unwrap());
+    assert_eq!(at(300, 10).await, ["keep", "e3"]);
+    assert!(!cat.set_recording_expiry("nothing", Some(1)).await.unwrap());
     // Sizes past u32 are summed in 64 bits.
     cat.insert_recording(&rec("big", "s1", 50), vec![])
         .await

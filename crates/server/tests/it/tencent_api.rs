@@ -1212,3 +1212,87 @@ async fn push_info_list_shows_the_hubs_rates_of_a_live_push() {
     }
     assert!(push.await.unwrap());
 }
+
+/// `ModifyMediaInfo` sets a recording's expiry, which retention honours (checked every
+/// second here): a future time and "never" are shown by `DescribeMediaInfos`, a past one
+/// deletes the file; fields livetape keeps no value for are refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modify_media_info_sets_the_expiry_retention_honours() {
+    let scenario = Scenario::new().config(&format!("[storage]\nretention_check_s = 1\n{}", keys()));
+    let mut s = TestServer::from_scenario(scenario).await;
+    assert!(s.publish("live", "exp1", &fixture(CLIP_2S)).await);
+    let file_id = s.receiver.next_of(100).await.body["file_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        expire_time(&s, &file_id).await,
+        "9999-12-31T23:59:59Z",
+        "the default template keeps"
+    );
+    let set = |t: &str| json!({"FileId": file_id, "ExpireTime": t});
+    vod(&s, "ModifyMediaInfo", set("2099-01-02T03:04:05Z"))
+        .await
+        .unwrap();
+    assert_eq!(expire_time(&s, &file_id).await, "2099-01-02T03:04:05Z");
+    vod(&s, "ModifyMediaInfo", set("9999-12-31T23:59:59Z"))
+        .await
+        .unwrap();
+    assert_eq!(expire_time(&s, &file_id).await, "9999-12-31T23:59:59Z");
+
+    for (field, value) in [
+        ("Name", json!("x")),
+        ("ClassId", json!(3)),
+        ("AddTags", json!(["t"])),
+    ] {
+        let mut bad = json!({"FileId": file_id});
+        bad[field] = value;
+        let (got, message) = vod(&s, "ModifyMediaInfo", bad).await.unwrap_err();
+        assert_eq!(got, "InvalidParameterValue", "{field}");
+        assert!(message.contains(field), "{message}");
+    }
+    assert_eq!(
+        code(vod(&s, "ModifyMediaInfo", set("tomorrow")).await),
+        "InvalidParameterValue"
+    );
+    assert_eq!(
+        code(
+            vod(
+                &s,
+                "ModifyMediaInfo",
+                json!({"FileId": "nope", "ExpireTime": "2099-01-01T00:00:00Z"})
+            )
+            .await
+        ),
+        "ResourceNotFound.FileNotExist"
+    );
+
+    // A past expiry: retention deletes the recording at its next check (bounded wait).
+    vod(&s, "ModifyMediaInfo", set("2020-01-01T00:00:00Z"))
+        .await
+        .unwrap();
+    let mut gone = false;
+    for _ in 0..60 {
+        let got = vod(
+            &s,
+            "DescribeMediaInfos",
+            json!({"FileIds": [file_id.clone()]}),
+        )
+        .await
+        .unwrap();
+        if got["NotExistFileIdSet"] == json!([file_id.clone()]) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(gone, "retention deleted the expired recording");
+}
+
+/// `BasicInfo.ExpireTime` of one recording, through the SDK.
+async fn expire_time(s: &TestServer, file_id: &str) -> Value {
+    let got = vod(s, "DescribeMediaInfos", json!({"FileIds": [file_id]}))
+        .await
+        .unwrap();
+    got["MediaInfoSet"][0]["BasicInfo"]["ExpireTime"].clone()
+}

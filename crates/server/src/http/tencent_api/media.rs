@@ -430,3 +430,57 @@ pub(super) async fn delete(st: &Arc<AppState>, p: Value) -> Answer {
         })?;
     answer(json!({}))
 }
+
+/// `ModifyMediaInfo`: a recording's `ExpireTime` (ISO 8601; `9999-12-31T23:59:59Z` = kept
+/// forever), which retention honours at its next check. A recording has no name, description,
+/// class, cover, tags, key-frame notes or subtitles of its own in livetape: changing any of
+/// them is refused (naming the field), never silently dropped.
+pub(super) async fn modify(st: &Arc<AppState>, p: Value) -> Answer {
+    let p: serde_json::Map<String, Value> = parse(p)?;
+    let id = match p.get("FileId") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(v) if !v.is_null() => return Err(TcError::invalid_value("FileId", "a string")),
+        _ => return Err(TcError::missing("FileId")),
+    };
+    // Only an empty list, 0 or null leaves a field unchanged.
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Number(n) => n.as_i64() == Some(0),
+        _ => false,
+    };
+    for (field, v) in &p {
+        match field.as_str() {
+            "FileId" | "SubAppId" | "ExpireTime" => {}
+            _ if empty(v) => {}
+            f => {
+                return Err(TcError::invalid_value(
+                    f,
+                    "livetape keeps no such field for a recording: only ExpireTime can change",
+                ));
+            }
+        }
+    }
+    let Some(expire) = p.get("ExpireTime").filter(|v| !v.is_null()) else {
+        return answer(json!({ "CoverUrl": "", "AddedSubtitleSet": [] }));
+    };
+    let expires_at_ms = match expire.as_str() {
+        Some(iso::NEVER) => None,
+        Some(s) => Some(
+            iso::parse(s)
+                .ok_or_else(|| {
+                    TcError::invalid_value("ExpireTime", "ISO 8601, e.g. 2026-12-31T00:00:00Z")
+                })?
+                .saturating_mul(1000),
+        ),
+        None => return Err(TcError::invalid_value("ExpireTime", "a string")),
+    };
+    if !st.catalog.set_recording_expiry(&id, expires_at_ms).await? {
+        return Err(TcError::new(
+            "ResourceNotFound.FileNotExist",
+            format!("FileId {id} does not exist"),
+        ));
+    }
+    tracing::info!(file_id = id, ?expires_at_ms, "ModifyMediaInfo: expiry set");
+    answer(json!({ "CoverUrl": "", "AddedSubtitleSet": [] }))
+}

@@ -386,6 +386,7 @@ async fn vod(st: &Arc<AppState>, action: &str, p: Value) -> Answer {
         "SearchMedia" => media::search(st, p).await,
         "DescribeMediaInfos" => media::describe(st, p).await,
         "DeleteMedia" => media::delete(st, p).await,
+        "ModifyMediaInfo" => media::modify(st, p).await,
         a if NOT_YET_VOD.contains(&a) => Err(not_yet(a)),
         a => Err(unknown_action(a, "vod")),
     }
@@ -399,7 +400,7 @@ const NOT_YET_LIVE: &[&str] = &[
     "DeleteRecordTask",
     "DescribeRecordTask",
 ];
-const NOT_YET_VOD: &[&str] = &["ModifyMediaInfo"];
+const NOT_YET_VOD: &[&str] = &[];
 
 fn not_yet(action: &str) -> TcError {
     TcError::new(
