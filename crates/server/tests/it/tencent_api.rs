@@ -821,7 +821,7 @@ async fn media_search_refuses_what_it_cannot_answer() {
     );
     assert_eq!(
         code(vod(&s, "ModifyMediaInfo", json!({"FileId": "x"})).await),
-        "UnsupportedOperation"
+        "ResourceNotFound.FileNotExist"
     );
 }
 

@@ -461,7 +461,15 @@ pub(super) async fn modify(st: &Arc<AppState>, p: Value) -> Answer {
             }
         }
     }
+    let not_found = || {
+        TcError::new(
+            "ResourceNotFound.FileNotExist",
+            format!("FileId {id} does not exist"),
+        )
+    };
     let Some(expire) = p.get("ExpireTime").filter(|v| !v.is_null()) else {
+        // Nothing to change: still an error for a file that does not exist.
+        st.catalog.get_recording(&id).await?.ok_or_else(not_found)?;
         return answer(json!({ "CoverUrl": "", "AddedSubtitleSet": [] }));
     };
     let expires_at_ms = match expire.as_str() {
@@ -476,10 +484,7 @@ pub(super) async fn modify(st: &Arc<AppState>, p: Value) -> Answer {
         None => return Err(TcError::invalid_value("ExpireTime", "a string")),
     };
     if !st.catalog.set_recording_expiry(&id, expires_at_ms).await? {
-        return Err(TcError::new(
-            "ResourceNotFound.FileNotExist",
-            format!("FileId {id} does not exist"),
-        ));
+        return Err(not_found());
     }
     tracing::info!(file_id = id, ?expires_at_ms, "ModifyMediaInfo: expiry set");
     answer(json!({ "CoverUrl": "", "AddedSubtitleSet": [] }))
