@@ -205,6 +205,19 @@ pub struct DeclaredTracks {
     pub audio: Option<bool>,
 }
 
+/// The properties object of an `onMetaData` body (`None`: malformed, or there is none).
+fn metadata_object(body: &[u8]) -> Option<amf0::Amf0Value> {
+    amf0::Amf0Value::decode_all_lenient(body)
+        .ok()?
+        .into_iter()
+        .find(|v| {
+            matches!(
+                v,
+                amf0::Amf0Value::Object(_) | amf0::Amf0Value::EcmaArray(_)
+            )
+        })
+}
+
 /// Reads the tracks an `onMetaData` body (the script tag body, `@setDataFrame` removed)
 /// declares: `hasVideo`/`hasAudio` when present, else whether any per-track key
 /// (`videocodecid`, `width`, … / `audiocodecid`, `audiosamplerate`, …) is. Encoders write the
@@ -212,15 +225,7 @@ pub struct DeclaredTracks {
 /// metadata object without any video key declares no video. Malformed metadata declares
 /// nothing.
 pub fn declared_tracks(body: &[u8]) -> DeclaredTracks {
-    let Ok(values) = amf0::Amf0Value::decode_all_lenient(body) else {
-        return DeclaredTracks::default();
-    };
-    let Some(obj) = values.iter().find(|v| {
-        matches!(
-            v,
-            amf0::Amf0Value::Object(_) | amf0::Amf0Value::EcmaArray(_)
-        )
-    }) else {
+    let Some(obj) = metadata_object(body) else {
         return DeclaredTracks::default();
     };
     let declared = |flag: &str, keys: &[&str]| match obj.get(flag) {
@@ -262,15 +267,7 @@ pub struct DeclaredRates {
 }
 
 pub fn declared_rates(body: &[u8]) -> DeclaredRates {
-    let Ok(values) = amf0::Amf0Value::decode_all_lenient(body) else {
-        return DeclaredRates::default();
-    };
-    let Some(obj) = values.iter().find(|v| {
-        matches!(
-            v,
-            amf0::Amf0Value::Object(_) | amf0::Amf0Value::EcmaArray(_)
-        )
-    }) else {
+    let Some(obj) = metadata_object(body) else {
         return DeclaredRates::default();
     };
     // `as` saturates: NaN is 0, a huge or negative value is clamped.
